@@ -1,0 +1,215 @@
+#include "net/loop.h"
+
+#include "common/logging.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Deep enough that a burst of pipelined requests on many connections never starves for SQEs. */
+#define SQ_ENTRIES_DEFAULT 1024
+/* The CQ is larger than the SQ so that messages from other loops (MSG_RING) rarely overflow it. */
+#define CQ_ENTRIES_FACTOR 8
+
+/* Tag bit on user_data of the sender's own CQE for a MSG_RING: the op belongs to the receiver
+ * once delivered, so the sender may only look at it when delivery failed. */
+#define POST_TAG 1ull
+
+struct sl_loop {
+	struct io_uring ring;
+	unsigned id;
+	atomic_bool stop;
+	sl_loop_tick_fn tick;
+	void *tick_ctx;
+	int tick_interval_ms;
+	unsigned inflight;
+	void *userdata;
+	/* Posts to ourselves and posts that failed with -EOVERFLOW wait here for the next tick. */
+	struct sl_op **deferred;
+	size_t deferred_len, deferred_cap;
+};
+
+int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret)
+{
+	struct sl_loop *loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	unsigned entries = cfg->sq_entries ? cfg->sq_entries : SQ_ENTRIES_DEFAULT;
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * CQ_ENTRIES_FACTOR;
+	int r = io_uring_queue_init_params(entries, &loop->ring, &p);
+	if (r < 0) {
+		free(loop);
+		return r;
+	}
+	if (!(p.features & IORING_FEAT_NODROP))
+		SL_WARN("io_uring lacks IORING_FEAT_NODROP: completions may be lost under overload");
+	loop->id = cfg->id;
+	loop->tick = cfg->tick;
+	loop->tick_ctx = cfg->tick_ctx;
+	loop->tick_interval_ms = cfg->tick_interval_ms > 0 ? cfg->tick_interval_ms : 100;
+	atomic_init(&loop->stop, false);
+	*ret = loop;
+	return 0;
+}
+
+void sl_loop_destroy(struct sl_loop *loop)
+{
+	if (!loop)
+		return;
+	io_uring_queue_exit(&loop->ring);
+	free(loop->deferred);
+	free(loop);
+}
+
+unsigned sl_loop_id(const struct sl_loop *loop)
+{
+	return loop->id;
+}
+
+void *sl_loop_userdata(const struct sl_loop *loop)
+{
+	return loop->userdata;
+}
+
+void sl_loop_set_userdata(struct sl_loop *loop, void *p)
+{
+	loop->userdata = p;
+}
+
+unsigned sl_loop_inflight(const struct sl_loop *loop)
+{
+	return loop->inflight + (unsigned)loop->deferred_len;
+}
+
+void sl_loop_stop(struct sl_loop *loop)
+{
+	atomic_store(&loop->stop, true);
+}
+
+static struct io_uring_sqe *get_sqe(struct sl_loop *loop)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+	while (!sqe) {
+		io_uring_submit(&loop->ring);
+		sqe = io_uring_get_sqe(&loop->ring);
+	}
+	return sqe;
+}
+
+struct io_uring_sqe *sl_loop_sqe(struct sl_loop *loop, struct sl_op *op)
+{
+	struct io_uring_sqe *sqe = get_sqe(loop);
+	op->post_target = NULL;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	loop->inflight++;
+	return sqe;
+}
+
+static void defer(struct sl_loop *loop, struct sl_op *op)
+{
+	if (loop->deferred_len == loop->deferred_cap) {
+		size_t cap = loop->deferred_cap ? loop->deferred_cap * 2 : 64;
+		struct sl_op **d = realloc(loop->deferred, cap * sizeof(*d));
+		if (!d) {
+			/* Nothing sensible remains: a lost message would lose an acknowledgement. */
+			SL_ERROR("out of memory queueing a loop message");
+			abort();
+		}
+		loop->deferred = d;
+		loop->deferred_cap = cap;
+	}
+	loop->deferred[loop->deferred_len++] = op;
+}
+
+void sl_loop_post(struct sl_loop *from, struct sl_loop *to, struct sl_op *op)
+{
+	op->post_target = to;
+	if (from == to) {
+		defer(from, op);
+		return;
+	}
+	struct io_uring_sqe *sqe = get_sqe(from);
+	io_uring_prep_msg_ring(sqe, to->ring.ring_fd, 0, (uint64_t)(uintptr_t)op, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | POST_TAG);
+	from->inflight++;
+}
+
+static void run_deferred(struct sl_loop *loop)
+{
+	if (!loop->deferred_len)
+		return;
+	/* Swap out the list: completions may defer more. */
+	struct sl_op **list = loop->deferred;
+	size_t n = loop->deferred_len;
+	loop->deferred = NULL;
+	loop->deferred_len = 0;
+	loop->deferred_cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sl_op *op = list[i];
+		if (op->post_target == loop) {
+			op->post_target = NULL;
+			op->complete(loop, op, 0, 0);
+		}
+		else
+			sl_loop_post(loop, op->post_target, op);
+	}
+	free(list);
+}
+
+static void handle_cqe(struct sl_loop *loop, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	if (ud == 0)
+		return; /* an op nobody waits for */
+	if (ud & POST_TAG) {
+		loop->inflight--;
+		if (cqe->res < 0) {
+			/* Not delivered (the target's CQ was full): retry on the next tick. */
+			struct sl_op *op = (struct sl_op *)(uintptr_t)(ud & ~POST_TAG);
+			defer(loop, op);
+		}
+		return;
+	}
+	struct sl_op *op = (struct sl_op *)(uintptr_t)ud;
+	/* A MSG_RING arrival is not one of our inflight ops; everything else is, except the
+	 * non-final CQEs of multishot ops. */
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (!more && op->post_target != loop)
+		loop->inflight--;
+	if (op->post_target == loop)
+		op->post_target = NULL; /* delivered: the op may be reused for another post */
+	op->complete(loop, op, cqe->res, cqe->flags);
+}
+
+int sl_loop_run(struct sl_loop *loop)
+{
+	while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
+		struct __kernel_timespec ts = {
+			.tv_sec = loop->tick_interval_ms / 1000,
+			.tv_nsec = (long long)(loop->tick_interval_ms % 1000) * 1000000,
+		};
+		struct io_uring_cqe *cqe;
+		int r = io_uring_submit_and_wait_timeout(&loop->ring, &cqe,
+							 loop->deferred_len ? 0 : 1, &ts, NULL);
+		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			SL_ERROR("loop %u: io_uring wait failed: %s", loop->id, strerror(-r));
+			return r;
+		}
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&loop->ring, head, cqe)
+		{
+			/* Copy before advancing: a handler may submit and reuse the slot. */
+			struct io_uring_cqe copy = *cqe;
+			io_uring_cq_advance(&loop->ring, 1);
+			handle_cqe(loop, &copy);
+			if (++seen == 4096)
+				break; /* let the tick run (group commit) under a flood */
+		}
+		run_deferred(loop);
+		if (loop->tick)
+			loop->tick(loop, loop->tick_ctx);
+	}
+	return 0;
+}

@@ -1,0 +1,47 @@
+/*
+ * sluiced configuration: defaults, command-line flags and an optional config file whose keys are
+ * the flags' names without the dashes (`fsync = interval=200ms`, one per line, # comments).
+ * Flags override the file.
+ */
+#ifndef SL_SERVER_CONFIG_H
+#define SL_SERVER_CONFIG_H
+
+#include "log/shard_log.h"
+
+#include <stdint.h>
+
+/* Connections beyond this are refused: each costs buffers and a slot in the loops. */
+#define SL_MAX_CONNECTIONS_DEFAULT 10000
+/* Bytes one connection may owe (requests unanswered + responses unsent) before the server
+ * stops reading from it. 64 MiB keeps a pipelining producer busy without unbounded memory. */
+#define SL_MAX_INFLIGHT_BYTES_DEFAULT (64ull << 20)
+#define SL_RETENTION_DEFAULT_MS (24ll * 3600 * 1000)
+
+struct sl_server_config {
+	char data_dir[4096];
+	char listen[256];
+	char http_listen[256];
+	unsigned threads;               /* 0 = number of cores */
+	enum sl_fsync_mode fsync_mode;
+	int64_t fsync_interval_ms;
+	uint32_t max_record_bytes;
+	unsigned max_connections;
+	uint64_t max_inflight_bytes;
+	uint64_t segment_bytes;
+	char auth_token_file[4096];
+	int log_level;                  /* enum sl_msg_level */
+};
+
+void sl_server_config_defaults(struct sl_server_config *cfg);
+/*
+ * Parse argv (and --config FILE first, when given). Returns 0, 1 when --help/--version was
+ * printed (exit 0), or -EINVAL after printing one line to stderr naming the bad flag.
+ */
+int sl_server_config_parse(struct sl_server_config *cfg, int argc, char **argv);
+/* Parse "group", "never", "interval=MS" (MS in the duration syntax: 200ms, 1s). */
+int sl_parse_fsync(const char *s, enum sl_fsync_mode *ret_mode, int64_t *ret_interval_ms);
+/* Split "HOST:PORT" into an IPv4 sockaddr. */
+struct sockaddr_in;
+int sl_parse_listen(const char *s, struct sockaddr_in *ret);
+
+#endif

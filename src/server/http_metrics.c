@@ -1,0 +1,249 @@
+/*
+ * /healthz and /metrics (Prometheus text format) on --http-listen, served by one small thread so
+ * that scraping never touches the event loops. Counters are read with relaxed atomic loads from
+ * the workers and shards that own them.
+ *
+ * This endpoint answers only GET of two fixed paths; the Kinesis JSON API (its own HTTP stack)
+ * will take over the port and keep these two paths.
+ */
+#include "server/server.h"
+
+#include "common/clock.h"
+#include "common/logging.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A request head larger than this is refused: the two paths need a few dozen bytes. */
+#define REQUEST_HEAD_MAX 8192
+/* A client that sends nothing for this long is dropped, so one idle socket cannot stall us. */
+#define CLIENT_TIMEOUT_MS 2000
+
+int sl_server_listen_socket(const struct sockaddr_in *addr, struct sockaddr_in *ret_bound);
+
+struct http_ctx {
+	struct sl_server *srv;
+	int listen_fd;
+	int stop_fd;
+};
+
+static void put(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct sl_buf *b, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		sl_buf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static uint64_t sum(struct sl_server *srv, size_t field_offset)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		_Atomic uint64_t *p = (_Atomic uint64_t *)((char *)&srv->workers[i].m + field_offset);
+		total += atomic_load_explicit(p, memory_order_relaxed);
+	}
+	return total;
+}
+
+static void render_metrics(struct sl_server *srv, struct sl_buf *b)
+{
+	static const struct {
+		const char *name;
+		const char *help;
+		size_t off;
+	} counters[] = {
+#define C(field, help) {"sluice_" #field "_total", help, offsetof(struct sl_worker_metrics, field)}
+		C(requests, "Requests received on the native protocol."),
+		C(request_errors, "Requests answered with an error."),
+		C(records_produced, "Records acknowledged to producers."),
+		C(bytes_produced, "Record data bytes appended."),
+		C(records_rejected, "Records refused individually (bad key, too large)."),
+		C(records_read, "Records returned to readers."),
+		C(syncs, "fdatasync calls completed by group commit."),
+		C(frames_rejected, "Frames that closed their connection."),
+		C(connections_accepted, "Connections accepted."),
+		C(connections_refused, "Connections refused (limit or shutdown)."),
+		C(auth_failures, "Requests refused for a missing or wrong token."),
+#undef C
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
+		    counters[i].help, counters[i].name, counters[i].name,
+		    (unsigned long long)sum(srv, counters[i].off));
+	}
+	put(b, "# HELP sluice_connections Open connections.\n# TYPE sluice_connections gauge\n"
+	       "sluice_connections %u\n",
+	    sl_conn_count());
+	put(b, "# HELP sluice_uptime_seconds Seconds since start.\n# TYPE sluice_uptime_seconds "
+	       "gauge\nsluice_uptime_seconds %lld\n",
+	    (long long)((sl_wall_ms() - srv->started_ms) / 1000));
+
+	struct sl_stream **list;
+	size_t n;
+	if (sl_registry_list(srv->registry, &list, &n, NULL) < 0)
+		return;
+	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n", n);
+	put(b, "# HELP sluice_shard_records_in_total Records appended per shard.\n"
+	       "# TYPE sluice_shard_records_in_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < list[i]->nshards; k++)
+			put(b, "sluice_shard_records_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
+			    list[i]->name, list[i]->shards[k].id,
+			    (unsigned long long)atomic_load(&list[i]->shards[k].records_in));
+	put(b, "# HELP sluice_shard_bytes_in_total Data bytes appended per shard.\n"
+	       "# TYPE sluice_shard_bytes_in_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < list[i]->nshards; k++)
+			put(b, "sluice_shard_bytes_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
+			    list[i]->name, list[i]->shards[k].id,
+			    (unsigned long long)atomic_load(&list[i]->shards[k].bytes_in));
+	put(b, "# HELP sluice_shard_next_sequence The sequence number the next record gets.\n"
+	       "# TYPE sluice_shard_next_sequence gauge\n");
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < list[i]->nshards; k++)
+			put(b, "sluice_shard_next_sequence{stream=\"%s\",shard=\"%u\"} %llu\n",
+			    list[i]->name, list[i]->shards[k].id,
+			    (unsigned long long)atomic_load(&list[i]->shards[k].next_seq));
+	put(b, "# HELP sluice_shard_failed 1 when the shard refuses writes after an I/O failure.\n"
+	       "# TYPE sluice_shard_failed gauge\n");
+	for (size_t i = 0; i < n; i++)
+		for (uint32_t k = 0; k < list[i]->nshards; k++)
+			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n", list[i]->name,
+			    list[i]->shards[k].id, atomic_load(&list[i]->shards[k].failed) ? 1 : 0);
+	sl_registry_release_list(list, n);
+}
+
+static void respond(int fd, int code, const char *reason, const char *type, const void *body,
+		    size_t len)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n",
+			 code, reason, type, len);
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) < 0)
+		return;
+	const char *p = body;
+	while (len) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		p += w;
+		len -= (size_t)w;
+	}
+}
+
+static void serve(struct http_ctx *ctx, int fd)
+{
+	char req[REQUEST_HEAD_MAX + 1];
+	size_t got = 0;
+	while (got < REQUEST_HEAD_MAX) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, CLIENT_TIMEOUT_MS) <= 0)
+			return;
+		ssize_t r = recv(fd, req + got, REQUEST_HEAD_MAX - got, 0);
+		if (r <= 0)
+			return;
+		got += (size_t)r;
+		req[got] = '\0';
+		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+			break;
+	}
+	char method[8], path[256];
+	if (sscanf(req, "%7s %255s", method, path) != 2) {
+		respond(fd, 400, "Bad Request", "text/plain", "bad request\n", 12);
+		return;
+	}
+	char *q = strchr(path, '?');
+	if (q)
+		*q = '\0';
+	if (strcmp(method, "GET") != 0) {
+		respond(fd, 405, "Method Not Allowed", "text/plain", "GET only\n", 9);
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		bool draining = atomic_load(&ctx->srv->draining);
+		const char *body = draining ? "draining\n" : "ok\n";
+		respond(fd, draining ? 503 : 200, draining ? "Service Unavailable" : "OK",
+			"text/plain", body, strlen(body));
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		struct sl_buf b;
+		sl_buf_init(&b);
+		render_metrics(ctx->srv, &b);
+		respond(fd, 200, "OK", "text/plain; version=0.0.4", b.data, b.len);
+		sl_buf_finish(&b);
+		return;
+	}
+	respond(fd, 404, "Not Found", "text/plain", "not found\n", 10);
+}
+
+static void *http_main(void *arg)
+{
+	struct http_ctx *ctx = arg;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = ctx->listen_fd, .events = POLLIN},
+				      {.fd = ctx->stop_fd, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve(ctx, fd);
+		close(fd);
+	}
+	close(ctx->listen_fd);
+	free(ctx);
+	return NULL;
+}
+
+int sl_http_metrics_start(struct sl_server *srv, const char *listen, pthread_t *ret_thread,
+			  int *ret_stop_fd)
+{
+	struct sockaddr_in addr, bound;
+	int r = sl_parse_listen(listen, &addr);
+	if (r < 0)
+		return r;
+	struct http_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->srv = srv;
+	ctx->listen_fd = sl_server_listen_socket(&addr, &bound);
+	if (ctx->listen_fd < 0) {
+		r = ctx->listen_fd;
+		free(ctx);
+		return r;
+	}
+	ctx->stop_fd = eventfd(0, EFD_CLOEXEC);
+	r = pthread_create(ret_thread, NULL, http_main, ctx);
+	if (r) {
+		close(ctx->listen_fd);
+		close(ctx->stop_fd);
+		free(ctx);
+		return -r;
+	}
+	*ret_stop_fd = ctx->stop_fd;
+	SL_INFO("http (/healthz, /metrics) on 127.0.0.1:%u", ntohs(bound.sin_port));
+	return 0;
+}

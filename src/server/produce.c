@@ -1,0 +1,347 @@
+/*
+ * PRODUCE: route each record of a request to its shard (MD5 of the partition key, or the
+ * explicit hash key), append each shard's records as one batch on the shard's owner loop, and
+ * answer when every part is durable under the fsync policy. The answer carries, per record,
+ * its shard and sequence number or its own error (as PutRecords does).
+ *
+ * One allocation per request holds the body copy and every array, so a request costs one
+ * malloc and one free whatever its size.
+ */
+#include "server/server.h"
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "stream/hash_key.h"
+
+#include <sluice/errors.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct produce_req;
+
+struct part {
+	struct sl_op op;
+	struct produce_req *req;
+	struct sl_shard *shard;
+	uint32_t first; /* into req->recs / req->index */
+	uint32_t count;
+	int status;
+	uint64_t first_seq;
+};
+
+struct record_result {
+	int32_t status;
+	uint32_t shard_id;
+	uint64_t seq;
+};
+
+struct produce_req {
+	struct sl_conn *conn;
+	struct sl_worker *origin;
+	struct sl_stream *stream;
+	uint32_t request_id;
+	uint8_t opcode;
+	uint32_t n;
+	uint32_t nparts;
+	uint32_t parts_pending;
+	uint64_t hold_bytes;
+	struct record_result *results;
+	struct sl_record_in *recs;
+	uint32_t *index;
+	struct part *parts;
+	uint8_t *body;
+};
+
+#define NO_SHARD UINT32_MAX
+
+static void respond(struct produce_req *req)
+{
+	struct sl_conn *c = req->conn;
+	struct sl_worker *w = req->origin;
+	if (!sl_conn_is_closed(c)) {
+		struct sl_buf *out = sl_conn_out(c);
+		size_t start;
+		int r = sl_proto_encode_response_head(out, req->opcode, req->request_id, 0, &start);
+		r = r ?: sl_buf_reserve(out, 4 + (size_t)req->n * 16);
+		if (r == 0) {
+			sl_buf_put_u32(out, req->n);
+			uint8_t *p = out->data + out->len;
+			for (uint32_t i = 0; i < req->n; i++, p += 16) {
+				sl_store_u32(p, (uint32_t)req->results[i].status);
+				sl_store_u32(p + 4, req->results[i].shard_id);
+				sl_store_u64(p + 8, req->results[i].seq);
+			}
+			out->len += (size_t)req->n * 16;
+			sl_proto_finish_frame(out, start);
+			sl_conn_flush(c);
+		} else {
+			sl_conn_close(c, false);
+		}
+	}
+	sl_conn_release(c, req->hold_bytes);
+	sl_stream_unref(req->stream);
+	sl_worker_request_end(w);
+	free(req);
+}
+
+/* On the origin loop: copy a part's outcome into the per-record results. */
+static void part_complete(struct part *part)
+{
+	struct produce_req *req = part->req;
+	uint64_t produced = 0;
+	for (uint32_t j = 0; j < part->count; j++) {
+		struct record_result *res = &req->results[req->index[part->first + j]];
+		res->status = part->status;
+		res->shard_id = part->shard->id;
+		res->seq = part->status == 0 ? part->first_seq + j : 0;
+		if (part->status == 0)
+			produced++;
+	}
+	sl_counter_add(&req->origin->m.records_produced, produced);
+	if (--req->parts_pending == 0)
+		respond(req);
+}
+
+static void part_on_origin(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
+{
+	part_complete((struct part *)op);
+}
+
+/* On the owner loop: the part is decided (durable, or failed). */
+static void part_finish(struct sl_worker *owner, struct part *part)
+{
+	if (owner == part->req->origin) {
+		part_complete(part);
+		return;
+	}
+	part->op.complete = part_on_origin;
+	sl_loop_post(owner->loop, part->req->origin->loop, &part->op);
+}
+
+static void part_durable(void *ctx, int status, uint64_t first_seq, uint32_t count)
+{
+	struct part *part = ctx;
+	struct sl_shard *sh = part->shard;
+	struct sl_worker *owner = &part->req->origin->srv->workers[sh->owner];
+	part->status = status;
+	part->first_seq = first_seq;
+	if (status == 0) {
+		sl_counter_add(&sh->records_in, count);
+	} else if (status != SLUICE_ERR_UNAVAILABLE) {
+		SL_WARN("stream %s shard %u: batch of %u records failed: %s", sh->stream->name,
+			sh->id, count, sluice_strerror(status));
+	}
+	part_finish(owner, part);
+}
+
+static void part_append(struct sl_worker *w, struct part *part)
+{
+	struct sl_shard *sh = part->shard;
+	struct produce_req *req = part->req;
+	if (!sh->log || atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed)) {
+		part->status = SLUICE_ERR_STREAM_NOT_FOUND;
+		part_finish(w, part);
+		return;
+	}
+	uint64_t first_seq;
+	int r = sl_shard_log_append(sh->log, &req->recs[part->first], part->count, sl_wall_ms(),
+				    part_durable, part, &first_seq);
+	if (r < 0) {
+		part->status = r;
+		part_finish(w, part);
+		return;
+	}
+	uint64_t bytes = 0;
+	for (uint32_t j = 0; j < part->count; j++)
+		bytes += req->recs[part->first + j].data_len;
+	sl_counter_add(&sh->bytes_in, bytes);
+	sl_counter_add(&w->m.bytes_produced, bytes);
+	sl_worker_mark_dirty(w, sh);
+}
+
+static void part_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
+{
+	part_append(sl_worker_of_loop(loop), (struct part *)op);
+}
+
+/* The stream of a request, refreshing the loop's table when the name is unknown or stale. */
+static struct sl_stream *find_stream(struct sl_worker *w, const char *name, size_t len)
+{
+	struct sl_stream *s = sl_stream_cache_find(&w->cache, name, len);
+	if (!s || atomic_load_explicit(&s->deleted, memory_order_relaxed)) {
+		sl_stream_cache_refresh(&w->cache, w->srv->registry);
+		s = sl_stream_cache_find(&w->cache, name, len);
+		if (s && atomic_load_explicit(&s->deleted, memory_order_relaxed))
+			s = NULL;
+	}
+	return s;
+}
+
+struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, size_t len);
+struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, size_t len)
+{
+	return find_stream(w, name, len);
+}
+
+static size_t align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		       const uint8_t *body, size_t len)
+{
+	struct sl_req_produce head;
+	int r = sl_proto_decode_produce(body, len, &head);
+	if (r < 0) {
+		sl_reply_error(c, h, r, "malformed PRODUCE request");
+		return;
+	}
+	if (head.count == 0) {
+		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT, "a PRODUCE needs at least one record");
+		return;
+	}
+	struct sl_stream *s = find_stream(w, head.stream.p, head.stream.len);
+	if (!s) {
+		sl_reply_error(c, h, SLUICE_ERR_STREAM_NOT_FOUND, "stream %.*s not found",
+			       (int)head.stream.len, head.stream.p);
+		return;
+	}
+	uint32_t n = head.count;
+	uint32_t nshards = s->nshards;
+	uint32_t max_parts = n < nshards ? n : nshards;
+	size_t off_results = align8(sizeof(struct produce_req));
+	size_t off_recs = off_results + align8((size_t)n * sizeof(struct record_result));
+	size_t off_index = off_recs + align8((size_t)n * sizeof(struct sl_record_in));
+	size_t off_shard_of = off_index + align8((size_t)n * sizeof(uint32_t));
+	size_t off_parts = off_shard_of + align8((size_t)n * sizeof(uint32_t));
+	size_t off_views = off_parts + align8((size_t)max_parts * sizeof(struct part));
+	size_t off_body = off_views + align8((size_t)n * sizeof(struct sl_record_in));
+	size_t total = off_body + len;
+	uint8_t *block = malloc(total);
+	if (!block) {
+		sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
+		return;
+	}
+	struct produce_req *req = (struct produce_req *)block;
+	memset(req, 0, sizeof(*req));
+	req->results = (struct record_result *)(block + off_results);
+	req->recs = (struct sl_record_in *)(block + off_recs);
+	req->index = (uint32_t *)(block + off_index);
+	uint32_t *shard_of = (uint32_t *)(block + off_shard_of);
+	req->parts = (struct part *)(block + off_parts);
+	struct sl_record_in *views = (struct sl_record_in *)(block + off_views);
+	req->body = block + off_body;
+	memcpy(req->body, body, len);
+
+	/* Decode again from the copy, so every view points into memory the request owns. */
+	r = sl_proto_decode_produce(req->body, len, &head);
+	if (r < 0) {
+		free(block);
+		sl_reply_error(c, h, r, "malformed PRODUCE request");
+		return;
+	}
+
+	if (w->scratch_cap < nshards) {
+		uint32_t *sc = realloc(w->scratch_counts, (size_t)nshards * sizeof(*sc));
+		if (!sc) {
+			free(block);
+			sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
+			return;
+		}
+		w->scratch_counts = sc;
+		w->scratch_cap = nshards;
+	}
+	uint32_t *counts = w->scratch_counts;
+	memset(counts, 0, (size_t)nshards * sizeof(*counts));
+
+	uint32_t max_bytes = w->srv->cfg.max_record_bytes;
+	uint32_t rejected = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct sl_record_view v;
+		r = sl_proto_produce_next(&head, max_bytes, &v);
+		if (r == 1) {
+			sl_u128 hk;
+			if (v.has_hash_key)
+				hk = sl_hash_key_to_u128(&v.hash_key);
+			else
+				sl_hash_u128_of_partition_key(v.key, v.key_len, &hk);
+			struct sl_shard *sh = sl_stream_route(s, hk);
+			uint32_t pos = (uint32_t)(sh - s->shards);
+			shard_of[i] = pos;
+			counts[pos]++;
+			views[i] = (struct sl_record_in){
+				.key = v.key,
+				.key_len = v.key_len,
+				.has_hash_key = v.has_hash_key,
+				.hash_key = v.hash_key,
+				.data = v.data,
+				.data_len = v.data_len,
+			};
+			req->results[i].status = 0;
+		} else if (r == SLUICE_ERR_INVALID_KEY || r == SLUICE_ERR_RECORD_TOO_LARGE) {
+			shard_of[i] = NO_SHARD;
+			req->results[i] = (struct record_result){.status = r};
+			rejected++;
+		} else {
+			free(block);
+			sl_reply_error(c, h, r < 0 ? r : SLUICE_ERR_PROTOCOL,
+				       "malformed record %u in PRODUCE", i);
+			return;
+		}
+	}
+	struct sl_record_view extra;
+	if (sl_proto_produce_next(&head, max_bytes, &extra) != 0) {
+		free(block);
+		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL, "PRODUCE has bytes after its last record");
+		return;
+	}
+
+	/* Group by shard, keeping request order within each shard (counting sort). */
+	uint32_t nparts = 0, at = 0;
+	for (uint32_t k = 0; k < nshards; k++) {
+		if (!counts[k])
+			continue;
+		req->parts[nparts] = (struct part){
+			.req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		at += counts[k];
+		counts[k] = nparts++; /* now: the part index of shard k */
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (shard_of[i] == NO_SHARD)
+			continue;
+		struct part *p = &req->parts[counts[shard_of[i]]];
+		uint32_t slot = p->first + p->status++; /* status doubles as a fill counter */
+		req->recs[slot] = views[i];
+		req->index[slot] = i;
+	}
+
+	req->conn = c;
+	req->origin = w;
+	req->stream = s;
+	req->request_id = h->request_id;
+	req->opcode = h->opcode;
+	req->n = n;
+	req->nparts = nparts;
+	req->parts_pending = nparts + 1; /* +1: held until dispatch is over */
+	req->hold_bytes = len;
+	sl_stream_ref(s);
+	sl_conn_hold(c, req->hold_bytes);
+	sl_worker_request_begin(w);
+	sl_counter_add(&w->m.records_rejected, rejected);
+
+	for (uint32_t k = 0; k < nparts; k++) {
+		struct part *p = &req->parts[k];
+		p->status = 0;
+		if (p->shard->owner == w->id) {
+			part_append(w, p);
+		} else {
+			p->op.complete = part_on_owner;
+			sl_loop_post(w->loop, w->srv->workers[p->shard->owner].loop, &p->op);
+		}
+	}
+	if (--req->parts_pending == 0)
+		respond(req);
+}

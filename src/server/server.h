@@ -1,0 +1,113 @@
+/*
+ * sluiced internals shared by the request handlers: the server, its workers (one io_uring loop
+ * and thread each), and the helpers handlers use to answer.
+ */
+#ifndef SL_SERVER_SERVER_H
+#define SL_SERVER_SERVER_H
+
+#include "log/shard_log.h"
+#include "net/conn.h"
+#include "net/loop.h"
+#include "server/config.h"
+#include "server/registry.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sl_server;
+
+struct sl_worker_metrics {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t request_errors;
+	_Atomic uint64_t records_produced;
+	_Atomic uint64_t bytes_produced;
+	_Atomic uint64_t records_rejected;
+	_Atomic uint64_t records_read;
+	_Atomic uint64_t syncs;
+	_Atomic uint64_t frames_rejected;
+	_Atomic uint64_t connections_accepted;
+	_Atomic uint64_t connections_refused;
+	_Atomic uint64_t auth_failures;
+};
+
+struct sl_worker {
+	struct sl_server *srv;
+	unsigned id;
+	struct sl_loop *loop;
+	pthread_t thread;
+	int listen_fd;
+	struct sl_op accept_op;
+	bool accepting;
+	struct sl_stream_cache cache;
+	struct sl_shard *dirty; /* owned shards with batches waiting for durability */
+	struct sl_read_batch read_batch;
+	uint32_t *scratch_counts; /* per-shard counters for routing a produce request */
+	size_t scratch_cap;
+	int64_t last_housekeeping_ms;
+	_Atomic uint64_t requests_pending; /* requests received here and not yet answered */
+	struct sl_worker_metrics m;
+};
+
+struct sl_server {
+	struct sl_server_config cfg;
+	struct sl_registry *registry;
+	struct sl_worker *workers;
+	unsigned nworkers;
+	atomic_bool draining;
+	char auth_token[512];
+	size_t auth_token_len;
+	int64_t started_ms;
+	struct sockaddr_in listen_addr; /* after bind: the real port */
+	int listen_fd;                  /* shared by every worker's multishot accept */
+};
+
+/* Per-connection state. */
+struct sl_session {
+	struct sl_worker *w;
+	bool authenticated;
+};
+
+struct sl_worker *sl_worker_of_loop(struct sl_loop *loop);
+/* Mark an owned shard for the next group-commit pass. */
+void sl_worker_mark_dirty(struct sl_worker *w, struct sl_shard *sh);
+
+/* Answering: encode into the conn's output and flush. */
+void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Handlers (one file each): produce.c, read.c, admin.c. */
+void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		       const uint8_t *body, size_t len);
+void sl_handle_read(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		    const uint8_t *body, size_t len);
+void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		     const uint8_t *body, size_t len);
+
+/* Request accounting for draining at shutdown. */
+static inline void sl_worker_request_begin(struct sl_worker *w)
+{
+	atomic_store_explicit(&w->requests_pending,
+			      atomic_load_explicit(&w->requests_pending, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+static inline void sl_worker_request_end(struct sl_worker *w)
+{
+	atomic_store_explicit(&w->requests_pending,
+			      atomic_load_explicit(&w->requests_pending, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+}
+static inline void sl_counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+	/* Single writer (the worker): a relaxed load+store is enough and avoids a locked add. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* Start the /healthz + /metrics HTTP thread (http_metrics.c). */
+int sl_http_metrics_start(struct sl_server *srv, const char *listen, pthread_t *ret_thread,
+			  int *ret_stop_fd);
+
+#endif
