@@ -62,6 +62,8 @@
 #define SL_PROTO_RECORDS_MAX 10000u
 /* Longest error message carried in a response. */
 #define SL_PROTO_MESSAGE_MAX 1024u
+/* record_in/record_out flags: bit 0 = a 16-byte explicit hash key follows. Other bits must be 0. */
+#define SL_RECORD_FLAG_HASH_KEY 0x01
 
 enum sl_opcode {
 	SL_OP_PING = 0x01,
@@ -91,6 +93,8 @@ struct sl_frame_header {
  * be trusted after that, so the connection is closed.
  */
 int sl_proto_parse_header(const uint8_t *buf, size_t len, struct sl_frame_header *ret);
+/* Whether opcode is one of enum sl_opcode (a well-framed unknown opcode gets BAD_OPCODE). */
+bool sl_proto_opcode_known(uint8_t opcode);
 
 /* Whether name is a valid stream/consumer name: 1..128 of [a-zA-Z0-9_.-]. */
 bool sl_proto_name_valid(const uint8_t *name, size_t len);
@@ -124,6 +128,7 @@ struct sl_req_produce {
 	struct sl_str stream;
 	uint32_t count;
 	struct sl_reader records; /* positioned at the first record_in */
+	uint32_t next;		  /* index of the record sl_proto_produce_next returns next */
 };
 
 struct sl_record_view {
@@ -135,10 +140,18 @@ struct sl_record_view {
 	uint32_t data_len;
 };
 
-/* body/len: the bytes after the 12-byte header. Results borrow body. */
-int sl_proto_decode_name(const uint8_t *body, size_t len, struct sl_str *ret); /* DELETE, DESCRIBE, LIST_SHARDS */
+/*
+ * body/len: the bytes after the 12-byte header. Results borrow body and are set only on success.
+ * Structure is checked before meaning: SLUICE_ERR_PROTOCOL (truncated, trailing bytes, a PRODUCE
+ * count over SL_PROTO_RECORDS_MAX or larger than the body can hold), then SLUICE_ERR_INVALID_NAME,
+ * then SLUICE_ERR_INVALID_ARGUMENT (shard_count, position type, max_records or max_bytes out of
+ * range, a PRODUCE of 0 records).
+ */
+/* DELETE_STREAM, DESCRIBE_STREAM, LIST_SHARDS: a str8 name. */
+int sl_proto_decode_name(const uint8_t *body, size_t len, struct sl_str *ret);
 int sl_proto_decode_auth(const uint8_t *body, size_t len, struct sl_str *ret_token);
-int sl_proto_decode_create_stream(const uint8_t *body, size_t len, struct sl_req_create_stream *ret);
+int sl_proto_decode_create_stream(const uint8_t *body, size_t len,
+				  struct sl_req_create_stream *ret);
 int sl_proto_decode_read(const uint8_t *body, size_t len, struct sl_req_read *ret);
 int sl_proto_decode_produce(const uint8_t *body, size_t len, struct sl_req_produce *ret);
 /*
@@ -159,6 +172,11 @@ int sl_proto_encode_request_head(struct sl_buf *out, uint8_t opcode, uint32_t re
 void sl_proto_finish_frame(struct sl_buf *out, size_t frame_start);
 int sl_proto_put_str8(struct sl_buf *out, const char *s, size_t len);
 int sl_proto_put_str16(struct sl_buf *out, const char *s, size_t len);
+/*
+ * Encoders check only what the wire can represent (a str8 longer than 255 bytes is -EINVAL); they
+ * do not validate names or keys, so a caller validates with sl_proto_name_valid/_key_valid first.
+ * On failure (-EINVAL, -ENOMEM) nothing was appended.
+ */
 int sl_proto_put_record_in(struct sl_buf *out, const struct sl_record_view *rec);
 int sl_proto_put_record_out(struct sl_buf *out, const struct sluice_record *rec);
 
@@ -183,6 +201,31 @@ struct sl_shard_desc {
 };
 int sl_proto_put_shard_desc(struct sl_buf *out, const struct sl_shard_desc *d);
 int sl_proto_get_shard_desc(struct sl_reader *r, struct sl_shard_desc *ret);
+
+/* The head of a stream_desc; shard_count shard_descs follow it. */
+struct sl_stream_desc {
+	struct sl_str name;
+	uint64_t retention_ms;
+	int64_t created_ms;
+	uint8_t status; /* enum sl_proto_stream_status; decoders accept any value (newer servers) */
+	uint32_t shard_count;
+};
+enum sl_proto_stream_status {
+	SL_PROTO_STREAM_ACTIVE = 0,
+	SL_PROTO_STREAM_CREATING = 1,
+	SL_PROTO_STREAM_DELETING = 2,
+	SL_PROTO_STREAM_UPDATING = 3, /* resharding */
+};
+int sl_proto_put_stream_desc(struct sl_buf *out, const struct sl_stream_desc *d);
+int sl_proto_get_stream_desc(struct sl_reader *r, struct sl_stream_desc *ret);
+
+/*
+ * Read a str8/str16 from r, borrowing r's bytes (LIST_STREAMS names, ...). Return 0 or
+ * SLUICE_ERR_PROTOCOL. The get_* functions on a reader leave r failed (r->ok false) on error, so
+ * a loop over n items may stop at the first failure.
+ */
+int sl_proto_get_str8(struct sl_reader *r, struct sl_str *ret);
+int sl_proto_get_str16(struct sl_reader *r, struct sl_str *ret);
 
 /*
  * Split a response body into status and the rest. For status < 0, *ret_message borrows the

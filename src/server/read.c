@@ -14,6 +14,7 @@
 #include <sluice/errors.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,13 +69,24 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 	}
 	int64_t now = sl_wall_ms();
 	uint64_t seq;
-	int r = sl_shard_log_seek(sh->log, &rr->q.position, now, &seq);
-	if (r < 0) {
-		encode_error(rr, r, "cannot resolve the position");
-		return;
-	}
 	struct sl_shard_log_stats st;
 	sl_shard_log_stats(sh->log, &st);
+	int r = sl_shard_log_seek(sh->log, &rr->q.position, now, &seq);
+	if (r < 0) {
+		char msg[160];
+		if (r == SLUICE_ERR_INVALID_ARGUMENT &&
+		    (rr->q.position.type == SLUICE_POS_AT_SEQ ||
+		     rr->q.position.type == SLUICE_POS_AFTER_SEQ))
+			snprintf(msg, sizeof(msg),
+				 "sequence number %llu is beyond the tip of shard %u (next is %llu)",
+				 (unsigned long long)rr->q.position.value, sh->id,
+				 (unsigned long long)st.next_seq);
+		else
+			snprintf(msg, sizeof(msg), "cannot resolve the position: %s",
+				 sluice_strerror(r));
+		encode_error(rr, r, msg);
+		return;
+	}
 	struct sl_read_batch *b = &w->read_batch;
 	r = sl_shard_log_read(sh->log, seq, rr->q.max_records, rr->q.max_bytes, now, b);
 	if (r < 0) {

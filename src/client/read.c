@@ -1,0 +1,189 @@
+/* Reading: sluice_read (one READ request) and the shard reader built on it. */
+#include "client/client_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sluice_read_result_init(struct sluice_read_result *res)
+{
+	memset(res, 0, sizeof(*res));
+}
+
+void sluice_read_result_finish(struct sluice_read_result *res)
+{
+	free(res->records);
+	free(res->priv_data);
+	sluice_read_result_init(res);
+}
+
+static void result_clear(struct sluice_read_result *res)
+{
+	res->count = 0;
+	res->shard_id = 0;
+	res->next_seq = 0;
+	res->tip_seq = 0;
+	res->millis_behind = 0;
+}
+
+static int result_reserve(struct sluice_read_result *res, size_t bytes, size_t records)
+{
+	if (bytes > res->priv_data_cap) {
+		uint8_t *d = realloc(res->priv_data, bytes);
+		if (!d)
+			return -ENOMEM;
+		res->priv_data = d;
+		res->priv_data_cap = bytes;
+	}
+	if (records > res->priv_records_cap) {
+		struct sluice_record *r = realloc(res->records, records * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		res->records = r;
+		res->priv_records_cap = records;
+	}
+	return 0;
+}
+
+int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		struct sluice_read_result *ret)
+{
+	result_clear(ret);
+	size_t name_len, start;
+	int r = sl_client_check_name(c, stream, &name_len);
+	if (r < 0)
+		return r;
+	if (max_records == 0)
+		max_records = SLUICE_READ_RECORDS_DEFAULT;
+	if (max_records > SL_PROTO_RECORDS_MAX)
+		max_records = SL_PROTO_RECORDS_MAX;
+	if (max_bytes == 0)
+		max_bytes = SLUICE_READ_BYTES_DEFAULT;
+	if (pos->type < SLUICE_POS_TRIM_HORIZON || pos->type > SLUICE_POS_AT_TIMESTAMP)
+		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT, "bad position type %d",
+				      (int)pos->type);
+	r = sl_client_begin(c, SL_OP_READ, &start);
+	if (r == 0)
+		r = sl_proto_put_str8(&c->out, stream, name_len);
+	if (r == 0)
+		r = sl_buf_put_u32(&c->out, shard_id);
+	if (r == 0)
+		r = sl_buf_put_u8(&c->out, (uint8_t)pos->type);
+	if (r == 0)
+		r = sl_buf_put_u64(&c->out, pos->value);
+	if (r == 0)
+		r = sl_buf_put_u32(&c->out, max_records);
+	if (r == 0)
+		r = sl_buf_put_u32(&c->out, max_bytes);
+	if (r < 0)
+		return r;
+	struct sl_reader rest;
+	r = sl_client_call(c, start, true, &rest);
+	if (r < 0)
+		return r;
+
+	/* Copy the body into the result so records can borrow it past the next call on c. */
+	size_t left = sl_reader_left(&rest);
+	const uint8_t *body;
+	sl_reader_bytes(&rest, left, &body);
+	struct sl_reader rd;
+	uint32_t rshard, n;
+	uint64_t next_seq, tip_seq, behind;
+	sl_reader_init(&rd, body, left);
+	if (!sl_reader_u32(&rd, &rshard) || !sl_reader_u64(&rd, &next_seq) ||
+	    !sl_reader_u64(&rd, &tip_seq) || !sl_reader_u64(&rd, &behind) ||
+	    !sl_reader_u32(&rd, &n) || n > SL_PROTO_RECORDS_MAX || rshard != shard_id)
+		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed READ answer");
+	r = result_reserve(ret, left, n);
+	if (r < 0)
+		return sl_client_fail(c, r, "out of memory for %zu bytes", left);
+	memcpy(ret->priv_data, body, left);
+	sl_reader_init(&rd, ret->priv_data, left);
+	rd.off = 4 + 8 + 8 + 8 + 4;
+	for (uint32_t i = 0; i < n; i++) {
+		if (sl_proto_get_record_out(&rd, &ret->records[i]) < 0)
+			return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed record %u", i);
+	}
+	if (sl_reader_left(&rd) != 0)
+		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "trailing bytes in READ answer");
+	ret->count = n;
+	ret->shard_id = rshard;
+	ret->next_seq = next_seq;
+	ret->tip_seq = tip_seq;
+	ret->millis_behind = behind;
+	return (int)n;
+}
+
+/* ---- shard reader ---- */
+
+struct sluice_shard_reader {
+	struct sluice_client *c;
+	char *stream;
+	uint32_t shard_id;
+	struct sluice_position pos;
+	bool read_once;
+	bool caught_up;
+	struct sluice_read_result res;
+};
+
+int sluice_shard_reader_create(struct sluice_client *c, const char *stream, uint32_t shard_id,
+			       const struct sluice_position *start,
+			       struct sluice_shard_reader **ret)
+{
+	size_t len;
+	int r = sl_client_check_name(c, stream, &len);
+	if (r < 0)
+		return r;
+	struct sluice_shard_reader *sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return -ENOMEM;
+	sr->stream = strdup(stream);
+	if (!sr->stream) {
+		free(sr);
+		return -ENOMEM;
+	}
+	sr->c = c;
+	sr->shard_id = shard_id;
+	sr->pos = *start;
+	sluice_read_result_init(&sr->res);
+	*ret = sr;
+	return 0;
+}
+
+int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records,
+			     uint32_t max_bytes, const struct sluice_read_result **ret_batch)
+{
+	int n = sluice_read(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, &r->res);
+	if (n < 0)
+		return n;
+	r->read_once = true;
+	r->caught_up = sluice_read_result_caught_up(&r->res);
+	/*
+	 * Continue at next_seq. An empty answer from LATEST or a timestamp also reports where
+	 * the tip was, so switching to AT_SEQ there loses nothing written after this read.
+	 */
+	r->pos.type = SLUICE_POS_AT_SEQ;
+	r->pos.value = r->res.next_seq;
+	*ret_batch = &r->res;
+	return n;
+}
+
+bool sluice_shard_reader_caught_up(const struct sluice_shard_reader *r)
+{
+	return r->read_once && r->caught_up;
+}
+
+struct sluice_position sluice_shard_reader_position(const struct sluice_shard_reader *r)
+{
+	return r->pos;
+}
+
+void sluice_shard_reader_destroy(struct sluice_shard_reader *r)
+{
+	if (!r)
+		return;
+	sluice_read_result_finish(&r->res);
+	free(r->stream);
+	free(r);
+}

@@ -1,0 +1,346 @@
+/*
+ * libFuzzer target for src/proto. The first input byte picks what the rest is fed to:
+ *
+ *   sel & 7 = 0  a stream of frames, as a connection delivers them: header, then the request or
+ *                response decoder its opcode and flags select, frame after frame
+ *           1    the header parser alone, plus the name and key validators on the raw bytes
+ *           2..5 DELETE/DESCRIBE/LIST_SHARDS name, AUTH, CREATE_STREAM, READ request bodies
+ *           6    a PRODUCE body, iterated to the end (record_bytes_max 32 if sel & 0x80)
+ *           7    a response body; the next byte is its opcode
+ *
+ * Besides "no crash, no over-read", it checks properties: whatever decodes re-encodes to the
+ * very bytes it came from, decoded names and keys are valid, and the UTF-8 validator agrees with
+ * a naive decoder that computes each code point.
+ */
+#include <sluice/errors.h>
+
+#include "proto/codec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
+/* The naive reference: decode each code point, then judge it. */
+static bool ref_utf8(const uint8_t *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint32_t c = s[i], min;
+		size_t len;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, c &= 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, c &= 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, c &= 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			c = c << 6 | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static void check_key(const uint8_t *k, size_t n)
+{
+	bool want = n >= 1 && n <= SLUICE_KEY_LEN_MAX && ref_utf8(k, n);
+	CHECK(sl_proto_key_valid(k, n) == want);
+}
+
+static void check_same(const struct sl_buf *b, const uint8_t *p, size_t n)
+{
+	CHECK(b->len == n);
+	CHECK(n == 0 || memcmp(b->data, p, n) == 0);
+}
+
+static void check_str(const struct sl_str *s, const uint8_t *body, size_t len)
+{
+	const uint8_t *p = (const uint8_t *)s->p;
+	CHECK(s->len <= len);
+	CHECK(p >= body && (size_t)(p - body) <= len - s->len);
+}
+
+/* ---- requests ---- */
+
+static void produce(const uint8_t *body, size_t len, uint32_t max, struct sl_buf *tmp)
+{
+	struct sl_req_produce req;
+	if (sl_proto_decode_produce(body, len, &req) < 0)
+		return;
+	CHECK(req.count >= 1 && req.count <= SL_PROTO_RECORDS_MAX);
+	CHECK(sl_proto_name_valid((const uint8_t *)req.stream.p, req.stream.len));
+	for (;;) {
+		size_t before = req.records.off;
+		struct sl_record_view v;
+		int r = sl_proto_produce_next(&req, max, &v);
+		if (r == 0) {
+			CHECK(req.next == req.count);
+			CHECK(req.records.off == req.records.len);
+			CHECK(sl_proto_produce_next(&req, max, &v) == 0);
+			return;
+		}
+		if (r == SLUICE_ERR_PROTOCOL) {
+			CHECK(sl_proto_produce_next(&req, max, &v) == SLUICE_ERR_PROTOCOL);
+			return;
+		}
+		CHECK(r == 1 || r == SLUICE_ERR_INVALID_KEY || r == SLUICE_ERR_RECORD_TOO_LARGE);
+		CHECK(req.next <= req.count);
+		check_key(v.key, v.key_len);
+		CHECK((r == SLUICE_ERR_INVALID_KEY) == !sl_proto_key_valid(v.key, v.key_len));
+		if (r == 1)
+			CHECK(v.data_len <= max);
+		if (r == SLUICE_ERR_RECORD_TOO_LARGE)
+			CHECK(v.data_len > max);
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_record_in(tmp, &v) == 0);
+		check_same(tmp, req.records.p + before, req.records.off - before);
+	}
+}
+
+static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *tmp)
+{
+	struct sl_str s;
+	switch (op) {
+	case SL_OP_DELETE_STREAM:
+	case SL_OP_DESCRIBE_STREAM:
+	case SL_OP_LIST_SHARDS:
+		if (sl_proto_decode_name(body, len, &s) == 0) {
+			check_str(&s, body, len);
+			CHECK(sl_proto_name_valid((const uint8_t *)s.p, s.len));
+			CHECK(len == 1 + s.len);
+		}
+		break;
+	case SL_OP_AUTH:
+		if (sl_proto_decode_auth(body, len, &s) == 0) {
+			check_str(&s, body, len);
+			CHECK(len == 2 + s.len);
+		}
+		break;
+	case SL_OP_CREATE_STREAM: {
+		struct sl_req_create_stream req;
+		if (sl_proto_decode_create_stream(body, len, &req) == 0) {
+			check_str(&req.name, body, len);
+			CHECK(req.shard_count >= 1 && req.shard_count <= SLUICE_SHARDS_MAX);
+		}
+		break;
+	}
+	case SL_OP_READ: {
+		struct sl_req_read req;
+		if (sl_proto_decode_read(body, len, &req) == 0) {
+			check_str(&req.stream, body, len);
+			CHECK(req.position.type <= SLUICE_POS_AT_TIMESTAMP);
+			CHECK(req.max_records >= 1 && req.max_records <= SL_PROTO_RECORDS_MAX);
+		}
+		break;
+	}
+	case SL_OP_PRODUCE:
+		produce(body, len, SLUICE_RECORD_BYTES_DEFAULT, tmp);
+		produce(body, len, 16, tmp);
+		break;
+	default:
+		break; /* PING, LIST_STREAMS: empty bodies; others: BAD_OPCODE */
+	}
+}
+
+/* ---- responses ---- */
+
+static bool shard_desc(struct sl_reader *r, struct sl_buf *tmp)
+{
+	size_t before = r->off;
+	struct sl_shard_desc d;
+	if (sl_proto_get_shard_desc(r, &d) < 0) {
+		CHECK(!r->ok);
+		return false;
+	}
+	sl_buf_reset(tmp);
+	CHECK(sl_proto_put_shard_desc(tmp, &d) == 0);
+	check_same(tmp, r->p + before, r->off - before);
+	return true;
+}
+
+static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *tmp)
+{
+	int32_t status;
+	struct sl_str msg;
+	struct sl_reader r;
+	if (sl_proto_decode_response_status(body, len, &status, &msg, &r) < 0)
+		return;
+	CHECK(status <= 0);
+	if (status < 0) {
+		CHECK(msg.len <= SL_PROTO_MESSAGE_MAX && len == 4 + 2 + msg.len);
+		CHECK(sl_reader_left(&r) == 0);
+		/* Re-encoding gives the same body (when the message has no NUL to stop strlen). */
+		if (!memchr(msg.p, 0, msg.len)) {
+			char text[SL_PROTO_MESSAGE_MAX + 1];
+			memcpy(text, msg.p, msg.len);
+			text[msg.len] = 0;
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_encode_error(tmp, op, 1, status, text) == 0);
+			/* The encoder may shorten a message that ends inside a UTF-8 sequence. */
+			CHECK(tmp->len <= SL_FRAME_HEADER_BYTES + len);
+			CHECK(memcmp(tmp->data + SL_FRAME_HEADER_BYTES, body, 4) == 0);
+		}
+		return;
+	}
+	CHECK(len == 4 + sl_reader_left(&r));
+	uint32_t n = 0, u32;
+	uint64_t u64;
+	switch (op) {
+	case SL_OP_LIST_STREAMS:
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && r.ok; i++) {
+			struct sl_str s;
+			if (sl_proto_get_str8(&r, &s) == 0)
+				check_str(&s, r.p, r.len);
+		}
+		break;
+	case SL_OP_DESCRIBE_STREAM: {
+		size_t before = r.off;
+		struct sl_stream_desc d;
+		if (sl_proto_get_stream_desc(&r, &d) < 0)
+			break;
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_stream_desc(tmp, &d) == 0);
+		check_same(tmp, r.p + before, r.off - before);
+		for (uint32_t i = 0; i < d.shard_count && shard_desc(&r, tmp); i++)
+			;
+		break;
+	}
+	case SL_OP_LIST_SHARDS:
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && shard_desc(&r, tmp); i++)
+			;
+		break;
+	case SL_OP_PRODUCE:
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && r.ok; i++) {
+			sl_reader_u32(&r, &u32);
+			sl_reader_u32(&r, &u32);
+			sl_reader_u64(&r, &u64);
+		}
+		break;
+	case SL_OP_READ:
+		sl_reader_u32(&r, &u32);
+		sl_reader_u64(&r, &u64);
+		sl_reader_u64(&r, &u64);
+		sl_reader_u64(&r, &u64);
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && r.ok; i++) {
+			size_t before = r.off;
+			struct sluice_record rec;
+			if (sl_proto_get_record_out(&r, &rec) < 0) {
+				CHECK(!r.ok);
+				break;
+			}
+			check_key((const uint8_t *)rec.key, rec.key_len);
+			CHECK(sl_proto_key_valid((const uint8_t *)rec.key, rec.key_len));
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_record_out(tmp, &rec) == 0);
+			check_same(tmp, r.p + before, r.off - before);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* A connection's receive buffer: frames back to back, the last one possibly incomplete. */
+static void frames(const uint8_t *p, size_t n, struct sl_buf *tmp)
+{
+	while (n > 0) {
+		struct sl_frame_header h;
+		int r = sl_proto_parse_header(p, n, &h);
+		if (r < 0) {
+			CHECK(r == -EAGAIN ? n < SL_FRAME_HEADER_BYTES
+					   : n >= SL_FRAME_HEADER_BYTES);
+			return;
+		}
+		CHECK(h.length >= 8 && h.length <= SL_PROTO_FRAME_MAX &&
+		      h.version == SL_PROTO_VERSION);
+		if (n - 4 < h.length)
+			return; /* wait for the rest */
+		const uint8_t *body = p + SL_FRAME_HEADER_BYTES;
+		size_t len = h.length - 8;
+		if (h.flags & SL_FRAME_RESPONSE)
+			response(h.opcode, body, len, tmp);
+		else
+			request(h.opcode, body, len, tmp);
+		p += 4 + h.length;
+		n -= 4 + h.length;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	const uint8_t sel = data[0];
+	/* An exact-size copy, so that ASan flags a read even one byte past the end. */
+	size_t n = size - 1;
+	uint8_t *p = malloc(n ? n : 1);
+	if (!p)
+		return 0;
+	memcpy(p, data + 1, n);
+	struct sl_buf tmp;
+	sl_buf_init(&tmp);
+
+	switch (sel & 7) {
+	case 0:
+		frames(p, n, &tmp);
+		break;
+	case 1: {
+		struct sl_frame_header h;
+		int r = sl_proto_parse_header(p, n, &h);
+		CHECK(r == 0 || r == -EAGAIN || r == SLUICE_ERR_PROTOCOL ||
+		      r == SLUICE_ERR_UNSUPPORTED_VERSION);
+		check_key(p, n);
+		(void)sl_proto_name_valid(p, n);
+		break;
+	}
+	case 2:
+		request(SL_OP_DESCRIBE_STREAM, p, n, &tmp);
+		break;
+	case 3:
+		request(SL_OP_AUTH, p, n, &tmp);
+		break;
+	case 4:
+		request(SL_OP_CREATE_STREAM, p, n, &tmp);
+		break;
+	case 5:
+		request(SL_OP_READ, p, n, &tmp);
+		break;
+	case 6:
+		produce(p, n, (sel & 0x80) ? 32 : SLUICE_RECORD_BYTES_DEFAULT, &tmp);
+		break;
+	case 7:
+		if (n >= 1)
+			response(p[0], p + 1, n - 1, &tmp);
+		break;
+	}
+	sl_buf_finish(&tmp);
+	free(p);
+	return 0;
+}

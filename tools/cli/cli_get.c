@@ -1,0 +1,292 @@
+/*
+ * sluice get NAME: print the records of one shard or of all shards, from a position, up to the
+ * tip (or forever with --follow, until SIGINT/SIGTERM).
+ */
+#include "base64.h"
+#include "cli.h"
+
+#include "common/units.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char get_usage[] =
+    "usage: sluice get NAME [--shard ID] [--from POSITION] [--max N] [--follow]\n"
+    "                       [--format raw|json]\n"
+    "  --shard ID     3 or shardId-000000000003 (default: every shard)\n"
+    "  --from POS     trim-horizon (default), latest, seq:N, time:ISO8601\n"
+    "  --max N        stop after N records\n"
+    "  --follow       keep polling for new records until interrupted\n"
+    "  --format F     raw: the data and a newline (default); json: one object per line\n";
+
+/* Sleep between polls when every shard is caught up: short enough to feel live. */
+#define FOLLOW_POLL_MS 200
+/* Records per read: the server's own limit. */
+#define READ_RECORDS 10000u
+
+enum format { FORMAT_RAW, FORMAT_JSON };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct get_out {
+	enum format format;
+	const char *stream;
+	char *stream_json; /* the stream name as a JSON string, quotes included */
+	char *b64;
+	size_t b64_cap;
+	uint64_t printed;
+	uint64_t max;
+};
+
+static int parse_position(const char *s, struct sluice_position *ret)
+{
+	if (strcmp(s, "trim-horizon") == 0) {
+		*ret = (struct sluice_position){.type = SLUICE_POS_TRIM_HORIZON};
+		return 0;
+	}
+	if (strcmp(s, "latest") == 0) {
+		*ret = (struct sluice_position){.type = SLUICE_POS_LATEST};
+		return 0;
+	}
+	if (strncmp(s, "seq:", 4) == 0) {
+		uint64_t v;
+		if (sl_parse_u64(s + 4, &v) < 0)
+			return -EINVAL;
+		*ret = (struct sluice_position){.type = SLUICE_POS_AT_SEQ, .value = v};
+		return 0;
+	}
+	if (strncmp(s, "time:", 5) == 0) {
+		int64_t ms;
+		if (sl_parse_timestamp_ms(s + 5, &ms) < 0 || ms < 0)
+			return -EINVAL;
+		*ret = (struct sluice_position){.type = SLUICE_POS_AT_TIMESTAMP,
+						.value = (uint64_t)ms};
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int print_record(struct get_out *out, uint32_t shard, const struct sluice_record *rec)
+{
+	if (out->format == FORMAT_RAW) {
+		fwrite(rec->data, 1, rec->data_len, stdout);
+		fputc('\n', stdout);
+		return 0;
+	}
+	json_t *k = json_stringn_nocheck(rec->key, rec->key_len);
+	char *key = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	json_decref(k);
+	long n = cli_base64_encode(rec->data, rec->data_len, &out->b64, &out->b64_cap);
+	if (!key || n < 0) {
+		free(key);
+		return -ENOMEM;
+	}
+	printf("{\"stream\":%s,\"shard\":\"shardId-%012u\",\"seq\":\"%llu\",\"ts\":%lld,"
+	       "\"key\":%s,\"data\":\"%s\"}\n",
+	       out->stream_json, shard, (unsigned long long)rec->seq, (long long)rec->ts_ms, key,
+	       out->b64);
+	free(key);
+	return 0;
+}
+
+/* Print a batch; returns 1 once --max is reached. */
+static int print_batch(struct get_out *out, const struct sluice_read_result *res)
+{
+	for (size_t i = 0; i < res->count; i++) {
+		if (out->max && out->printed >= out->max)
+			return 1;
+		if (print_record(out, res->shard_id, &res->records[i]) < 0)
+			return -ENOMEM;
+		out->printed++;
+	}
+	return out->max && out->printed >= out->max ? 1 : 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL); /* EINTR from a signal: the loop checks stop_requested */
+}
+
+int cli_get(const struct cli *cli_in, int argc, char **argv)
+{
+	struct cli cli = *cli_in;
+	static const char what[] = "get";
+	static const struct option opts[] = {
+	    {"shard", required_argument, NULL, 'i'},  {"from", required_argument, NULL, 'F'},
+	    {"max", required_argument, NULL, 'm'},    {"follow", no_argument, NULL, 'f'},
+	    {"format", required_argument, NULL, 'o'}, {"server", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},	      {0},
+	};
+	if (cli_wants_help(argc, argv)) {
+		fputs(get_usage, stdout);
+		return CLI_EXIT_OK;
+	}
+	struct get_out out = {.format = FORMAT_RAW};
+	struct sluice_position from = {.type = SLUICE_POS_TRIM_HORIZON};
+	bool one_shard = false, follow = false;
+	uint32_t shard_id = 0;
+	int o;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'i':
+			if (cli_parse_shard_id(optarg, &shard_id) < 0)
+				return cli_usage_error(what, "bad --shard '%s'", optarg);
+			one_shard = true;
+			break;
+		case 'F':
+			if (parse_position(optarg, &from) < 0)
+				return cli_usage_error(what, "bad --from '%s'", optarg);
+			break;
+		case 'm':
+			if (sl_parse_u64(optarg, &out.max) < 0 || out.max == 0)
+				return cli_usage_error(what, "--max wants a positive number");
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'o':
+			if (strcmp(optarg, "raw") == 0)
+				out.format = FORMAT_RAW;
+			else if (strcmp(optarg, "json") == 0)
+				out.format = FORMAT_JSON;
+			else
+				return cli_usage_error(what, "--format wants raw or json");
+			break;
+		case 's':
+			cli.server = optarg;
+			break;
+		case ':':
+			return cli_usage_error(what, "%s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error(what, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(what, "wants one stream NAME");
+	out.stream = argv[optind];
+
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: a blocked poll returns at once */
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct sluice_client *c;
+	int r = cli_connect(&cli, what, &c);
+	if (r)
+		return r;
+	int ret = CLI_EXIT_OK;
+	uint32_t *ids = NULL;
+	size_t nshards = 0;
+	struct sluice_shard_reader **readers = NULL;
+	bool *done = NULL;
+	json_t *sj = json_string(out.stream);
+	out.stream_json = sj ? json_dumps(sj, JSON_ENCODE_ANY) : NULL;
+	json_decref(sj);
+	if (!out.stream_json) {
+		ret = cli_fail(what, "%s", sluice_strerror(SLUICE_ERR_INVALID_NAME));
+		goto out;
+	}
+	if (one_shard) {
+		ids = malloc(sizeof(*ids));
+		if (!ids) {
+			ret = cli_fail(what, "out of memory");
+			goto out;
+		}
+		ids[0] = shard_id;
+		nshards = 1;
+	} else {
+		struct sluice_shard_info *shards;
+		r = sluice_list_shards(c, out.stream, &shards, &nshards);
+		if (r < 0) {
+			ret = cli_fail_client(what, c, r);
+			goto out;
+		}
+		ids = malloc((nshards ? nshards : 1) * sizeof(*ids));
+		for (size_t i = 0; ids && i < nshards; i++)
+			ids[i] = shards[i].shard_id;
+		sluice_shards_free(shards);
+		if (!ids) {
+			ret = cli_fail(what, "out of memory");
+			goto out;
+		}
+	}
+	readers = calloc(nshards ? nshards : 1, sizeof(*readers));
+	done = calloc(nshards ? nshards : 1, sizeof(*done));
+	if (!readers || !done) {
+		ret = cli_fail(what, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nshards; i++) {
+		r = sluice_shard_reader_create(c, out.stream, ids[i], &from, &readers[i]);
+		if (r < 0) {
+			ret = cli_fail_client(what, c, r);
+			goto out;
+		}
+	}
+
+	/*
+	 * Without --follow, each shard is read until its tip and then dropped; with --follow the
+	 * shards are polled round-robin, sleeping when a whole round found nothing.
+	 */
+	size_t active = nshards;
+	while (active > 0 && !stop_requested) {
+		bool any = false;
+		for (size_t i = 0; i < nshards && !stop_requested; i++) {
+			if (done[i])
+				continue;
+			const struct sluice_read_result *res;
+			uint64_t before = sluice_shard_reader_position(readers[i]).value;
+			int n = sluice_shard_reader_next(readers[i], READ_RECORDS, 0, &res);
+			if (n < 0) {
+				if (stop_requested)
+					break;
+				ret = cli_fail_client(what, c, n);
+				goto out;
+			}
+			r = print_batch(&out, res);
+			if (r < 0) {
+				ret = cli_fail(what, "out of memory");
+				goto out;
+			}
+			if (r > 0)
+				goto out; /* --max reached */
+			if (n > 0)
+				any = true;
+			bool stuck = n == 0 && res->next_seq == before;
+			if (!follow && (sluice_shard_reader_caught_up(readers[i]) || stuck)) {
+				done[i] = true;
+				active--;
+			}
+		}
+		if (follow && !any && !stop_requested) {
+			fflush(stdout);
+			sleep_ms(FOLLOW_POLL_MS);
+		}
+	}
+out:
+	if (fflush(stdout) != 0 && ret == CLI_EXIT_OK)
+		ret = cli_fail(what, "writing output: %s", strerror(errno));
+	for (size_t i = 0; readers && i < nshards; i++)
+		sluice_shard_reader_destroy(readers[i]);
+	free(readers);
+	free(done);
+	free(ids);
+	free(out.b64);
+	free(out.stream_json);
+	sluice_client_close(c);
+	return ret;
+}
