@@ -88,18 +88,18 @@ static int real_file_size(const char *path, uint64_t *ret_bytes)
 }
 
 const struct sl_log_io sl_log_io_real = {
-	.open = real_open,
-	.close = real_close,
-	.pwritev = real_pwritev,
-	.pread = real_pread,
-	.fdatasync = real_fdatasync,
-	.fsync = real_fsync,
-	.ftruncate = real_ftruncate,
-	.unlink = real_unlink,
-	.rename = real_rename,
-	.mkdir = real_mkdir,
-	.rmdir = real_rmdir,
-	.file_size = real_file_size,
+    .open = real_open,
+    .close = real_close,
+    .pwritev = real_pwritev,
+    .pread = real_pread,
+    .fdatasync = real_fdatasync,
+    .fsync = real_fsync,
+    .ftruncate = real_ftruncate,
+    .unlink = real_unlink,
+    .rename = real_rename,
+    .mkdir = real_mkdir,
+    .rmdir = real_rmdir,
+    .file_size = real_file_size,
 };
 
 static const struct sl_log_io *current = &sl_log_io_real;

@@ -73,7 +73,7 @@ struct sl_shard_log {
 	struct sl_buf staging;
 	struct iovec *iov;
 	size_t iov_cap;
-	struct sl_buf scratch; /* recovery and index loads */
+	struct sl_buf scratch;		 /* recovery and index loads */
 	struct sl_read_batch seek_batch; /* seeks read one record through here */
 };
 

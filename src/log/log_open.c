@@ -80,8 +80,8 @@ static void remove_orphan_indexes(const char *dir, const struct name_list *names
 {
 	for (size_t i = 0; i < names->nidxs; i++) {
 		uint64_t seq = names->idxs[i];
-		if (names->nlogs && bsearch(&seq, names->logs, names->nlogs, sizeof(uint64_t),
-					    cmp_u64))
+		if (names->nlogs &&
+		    bsearch(&seq, names->logs, names->nlogs, sizeof(uint64_t), cmp_u64))
 			continue;
 		char path[PATH_MAX];
 		if (sl_segment_path(path, sizeof(path), dir, seq, "idx") == 0) {
@@ -167,7 +167,8 @@ static int load_segments(struct sl_shard_log *log, const struct name_list *names
 	} else {
 		log->next_seq = act->first_seq;
 		if (log->nsegs > 1) {
-			/* Rolled but nothing written yet: the newest timestamp is in the previous one. */
+			/* Rolled but nothing written yet: the newest timestamp is in the previous
+			 * one. */
 			struct sl_segment *prev = &log->segs[log->nsegs - 2];
 			r = sl_log_segment_index(log, prev);
 			if (r < 0)

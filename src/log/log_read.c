@@ -305,8 +305,8 @@ int sl_shard_log_seek(struct sl_shard_log *log, const struct sluice_position *po
 			*ret_seq = log->next_seq;
 			return 0;
 		}
-		return first_from(log, 0, (int64_t)pos->value > expire ? (int64_t)pos->value : expire,
-				  ret_seq);
+		return first_from(
+		    log, 0, (int64_t)pos->value > expire ? (int64_t)pos->value : expire, ret_seq);
 	}
 	return SLUICE_ERR_INVALID_ARGUMENT;
 }

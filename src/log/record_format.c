@@ -85,8 +85,7 @@ size_t sl_record_encode(uint8_t *out, const struct sluice_record *r)
 	return off + SL_RECORD_TRAILER_BYTES;
 }
 
-int sl_record_decode(const uint8_t *p, size_t len, struct sluice_record *out,
-		     size_t *ret_frame_len)
+int sl_record_decode(const uint8_t *p, size_t len, struct sluice_record *out, size_t *ret_frame_len)
 {
 	*ret_frame_len = 0;
 	if (len < 4)

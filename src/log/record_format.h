@@ -49,8 +49,7 @@
 	 SLUICE_RECORD_BYTES_LIMIT + SL_RECORD_TRAILER_BYTES)
 
 /* Frame size of a record; key_len and data_len must already be within limits. */
-static inline uint32_t sl_record_frame_bytes(uint16_t key_len, bool has_hash_key,
-					     uint32_t data_len)
+static inline uint32_t sl_record_frame_bytes(uint16_t key_len, bool has_hash_key, uint32_t data_len)
 {
 	return SL_RECORD_HEADER_BYTES + (has_hash_key ? SL_RECORD_HASH_KEY_BYTES : 0u) + key_len +
 	       data_len + SL_RECORD_TRAILER_BYTES;

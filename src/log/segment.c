@@ -22,8 +22,7 @@
 /* A sealed .idx larger than this is not an index we wrote (128 MiB segments need ~50 KiB). */
 #define INDEX_FILE_BYTES_MAX (256u << 20)
 
-int sl_segment_path(char *out, size_t out_len, const char *dir, uint64_t first_seq,
-		    const char *ext)
+int sl_segment_path(char *out, size_t out_len, const char *dir, uint64_t first_seq, const char *ext)
 {
 	int n = snprintf(out, out_len, "%s/%020" PRIu64 ".%s", dir, first_seq, ext);
 	if (n < 0 || (size_t)n >= out_len)
@@ -389,8 +388,8 @@ int sl_segment_scan(struct sl_segment *seg, uint64_t offset, uint64_t file_bytes
 			r = sl_buf_reserve(scratch, want);
 			if (r < 0)
 				return r;
-			ssize_t n = sl_log_io_pread_full(seg->fd, scratch->data + scratch->len,
-							 want, fill);
+			ssize_t n =
+			    sl_log_io_pread_full(seg->fd, scratch->data + scratch->len, want, fill);
 			if (n < 0)
 				return (int)n;
 			if (n == 0) {
@@ -424,8 +423,8 @@ int sl_segment_scan(struct sl_segment *seg, uint64_t offset, uint64_t file_bytes
 }
 
 /* Whether the frame at off decodes and matches entry e. */
-static bool entry_valid(struct sl_segment *seg, const struct sl_index_entry *e,
-			uint64_t file_bytes, struct sl_buf *scratch)
+static bool entry_valid(struct sl_segment *seg, const struct sl_index_entry *e, uint64_t file_bytes,
+			struct sl_buf *scratch)
 {
 	if (e->offset + SL_RECORD_FRAME_BYTES_MIN > file_bytes)
 		return false;

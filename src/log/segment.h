@@ -55,14 +55,14 @@ struct sl_index_entry {
 struct sl_segment {
 	uint64_t first_seq;  /* from the name */
 	uint64_t size_bytes; /* valid bytes, header included */
-	int fd;              /* the .log; -1 until first needed (sealed segments open lazily) */
-	int idx_fd;          /* the .idx, open for writing: the active segment only, else -1 */
+	int fd;		     /* the .log; -1 until first needed (sealed segments open lazily) */
+	int idx_fd;	     /* the .idx, open for writing: the active segment only, else -1 */
 	struct sl_index_entry *idx;
 	size_t idx_len;
 	size_t idx_cap;
-	size_t idx_on_disk; /* entries [0, idx_on_disk) are written to the .idx */
-	bool idx_loaded;    /* idx[] reflects the segment (always true for the active one) */
-	bool has_records;   /* valid once idx_loaded */
+	size_t idx_on_disk;   /* entries [0, idx_on_disk) are written to the .idx */
+	bool idx_loaded;      /* idx[] reflects the segment (always true for the active one) */
+	bool has_records;     /* valid once idx_loaded */
 	uint64_t last_seq;    /* valid when has_records */
 	int64_t last_ts_ms;   /* newest timestamp, valid when has_records */
 	uint64_t last_offset; /* offset of the last record, valid when has_records */
@@ -72,7 +72,7 @@ struct sl_segment {
 struct sl_segment_scan {
 	uint64_t end_offset; /* just after the last valid frame */
 	uint64_t records;    /* valid frames found */
-	int stop;            /* 0 at end of file, -EAGAIN for a torn frame, SLUICE_ERR_CORRUPT */
+	int stop;	     /* 0 at end of file, -EAGAIN for a torn frame, SLUICE_ERR_CORRUPT */
 };
 
 /* DIR/<first_seq>.<ext> into out; -ENAMETOOLONG if it does not fit. */

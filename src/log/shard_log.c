@@ -271,14 +271,14 @@ int sl_shard_log_append(struct sl_shard_log *log, const struct sl_record_in *rec
 		if (ts > max_ts)
 			max_ts = ts;
 		struct sluice_record rec = {
-			.seq = seq,
-			.ts_ms = ts,
-			.key = (const char *)in->key,
-			.key_len = in->key_len,
-			.has_hash_key = in->has_hash_key,
-			.hash_key = in->hash_key,
-			.data = in->data,
-			.data_len = in->data_len,
+		    .seq = seq,
+		    .ts_ms = ts,
+		    .key = (const char *)in->key,
+		    .key_len = in->key_len,
+		    .has_hash_key = in->has_hash_key,
+		    .hash_key = in->hash_key,
+		    .data = in->data,
+		    .data_len = in->data_len,
 		};
 		r = sl_segment_index_note(seg, seq, off, ts, log->cfg.index_interval_bytes);
 		if (r < 0) {
@@ -294,8 +294,8 @@ int sl_shard_log_append(struct sl_shard_log *log, const struct sl_record_in *rec
 			copied += in->data_len;
 		} else {
 			size_t w = sl_record_encode_prefix(st + st_len, &rec);
-			uint64_t sum = sl_record_checksum_split(st + st_len, w, in->data,
-								in->data_len);
+			uint64_t sum =
+			    sl_record_checksum_split(st + st_len, w, in->data, in->data_len);
 			st_len += w;
 			log->iov[iovcnt++] = (struct iovec){st + run_start, st_len - run_start};
 			log->iov[iovcnt++] = (struct iovec){(void *)in->data, in->data_len};
@@ -436,14 +436,14 @@ int sl_shard_log_enforce_retention(struct sl_shard_log *log, int64_t now_ms)
 	/* Never the active segment: it holds the tip, and next_seq must survive a reopen. */
 	while (log->nsegs > 1) {
 		struct sl_segment *seg = &log->segs[0];
-		bool drop = log->cfg.retention_bytes_max && log->total_bytes >
-								    log->cfg.retention_bytes_max;
+		bool drop =
+		    log->cfg.retention_bytes_max && log->total_bytes > log->cfg.retention_bytes_max;
 		if (!drop && log->cfg.retention_ms > 0) {
 			int r = sl_log_segment_index(log, seg);
 			if (r < 0)
 				return deleted ? deleted : r;
-			drop = !seg->has_records ||
-			       seg->last_ts_ms < now_ms - log->cfg.retention_ms;
+			drop =
+			    !seg->has_records || seg->last_ts_ms < now_ms - log->cfg.retention_ms;
 		}
 		if (!drop)
 			break;

@@ -18,11 +18,11 @@ enum fault_kind {
 
 struct fault_rule {
 	enum fault_kind kind;
-	int skip;           /* calls to let through before firing */
-	int err;            /* for FAULT_ERROR, e.g. -ENOSPC */
+	int skip;	    /* calls to let through before firing */
+	int err;	    /* for FAULT_ERROR, e.g. -ENOSPC */
 	size_t short_bytes; /* for FAULT_SHORT */
-	bool sticky;        /* keep firing until cleared */
-	int fired;          /* how many times it fired */
+	bool sticky;	    /* keep firing until cleared */
+	int fired;	    /* how many times it fired */
 };
 
 struct fault_io {

@@ -75,7 +75,8 @@ static void write_errors_leave_log_unchanged(void **state)
 		sl_shard_log_stats(log, &before);
 		long long size = file_bytes(seg_path(dir, 1, "log"));
 
-		fio->pwritev = (struct fault_rule){.kind = FAULT_ERROR, .err = errs[e], .sticky = true};
+		fio->pwritev =
+		    (struct fault_rule){.kind = FAULT_ERROR, .err = errs[e], .sticky = true};
 		for (int i = 0; i < 3; i++)
 			assert_int_equal(append_n(log, 50, T0, &d, NULL), errs[e]);
 		expect_same(log, &before, dir);
@@ -288,13 +289,13 @@ static void open_reads_only_the_newest_segment(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(write_errors_leave_log_unchanged, setup, teardown),
-		cmocka_unit_test_setup_teardown(short_writes, setup, teardown),
-		cmocka_unit_test_setup_teardown(index_write_error_undoes_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_undo_fails_the_log, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_sync_fails_waiting_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_sync_at_roll_fails_the_log, setup, teardown),
-		cmocka_unit_test_setup_teardown(open_reads_only_the_newest_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(write_errors_leave_log_unchanged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(short_writes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(index_write_error_undoes_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_undo_fails_the_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_sync_fails_waiting_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_sync_at_roll_fails_the_log, setup, teardown),
+	    cmocka_unit_test_setup_teardown(open_reads_only_the_newest_segment, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct sluice_record sample(const char *key, const uint8_t *data, uint32_t data_len,
-				   bool hk)
+static struct sluice_record sample(const char *key, const uint8_t *data, uint32_t data_len, bool hk)
 {
 	struct sluice_record r = {0};
 	r.seq = 0x0102030405060708ull;
@@ -191,12 +190,12 @@ static void random_garbage_never_accepted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(round_trip),
-		cmocka_unit_test(empty_data_and_longest_key),
-		cmocka_unit_test(truncated_is_eagain),
-		cmocka_unit_test(every_flipped_bit_is_corrupt),
-		cmocka_unit_test(bad_fields_rejected_even_with_good_checksum),
-		cmocka_unit_test(random_garbage_never_accepted),
+	    cmocka_unit_test(round_trip),
+	    cmocka_unit_test(empty_data_and_longest_key),
+	    cmocka_unit_test(truncated_is_eagain),
+	    cmocka_unit_test(every_flipped_bit_is_corrupt),
+	    cmocka_unit_test(bad_fields_rejected_even_with_good_checksum),
+	    cmocka_unit_test(random_garbage_never_accepted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

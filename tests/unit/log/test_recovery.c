@@ -276,12 +276,12 @@ static void orphans_and_bad_headers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(truncated_at_every_offset_of_last_record),
-		cmocka_unit_test(flipped_bit_detected_on_read_and_recovery),
-		cmocka_unit_test(damage_in_sealed_segment_found_on_read),
-		cmocka_unit_test(bogus_index_entries_dropped),
-		cmocka_unit_test(empty_or_torn_new_segment),
-		cmocka_unit_test(orphans_and_bad_headers),
+	    cmocka_unit_test(truncated_at_every_offset_of_last_record),
+	    cmocka_unit_test(flipped_bit_detected_on_read_and_recovery),
+	    cmocka_unit_test(damage_in_sealed_segment_found_on_read),
+	    cmocka_unit_test(bogus_index_entries_dropped),
+	    cmocka_unit_test(empty_or_torn_new_segment),
+	    cmocka_unit_test(orphans_and_bad_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,9 +97,8 @@ static void write_frames(struct sl_segment *seg, uint64_t first, int n, uint32_t
 					  .data = (const uint8_t *)data,
 					  .data_len = (uint32_t)strlen(data)};
 		size_t len = sl_record_encode(buf, &r);
-		assert_int_equal(sl_segment_index_note(seg, r.seq, seg->size_bytes, r.ts_ms,
-						       interval),
-				 0);
+		assert_int_equal(
+		    sl_segment_index_note(seg, r.seq, seg->size_bytes, r.ts_ms, interval), 0);
 		struct iovec iov = {buf, len};
 		assert_int_equal(sl_log_io_pwritev_all(seg->fd, &iov, 1, seg->size_bytes), 0);
 		seg->size_bytes += len;
@@ -143,9 +142,8 @@ static void create_write_load_scan(void **state)
 	sl_segment_init(&s3, 5);
 	assert_int_equal(sl_segment_open(&s3, dir, false), 0);
 	struct sl_segment_scan scan;
-	assert_int_equal(sl_segment_scan(&s3, SL_SEGMENT_HEADER_BYTES, size, 0, 256, &scratch,
-					 &scan),
-			 0);
+	assert_int_equal(
+	    sl_segment_scan(&s3, SL_SEGMENT_HEADER_BYTES, size, 0, 256, &scratch, &scan), 0);
 	assert_int_equal(scan.records, 100);
 	assert_int_equal(scan.stop, 0);
 	assert_true(scan.end_offset == size);
@@ -204,11 +202,11 @@ static void index_entries_past_eof_dropped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(names),
-		cmocka_unit_test(header),
-		cmocka_unit_test(index_search),
-		cmocka_unit_test(create_write_load_scan),
-		cmocka_unit_test(index_entries_past_eof_dropped),
+	    cmocka_unit_test(names),
+	    cmocka_unit_test(header),
+	    cmocka_unit_test(index_search),
+	    cmocka_unit_test(create_write_load_scan),
+	    cmocka_unit_test(index_entries_past_eof_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

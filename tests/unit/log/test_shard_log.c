@@ -313,8 +313,8 @@ static void large_records_by_iovec(void **state)
 	uint8_t *mb = malloc(1 << 20);
 	for (size_t j = 0; j < (1 << 20); j++)
 		mb[j] = (uint8_t)(j * 13);
-	struct sl_record_in one = {.key = (const uint8_t *)"m", .key_len = 1, .data = mb,
-				   .data_len = 1 << 20};
+	struct sl_record_in one = {
+	    .key = (const uint8_t *)"m", .key_len = 1, .data = mb, .data_len = 1 << 20};
 	assert_int_equal(sl_shard_log_append(log, &one, 1, T0, NULL, NULL, NULL), 0);
 
 	struct sl_read_batch b;
@@ -397,7 +397,7 @@ static void interval_and_never_modes(void **state)
 	for (int m = 0; m < 2; m++) {
 		char *dir = tmpdir_make();
 		struct sl_shard_log_config c =
-			cfg_make(dir, m ? SL_FSYNC_NEVER : SL_FSYNC_INTERVAL);
+		    cfg_make(dir, m ? SL_FSYNC_NEVER : SL_FSYNC_INTERVAL);
 		c.fsync_interval_ms = 50;
 		struct sl_shard_log *log = open_log(&c);
 		struct done_rec d = {0};
@@ -562,19 +562,19 @@ static void close_completes_waiting_batches(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(append_read_round_trip),
-		cmocka_unit_test(invalid_records_leave_log_unchanged),
-		cmocka_unit_test(read_limits),
-		cmocka_unit_test(seek_by_seq_and_time),
-		cmocka_unit_test(roll_and_read_across_segments),
-		cmocka_unit_test(large_records_by_iovec),
-		cmocka_unit_test(group_commit),
-		cmocka_unit_test(ticket_survives_roll),
-		cmocka_unit_test(interval_and_never_modes),
-		cmocka_unit_test(restore_keeps_seq_and_ts),
-		cmocka_unit_test(retention_by_time),
-		cmocka_unit_test(retention_by_bytes),
-		cmocka_unit_test(close_completes_waiting_batches),
+	    cmocka_unit_test(append_read_round_trip),
+	    cmocka_unit_test(invalid_records_leave_log_unchanged),
+	    cmocka_unit_test(read_limits),
+	    cmocka_unit_test(seek_by_seq_and_time),
+	    cmocka_unit_test(roll_and_read_across_segments),
+	    cmocka_unit_test(large_records_by_iovec),
+	    cmocka_unit_test(group_commit),
+	    cmocka_unit_test(ticket_survives_roll),
+	    cmocka_unit_test(interval_and_never_modes),
+	    cmocka_unit_test(restore_keeps_seq_and_ts),
+	    cmocka_unit_test(retention_by_time),
+	    cmocka_unit_test(retention_by_bytes),
+	    cmocka_unit_test(close_completes_waiting_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

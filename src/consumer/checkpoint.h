@@ -1,0 +1,25 @@
+/*
+ * Consumer checkpoints: DATA/checkpoints/CONSUMER/shardId-000000000000, one file per shard
+ * holding the last sequence number the consumer finished on that shard (its handler succeeded,
+ * or the records were handed to the on-failure stream or expired). 0 means nothing finished.
+ *
+ * File format (text, so an operator can read and edit it): "<seq>\n" optionally followed by
+ * "<xxh3-64 of the first line, 16 hex digits>\n". Written atomically (temp file, fsync, rename,
+ * fsync dir); a file that does not parse or whose checksum does not match is reported as
+ * SLUICE_ERR_CORRUPT (the consumer then starts from its configured start position and says so).
+ */
+#ifndef SL_CONSUMER_CHECKPOINT_H
+#define SL_CONSUMER_CHECKPOINT_H
+
+#include <stdint.h>
+
+/* 0, SLUICE_ERR_INVALID_NAME, -errno. Creates folders as needed. */
+int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id,
+		       uint64_t seq);
+/* 0 and *ret_seq, -ENOENT when none was saved, SLUICE_ERR_CORRUPT, -errno. */
+int sl_checkpoint_load(const char *data_dir, const char *consumer, uint32_t shard_id,
+		       uint64_t *ret_seq);
+/* Remove every checkpoint of a consumer (delete). */
+int sl_checkpoint_remove_all(const char *data_dir, const char *consumer);
+
+#endif
