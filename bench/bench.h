@@ -19,8 +19,8 @@
  * turn a benchmark into an hour-long run or an allocation failure. */
 #define BENCH_LIST_MAX 16
 #define BENCH_RECORDS_MAX 1000000000ull
-#define BENCH_SIZE_MAX (1u << 20)   /* record data bytes: the server's default maximum */
-#define BENCH_BATCH_MAX 65536u      /* records per append: the log's own limit */
+#define BENCH_SIZE_MAX (1u << 20) /* record data bytes: the server's default maximum */
+#define BENCH_BATCH_MAX 65536u	  /* records per append: the log's own limit */
 #define BENCH_SHARDS_MAX 256u
 #define BENCH_CONNECTIONS_MAX 64u
 #define BENCH_SECONDS_MAX 3600.0
@@ -32,9 +32,9 @@ struct bench_args {
 	const char *dir;    /* parent of the scratch folder; NULL: the current folder */
 	const char *server; /* --server HOST:PORT; NULL: spawn */
 	bool json;
-	bool keep;          /* keep the scratch folder (debugging) */
-	uint64_t records;   /* per combination */
-	double seconds;     /* per combination, upper bound */
+	bool keep;	  /* keep the scratch folder (debugging) */
+	uint64_t records; /* per combination */
+	double seconds;	  /* per combination, upper bound */
 	uint32_t sizes[BENCH_LIST_MAX];
 	size_t nsizes;
 	uint32_t batches[BENCH_LIST_MAX];
@@ -48,7 +48,7 @@ struct bench_args {
 	uint32_t request_records; /* producer max_records_per_request; 0: library default */
 	uint32_t linger_ms;
 	bool linger_set;
-	uint32_t key_bytes;       /* partition key length */
+	uint32_t key_bytes; /* partition key length */
 };
 
 const char *bench_fsync_name(enum bench_fsync m);
@@ -73,7 +73,8 @@ void bench_json_u64(struct bench_json *j, const char *key, uint64_t v);
 void bench_json_num(struct bench_json *j, const char *key, double v);
 void bench_json_end(struct bench_json *j);
 
-/* Fatal error of a benchmark: one line on stderr. Returns -1 for `return bench_fail(...)`. */
+/* Fatal error of a benchmark: one line on stderr (only the first error of the run is printed).
+ * Returns -1 for `return bench_fail(...)`. */
 __attribute__((format(printf, 1, 2))) int bench_fail(const char *fmt, ...);
 
 /* "1.23 M" style for records/s; MB is 10^6 bytes. */
@@ -83,9 +84,9 @@ void bench_fmt_rate(double v, char *out, size_t out_len);
 
 struct bench_server {
 	pid_t pid;
-	char addr[64];         /* "127.0.0.1:PORT" */
+	char addr[80]; /* "127.0.0.1:PORT" */
 	char data_dir[4096];
-	char log_path[4096];   /* sluiced's stderr */
+	char log_path[4096]; /* sluiced's stderr */
 };
 
 /* Start sluiced with its data in scratch/sluiced-MODE and wait for its `listening` line. */
@@ -101,10 +102,10 @@ struct bench_produce_result {
 	uint64_t acked;
 	uint64_t failed;
 	int first_error;
-	double seconds;       /* first send to last acknowledgement */
-	uint64_t data_bytes;  /* acknowledged record data bytes */
+	double seconds;			      /* first send to last acknowledgement */
+	uint64_t data_bytes;		      /* acknowledged record data bytes */
 	uint64_t per_shard[BENCH_SHARDS_MAX]; /* acknowledged records by shard */
-	struct bench_hist lat; /* send -> callback, ns */
+	struct bench_hist lat;		      /* send -> callback, ns */
 };
 
 /*

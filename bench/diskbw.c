@@ -58,8 +58,8 @@ int diskbw_measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bo
 	int64_t limit_ns = max_seconds > 0 ? (int64_t)(max_seconds * 1e9) : INT64_MAX;
 	int64_t t0 = sl_mono_ns(), t1 = t0;
 	while (done < total_bytes) {
-		size_t n = total_bytes - done < write_bytes ? (size_t)(total_bytes - done)
-							    : write_bytes;
+		size_t n =
+		    total_bytes - done < write_bytes ? (size_t)(total_bytes - done) : write_bytes;
 		size_t off = 0;
 		while (off < n) {
 			ssize_t w = write(fd, buf + off, n - off);
@@ -144,10 +144,10 @@ void bench_fs_name(const char *path, char *out, size_t out_len)
 		unsigned long magic;
 		const char *name;
 	} known[] = {
-		{0xEF53, "ext2/3/4"},         {0x58465342, "xfs"},    {0x9123683E, "btrfs"},
-		{TMPFS_MAGIC, "tmpfs"},   {RAMFS_MAGIC, "ramfs"}, {0x794c7630, "overlayfs"},
-		{0x2fc12fc1, "zfs"},      {0x6969, "nfs"},        {0x65735546, "fuse"},
-		{0x01021997, "9p"},       {0xF2F52010, "f2fs"},
+	    {0xEF53, "ext2/3/4"},   {0x58465342, "xfs"},    {0x9123683E, "btrfs"},
+	    {TMPFS_MAGIC, "tmpfs"}, {RAMFS_MAGIC, "ramfs"}, {0x794c7630, "overlayfs"},
+	    {0x2fc12fc1, "zfs"},    {0x6969, "nfs"},	    {0x65735546, "fuse"},
+	    {0x01021997, "9p"},	    {0xF2F52010, "f2fs"},
 	};
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
 		if ((unsigned long)sf.f_type == known[i].magic) {

@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 struct diskbw_result {
-	uint64_t bytes;   /* written (less than asked when the time limit hit first) */
-	uint64_t writes;  /* write() calls (each followed by fdatasync when asked) */
-	double seconds;   /* first write to last write (or fdatasync) returned */
+	uint64_t bytes;	 /* written (less than asked when the time limit hit first) */
+	uint64_t writes; /* write() calls (each followed by fdatasync when asked) */
+	double seconds;	 /* first write to last write (or fdatasync) returned */
 	double bytes_per_s;
 };
 

@@ -16,6 +16,9 @@
  *    any number of threads may call sluice_producer_send/flush concurrently. It owns one I/O
  *    thread and its own connections; see the section below for ordering and callbacks.
  *
+ *  - struct sluice_remote_consumer: a connection attached to a consumer whose handler is
+ *    "remote": the server pushes batches, a callback handles them, the library acknowledges.
+ *
  * Errors: every function that can fail returns int: 0 (or a positive count) on success, a
  * negative errno (-ECONNREFUSED, -ENOMEM, ...) or a SLUICE_ERR_* code (<sluice/errors.h>). Codes
  * the server sends travel unchanged. Out-parameters (ret_*) are untouched on failure. The library
@@ -25,6 +28,7 @@
 #define SLUICE_CLIENT_H
 
 #include <sluice/errors.h>
+#include <sluice/handler.h>
 #include <sluice/types.h>
 
 #include <stdbool.h>
@@ -310,6 +314,161 @@ void sluice_producer_stats(struct sluice_producer *p, struct sluice_producer_sta
 
 /* Flush (waiting as long as it takes), stop the I/O thread, close and free. Accepts NULL. */
 void sluice_producer_destroy(struct sluice_producer *p);
+
+/* ======================================================================================
+ * Consumers
+ * ======================================================================================
+ *
+ * A consumer maps a stream to a handler (Lambda's event source mapping): the server reads every
+ * shard, delivers micro-batches to the handler in shard order and checkpoints what the handler
+ * finished. Handlers are given as a spec: "exec:COMMAND" (run with /bin/sh -c, one Lambda-style
+ * JSON event per line on its stdin), "plugin:/path/to/handler.so" (<sluice/handler.h>; an
+ * absolute path is recommended, a relative one is resolved by the server) or "remote" (a process
+ * attaches with sluice_consumer_attach below).
+ */
+
+/* The policy of a consumer. Initialize with sluice_consumer_options_init, then change fields. */
+struct sluice_consumer_options {
+	uint32_t batch_size;	      /* records per invocation, 1..10000; default 100 */
+	uint32_t batch_window_ms;     /* wait up to this long to fill a batch, 0..300000; default 0 */
+	struct sluice_position start; /* TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP */
+	int32_t max_retries;	      /* retries of a failing batch; -1 (default): until expiry */
+	int64_t max_record_age_s;     /* give up on older records; -1 (default): the retention */
+	bool bisect_on_error;	      /* split a failing batch in two to isolate the bad record */
+	const char *on_failure;	      /* stream that receives given-up records; NULL: none */
+	uint32_t parallelism;	      /* concurrent batches per shard, 1..10; default 1 */
+	uint32_t timeout_ms;	      /* per invocation, 1..900000; default 60000 */
+};
+
+void sluice_consumer_options_init(struct sluice_consumer_options *opts);
+
+/*
+ * Register consumer name on stream. opts may be NULL for the defaults. The server validates
+ * every field; its message (sluice_client_last_error_message) names the one it refused. Errors
+ * of note: SLUICE_ERR_INVALID_NAME, SLUICE_ERR_INVALID_ARGUMENT (a bad handler spec is refused
+ * here, before anything is sent), SLUICE_ERR_STREAM_NOT_FOUND, and an "exists" error when the
+ * name is taken.
+ */
+int sluice_consumer_create(struct sluice_client *c, const char *name, const char *stream,
+			   const char *handler_spec, const struct sluice_consumer_options *opts);
+/* Stop and unregister a consumer; its checkpoints are removed. */
+int sluice_consumer_delete(struct sluice_client *c, const char *name);
+/* *ret_names: ret_count names; free with sluice_strings_free. */
+int sluice_consumer_list(struct sluice_client *c, char ***ret_names, size_t *ret_count);
+
+/* What a consumer is doing on one shard. */
+enum sluice_consumer_state {
+	SLUICE_CONSUMER_IDLE = 0,	    /* caught up, or waiting for the batch window */
+	SLUICE_CONSUMER_DELIVERING = 1,	    /* a batch is with the handler */
+	SLUICE_CONSUMER_RETRYING = 2,	    /* a batch failed and waits for its retry */
+	SLUICE_CONSUMER_FINISHED = 3,	    /* a closed shard, processed to its end */
+	SLUICE_CONSUMER_WAITING_REMOTE = 4, /* remote handler: nobody is attached */
+};
+/* "IDLE", "DELIVERING", "RETRYING", "FINISHED", "WAITING_REMOTE" or "UNKNOWN". Static. */
+const char *sluice_consumer_state_name(int state);
+
+enum sluice_handler_kind {
+	SLUICE_HANDLER_KIND_EXEC = 0,
+	SLUICE_HANDLER_KIND_PLUGIN = 1,
+	SLUICE_HANDLER_KIND_REMOTE = 2,
+};
+/* "exec", "plugin", "remote" or "unknown". Static. */
+const char *sluice_handler_kind_name(int kind);
+
+struct sluice_consumer_shard_status {
+	uint32_t shard_id;
+	uint64_t checkpoint_seq; /* last sequence number finished; 0: none yet */
+	uint64_t lag_records;	 /* records after the checkpoint */
+	uint64_t lag_ms;	 /* age of the oldest record not yet finished */
+	int state;		 /* enum sluice_consumer_state; other values from newer servers */
+	uint64_t delivered;	 /* records the handler finished */
+	uint64_t batches_failed;
+	uint64_t retries;
+	uint64_t sent_to_on_failure; /* records given up on and written to on_failure */
+	uint64_t expired;	     /* records given up on because they expired */
+	char *last_error;	     /* "" when none */
+};
+
+struct sluice_consumer_info {
+	char *name;
+	char *stream;
+	int handler_kind;     /* enum sluice_handler_kind */
+	char *handler_target; /* the command or .so path; "" for remote */
+	/* The policy; options.on_failure is NULL or points into this info. */
+	struct sluice_consumer_options options;
+	int64_t created_ms;
+	size_t shard_count;
+	struct sluice_consumer_shard_status *shards;
+};
+
+/* *ret: free with sluice_consumer_info_free (accepts NULL). */
+int sluice_consumer_describe(struct sluice_client *c, const char *name,
+			     struct sluice_consumer_info **ret);
+void sluice_consumer_info_free(struct sluice_consumer_info *info);
+
+/*
+ * Move a consumer's checkpoint: on one shard (shard_id 0..UINT32_MAX) or on all (-1). `to` is
+ * any position (TRIM_HORIZON, LATEST, AT_SEQ, AFTER_SEQ, AT_TIMESTAMP); the consumer goes on
+ * from there, redelivering or skipping records.
+ */
+int sluice_consumer_reset(struct sluice_client *c, const char *name, int64_t shard_id,
+			  const struct sluice_position *to);
+
+/* ---- remote consumers ----
+ *
+ * sluice_consumer_attach opens a connection of its own and attaches it to a consumer whose
+ * handler is "remote"; the server then pushes batches on it. sluice_remote_consumer_run
+ * receives them, calls the handler once per batch (on the calling thread, one batch at a time,
+ * in shard order per shard) and acknowledges each with the handler's result, so the server can
+ * checkpoint, retry, bisect or give up exactly as for other handler kinds.
+ *
+ * The batch and everything it points to are valid only during the handler call. The handler
+ * reports through *result, which arrives zeroed (status SLUICE_HANDLER_OK, empty message); a
+ * negative return value means SLUICE_HANDLER_ERROR. A FAILED_FROM result whose failed_from is
+ * not inside the batch is sent as SLUICE_HANDLER_ERROR.
+ *
+ * Threads: one thread runs the consumer; sluice_remote_consumer_stop may be called from any
+ * thread, including from inside the handler.
+ */
+struct sluice_remote_consumer;
+
+typedef int (*sluice_remote_handler_fn)(void *ctx, const struct sluice_handler_batch *batch,
+					struct sluice_handler_result *result);
+
+/*
+ * Connect to host_port (opts may be NULL: timeout and auth token as for sluice_client_connect)
+ * and attach to consumer. Errors: those of sluice_client_connect, and the server's answer to
+ * the attach (unknown consumer, a handler that is not remote, ...).
+ */
+int sluice_consumer_attach(const char *host_port, const char *consumer,
+			   const struct sluice_client_options *opts,
+			   struct sluice_remote_consumer **ret);
+
+/*
+ * Handle batches until timeout_ms passes (returns 0; -1: no timeout), sluice_remote_consumer_stop
+ * is called (returns 0; each stop ends one run: the current one, or the next if none is
+ * running), or the connection breaks (SLUICE_ERR_DISCONNECTED; a batch whose acknowledgement was
+ * lost is redelivered by the server, so handlers see records at least once). After an error, the
+ * next call reconnects and attaches again. A server error that ends the attachment (say, the
+ * consumer was deleted) is returned as is.
+ */
+int sluice_remote_consumer_run(struct sluice_remote_consumer *rc, sluice_remote_handler_fn handler,
+			       void *ctx, int timeout_ms);
+/* Make a running (or the next) sluice_remote_consumer_run return. Thread-safe, async-safe. */
+void sluice_remote_consumer_stop(struct sluice_remote_consumer *rc);
+/* The message of the last error of rc (like sluice_client_last_error_message). Never NULL. */
+const char *sluice_remote_consumer_last_error_message(const struct sluice_remote_consumer *rc);
+/* Counters since attach: batches handled, acknowledgements the server refused (the batch had
+ * been timed out and will be redelivered). */
+struct sluice_remote_consumer_stats {
+	uint64_t batches;
+	uint64_t records;
+	uint64_t acks_refused;
+};
+void sluice_remote_consumer_stats(const struct sluice_remote_consumer *rc,
+				  struct sluice_remote_consumer_stats *ret);
+/* Close the connection and free. Accepts NULL. Not while run is running on another thread. */
+void sluice_remote_consumer_destroy(struct sluice_remote_consumer *rc);
 
 #ifdef __cplusplus
 }

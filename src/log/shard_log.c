@@ -99,10 +99,12 @@ static void complete_pending(struct sl_shard_log *log, int fail_all)
 /* ---- segment roll ---- */
 
 /*
- * Seal the active segment and start a new one named next_seq. The old segment and its .idx are
- * made durable first (all modes: even SL_FSYNC_NEVER syncs at roll), because open trusts sealed
- * segments without reading them. A failed sync fails the log; any other failure leaves the old
- * segment active and the log usable.
+ * Seal the active segment and start a new one named next_seq. Under group and interval the old
+ * segment and its .idx are made durable first, because open trusts sealed segments without
+ * reading them. SL_FSYNC_NEVER promises nothing on power loss, so it does not wait for the disk
+ * here (the roll would otherwise stall the appending thread for a whole segment's writeback);
+ * a sealed segment damaged by a power loss is still caught by the checksums when read. A failed
+ * sync fails the log; any other failure leaves the old segment active and the log usable.
  */
 static int roll(struct sl_shard_log *log)
 {
@@ -118,14 +120,17 @@ static int roll(struct sl_shard_log *log)
 	int r = sl_segment_index_flush(old);
 	if (r < 0)
 		return r;
-	r = io->fdatasync(old->fd);
-	if (r == 0)
-		r = io->fdatasync(old->idx_fd);
-	if (r < 0) {
-		sl_log_fail(log, r);
-		return r;
+	bool sync = log->cfg.fsync_mode != SL_FSYNC_NEVER;
+	if (sync) {
+		r = io->fdatasync(old->fd);
+		if (r == 0)
+			r = io->fdatasync(old->idx_fd);
+		if (r < 0) {
+			sl_log_fail(log, r);
+			return r;
+		}
+		log->synced_seq = log->next_seq;
 	}
-	log->synced_seq = log->next_seq;
 
 	if (log->nsegs == log->segs_cap) {
 		size_t cap = log->segs_cap * 2;
@@ -141,7 +146,7 @@ static int roll(struct sl_shard_log *log)
 	if (r < 0)
 		return r;
 	/* The new file's name must survive a crash before any record in it is acknowledged. */
-	r = sl_log_io_fsync_dir(log->dir);
+	r = sync ? sl_log_io_fsync_dir(log->dir) : 0;
 	if (r < 0) {
 		sl_segment_remove(&seg, log->dir);
 		sl_log_fail(log, r);

@@ -127,19 +127,41 @@ static bool over_limit(const struct sl_conn *c)
 	       c->limits.inflight_bytes_max;
 }
 
+static int process_frames(struct sl_conn *c);
+
 static void maybe_resume(struct sl_conn *c)
 {
 	/* Not while frames are being dispatched: the receive buffer is still being consumed. */
-	if (!c->closed && !c->recv_armed && !c->dispatching && !over_limit(c))
-		arm_recv(c);
+	if (c->closed || c->recv_armed || c->dispatching || over_limit(c))
+		return;
+	if (c->rbuf.len) {
+		/* Frames left in rbuf when dispatch paused over the limit go first. The caller
+		 * holds no ref for us: take one, and let it run try_close_fd/maybe_free after. */
+		c->refs++;
+		c->dispatching = true;
+		int r = process_frames(c);
+		c->dispatching = false;
+		c->refs--;
+		if (r < 0) {
+			sl_conn_close(c, true);
+			return;
+		}
+		if (c->closed || over_limit(c))
+			return;
+	}
+	arm_recv(c);
 }
 
-/* Parse and dispatch every complete frame in rbuf. Returns <0 when the conn must close. */
+/*
+ * Parse and dispatch the complete frames in rbuf, stopping while the connection is over its
+ * in-flight limit (one recv may carry thousands of small pipelined requests; each may commit
+ * megabytes, e.g. a READ); maybe_resume continues. Returns <0 when the conn must close.
+ */
 static int process_frames(struct sl_conn *c)
 {
 	size_t off = 0;
 	int r = 0;
-	while (!c->closed) {
+	while (!c->closed && !over_limit(c)) {
 		struct sl_frame_header h;
 		r = sl_proto_parse_header(c->rbuf.data + off, c->rbuf.len - off, &h);
 		if (r == -EAGAIN) {

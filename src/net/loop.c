@@ -3,8 +3,11 @@
 #include "common/logging.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* Deep enough that a burst of pipelined requests on many connections never starves for SQEs. */
 #define SQ_ENTRIES_DEFAULT 1024
@@ -27,7 +30,66 @@ struct sl_loop {
 	/* Posts to ourselves and posts that failed with -EOVERFLOW wait here for the next tick. */
 	struct sl_op **deferred;
 	size_t deferred_len, deferred_cap;
+	/* Messages from threads that have no ring: a locked list and an eventfd to wake us. Only
+	 * handler threads use it, once per batch, so the lock is never on the produce path. */
+	pthread_mutex_t ext_mu;
+	struct sl_op **ext;
+	size_t ext_len, ext_cap;
+	int ext_fd;
+	uint64_t ext_counter;
+	struct sl_op ext_op;
+	bool ext_armed;
 };
+
+static void arm_external(struct sl_loop *loop);
+
+static void external_ready(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
+{
+	loop->ext_armed = false;
+	pthread_mutex_lock(&loop->ext_mu);
+	struct sl_op **list = loop->ext;
+	size_t n = loop->ext_len;
+	loop->ext = NULL;
+	loop->ext_len = 0;
+	loop->ext_cap = 0;
+	pthread_mutex_unlock(&loop->ext_mu);
+	for (size_t i = 0; i < n; i++) {
+		list[i]->post_target = NULL;
+		list[i]->complete(loop, list[i], 0, 0);
+	}
+	free(list);
+	arm_external(loop);
+}
+
+static void arm_external(struct sl_loop *loop)
+{
+	if (loop->ext_armed || loop->ext_fd < 0)
+		return;
+	struct io_uring_sqe *sqe = sl_loop_sqe(loop, &loop->ext_op);
+	io_uring_prep_read(sqe, loop->ext_fd, &loop->ext_counter, sizeof(loop->ext_counter), 0);
+	loop->ext_armed = true;
+}
+
+void sl_loop_post_external(struct sl_loop *to, struct sl_op *op)
+{
+	pthread_mutex_lock(&to->ext_mu);
+	if (to->ext_len == to->ext_cap) {
+		size_t cap = to->ext_cap ? to->ext_cap * 2 : 16;
+		struct sl_op **n = realloc(to->ext, cap * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&to->ext_mu);
+			SL_ERROR("out of memory queueing a message to a loop");
+			abort();
+		}
+		to->ext = n;
+		to->ext_cap = cap;
+	}
+	to->ext[to->ext_len++] = op;
+	pthread_mutex_unlock(&to->ext_mu);
+	uint64_t one = 1;
+	if (write(to->ext_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		SL_ERROR("cannot wake loop %u: %s", to->id, strerror(errno));
+}
 
 int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret)
 {
@@ -50,6 +112,16 @@ int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret)
 	loop->tick_ctx = cfg->tick_ctx;
 	loop->tick_interval_ms = cfg->tick_interval_ms > 0 ? cfg->tick_interval_ms : 100;
 	atomic_init(&loop->stop, false);
+	pthread_mutex_init(&loop->ext_mu, NULL);
+	loop->ext_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->ext_fd < 0) {
+		r = -errno;
+		io_uring_queue_exit(&loop->ring);
+		free(loop);
+		return r;
+	}
+	loop->ext_op.complete = external_ready;
+	arm_external(loop);
 	*ret = loop;
 	return 0;
 }
@@ -59,6 +131,10 @@ void sl_loop_destroy(struct sl_loop *loop)
 	if (!loop)
 		return;
 	io_uring_queue_exit(&loop->ring);
+	if (loop->ext_fd >= 0)
+		close(loop->ext_fd);
+	pthread_mutex_destroy(&loop->ext_mu);
+	free(loop->ext);
 	free(loop->deferred);
 	free(loop);
 }
@@ -80,7 +156,7 @@ void sl_loop_set_userdata(struct sl_loop *loop, void *p)
 
 unsigned sl_loop_inflight(const struct sl_loop *loop)
 {
-	return loop->inflight + (unsigned)loop->deferred_len;
+	return loop->inflight - (loop->ext_armed ? 1 : 0) + (unsigned)loop->deferred_len;
 }
 
 void sl_loop_stop(struct sl_loop *loop)

@@ -56,6 +56,12 @@ struct io_uring_sqe *sl_loop_sqe(struct sl_loop *loop, struct sl_op *op);
 /* Send op to another loop (or to this one: then it runs on the next iteration). */
 void sl_loop_post(struct sl_loop *from, struct sl_loop *to, struct sl_op *op);
 
+/*
+ * Send op to a loop from a thread that is not a loop (handler threads, the checkpoint writer).
+ * Thread-safe; op->complete(loop, op, 0, 0) runs on the target's thread soon after.
+ */
+void sl_loop_post_external(struct sl_loop *to, struct sl_op *op);
+
 /* Operations in flight on the ring (for draining at shutdown). */
 unsigned sl_loop_inflight(const struct sl_loop *loop);
 

@@ -8,9 +8,17 @@
  *   0      4    length      bytes after this field: 8 + body length; 8..SL_PROTO_FRAME_MAX
  *   4      1    version     SL_PROTO_VERSION (1)
  *   5      1    opcode      enum sl_opcode
- *   6      2    flags       bit 0 SL_FRAME_RESPONSE; others must be 0
- *   8      4    request_id  chosen by the client, echoed in the response
+ *   6      2    flags       bit 0 SL_FRAME_RESPONSE, bit 1 SL_FRAME_PUSH (never both); others
+ *                           must be 0
+ *   8      4    request_id  chosen by the client, echoed in the response; in a PUSH frame, an id
+ *                           chosen by the server (CONSUMER_BATCH: the delivery id)
  *   12     ...  body
+ *
+ * A PUSH frame is sent by the server without a request (today only CONSUMER_BATCH, on a
+ * connection that sent CONSUMER_ATTACH). sl_proto_parse_header accepts the flag in both
+ * directions, since the header parser is shared: a client accepts PUSH frames in what it
+ * receives, and the server must reject a PUSH frame it receives (answered `protocol`, then the
+ * connection is closed, like a RESPONSE frame sent to the server).
  *
  * A response body starts with `i32 status` (0 or a negative sluice error code). When status < 0
  * the rest is `str16 message` and nothing else. Responses may arrive in any order; the
@@ -34,6 +42,25 @@
  *                   -> u32 shard_id, u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n,
  *                      n x record_out
  *
+ *
+ * Consumers (registrations of stream -> handler; see src/consumer/consumer_config.h):
+ *   CONSUMER_CREATE   consumer_config -> (empty)
+ *   CONSUMER_DELETE   str8 name -> (empty)
+ *   CONSUMER_LIST     (empty) -> u32 n, n x str8 name
+ *   CONSUMER_DESCRIBE str8 name -> consumer_config, i64 created_ms, u32 n,
+ *                     n x consumer_shard_status
+ *   CONSUMER_RESET    str8 name, i64 shard_id (-1: all shards), u8 position_type,
+ *                     u64 position_value -> (empty)
+ *   CONSUMER_ATTACH   str8 name -> (empty); from then on the server pushes CONSUMER_BATCH frames
+ *                     on this connection (the consumer's handler must be "remote")
+ *   CONSUMER_BATCH    PUSH frame, server -> client, request_id = delivery id:
+ *                     str8 consumer, str8 stream, u32 shard_id, u32 attempt, u32 n (1..10000),
+ *                     n x record_out. Never answered with a response: the client sends a
+ *                     CONSUMER_ACK request instead.
+ *   CONSUMER_ACK      u32 delivery_id, u8 status (0 ok, 1 failed_from, 2 error),
+ *                     u32 failed_from (index into the batch; with status 1), str16 message
+ *                     (0..SL_PROTO_MESSAGE_MAX bytes) -> (empty)
+ *
  *   record_in    = str16 key (1..256 bytes, UTF-8), u8 flags (bit 0: explicit hash key follows),
  *                  [16 bytes hash key, big-endian], u32 data_len, data
  *   record_out   = u64 seq, i64 ts_ms, str16 key, u8 flags, [16 bytes hash key], u32 data_len, data
@@ -41,6 +68,15 @@
  *   shard_desc   = u32 shard_id, i32 parent_id (-1 none), i32 adjacent_parent_id (-1 none),
  *                  16 bytes start hash (BE), 16 bytes end hash (BE), u64 start_seq,
  *                  u64 end_seq (0 while open), u64 next_seq
+ *   consumer_config = str8 name, str8 stream, u8 handler_kind (0 exec, 1 plugin, 2 remote),
+ *                  str16 handler_target, u32 batch_size, u32 batch_window_ms, u8 start_type
+ *                  (position type: 0 trim-horizon, 1 latest, 4 at timestamp), u64 start_value,
+ *                  i32 max_retries (-1: until expiry), i64 max_record_age_s (-1: retention),
+ *                  u8 flags (bit 0 bisect_on_error; others must be 0), str8 on_failure ("" none),
+ *                  u32 parallelism, u32 timeout_ms
+ *   consumer_shard_status = u32 shard_id, u64 checkpoint_seq, u64 lag_records, u64 lag_ms,
+ *                  u8 state (enum sl_proto_consumer_state), u64 delivered, u64 batches_failed,
+ *                  u64 retries, u64 sent_to_on_failure, u64 expired, str16 last_error
  */
 #ifndef SL_PROTO_CODEC_H
 #define SL_PROTO_CODEC_H
@@ -56,6 +92,8 @@
 #define SL_PROTO_VERSION 1
 #define SL_FRAME_HEADER_BYTES 12
 #define SL_FRAME_RESPONSE 0x0001
+/* A frame the server sends on its own initiative (CONSUMER_BATCH); see the top. */
+#define SL_FRAME_PUSH 0x0002
 /* Largest frame: bounds a connection's receive buffer. 500 records of 1 MiB fit in a PRODUCE. */
 #define SL_PROTO_FRAME_MAX (64u << 20)
 /* Records in one PRODUCE request or READ response (Kinesis GetRecords allows 10,000). */
@@ -75,6 +113,14 @@ enum sl_opcode {
 	SL_OP_LIST_SHARDS = 0x14,
 	SL_OP_PRODUCE = 0x20,
 	SL_OP_READ = 0x21,
+	SL_OP_CONSUMER_CREATE = 0x30,
+	SL_OP_CONSUMER_DELETE = 0x31,
+	SL_OP_CONSUMER_LIST = 0x32,
+	SL_OP_CONSUMER_DESCRIBE = 0x33,
+	SL_OP_CONSUMER_RESET = 0x34,
+	SL_OP_CONSUMER_ATTACH = 0x35,
+	SL_OP_CONSUMER_BATCH = 0x36, /* PUSH frames only */
+	SL_OP_CONSUMER_ACK = 0x37,
 };
 
 struct sl_frame_header {
@@ -147,7 +193,7 @@ struct sl_record_view {
  * then SLUICE_ERR_INVALID_ARGUMENT (shard_count, position type, max_records or max_bytes out of
  * range, a PRODUCE of 0 records).
  */
-/* DELETE_STREAM, DESCRIBE_STREAM, LIST_SHARDS: a str8 name. */
+/* DELETE_STREAM, DESCRIBE_STREAM, LIST_SHARDS, CONSUMER_DELETE/_DESCRIBE/_ATTACH: a str8 name. */
 int sl_proto_decode_name(const uint8_t *body, size_t len, struct sl_str *ret);
 int sl_proto_decode_auth(const uint8_t *body, size_t len, struct sl_str *ret_token);
 int sl_proto_decode_create_stream(const uint8_t *body, size_t len,
@@ -165,7 +211,7 @@ int sl_proto_produce_next(struct sl_req_produce *req, uint32_t record_bytes_max,
 
 /* ---- encoders: append one whole frame (header included) to out ---- */
 
-/* Request frames (used by libsluice). */
+/* Request frames (used by libsluice). The head functions reserve and write the 12-byte header. */
 int sl_proto_encode_request_head(struct sl_buf *out, uint8_t opcode, uint32_t request_id,
 				 size_t *ret_frame_start);
 /* Patch the length field of the frame that starts at frame_start once its body is complete. */
@@ -235,5 +281,131 @@ int sl_proto_decode_response_status(const uint8_t *body, size_t len, int32_t *re
 				    struct sl_str *ret_message, struct sl_reader *ret_rest);
 /* Decode one record_out from r (borrowing r's bytes). Returns 0 or SLUICE_ERR_PROTOCOL. */
 int sl_proto_get_record_out(struct sl_reader *r, struct sluice_record *ret);
+
+/* ---- consumers (consumer_messages.c) ---- */
+
+/* consumer_config flags. */
+#define SL_CONSUMER_FLAG_BISECT_ON_ERROR 0x01
+/* The smallest consumer_shard_status (empty last_error): bounds a count against the body. */
+#define SL_PROTO_CONSUMER_SHARD_STATUS_BYTES_MIN (4 + 8 + 8 + 8 + 1 + 5 * 8 + 2)
+/* The smallest record_out (a 1-byte key, no hash key, no data). */
+#define SL_PROTO_RECORD_OUT_BYTES_MIN (8 + 8 + 2 + 1 + 1 + 4)
+
+enum sl_proto_handler_kind { /* values of enum sl_handler_kind */
+	SL_PROTO_HANDLER_EXEC = 0,
+	SL_PROTO_HANDLER_PLUGIN = 1,
+	SL_PROTO_HANDLER_REMOTE = 2,
+};
+
+enum sl_proto_consumer_state {
+	SL_PROTO_CONSUMER_IDLE = 0,
+	SL_PROTO_CONSUMER_DELIVERING = 1,
+	SL_PROTO_CONSUMER_RETRYING = 2,
+	SL_PROTO_CONSUMER_FINISHED = 3,	      /* a closed shard, fully processed */
+	SL_PROTO_CONSUMER_WAITING_REMOTE = 4, /* no remote handler attached */
+};
+
+enum sl_proto_ack_status { /* values of enum sluice_handler_status */
+	SL_PROTO_ACK_OK = 0,
+	SL_PROTO_ACK_FAILED_FROM = 1,
+	SL_PROTO_ACK_ERROR = 2,
+};
+
+/* consumer_config. Strings borrow the frame (decoders) or the caller's memory (encoders). */
+struct sl_consumer_wire {
+	struct sl_str name;
+	struct sl_str stream;
+	uint8_t handler_kind; /* enum sl_proto_handler_kind */
+	struct sl_str handler_target;
+	uint32_t batch_size;
+	uint32_t batch_window_ms;
+	struct sluice_position start;
+	int32_t max_retries;
+	int64_t max_record_age_s;
+	bool bisect_on_error;
+	struct sl_str on_failure; /* len 0: none */
+	uint32_t parallelism;
+	uint32_t timeout_ms;
+};
+
+struct sl_consumer_shard_status {
+	uint32_t shard_id;
+	uint64_t checkpoint_seq;
+	uint64_t lag_records;
+	uint64_t lag_ms;
+	uint8_t state; /* enum sl_proto_consumer_state; decoders accept any value (newer servers) */
+	uint64_t delivered;
+	uint64_t batches_failed;
+	uint64_t retries;
+	uint64_t sent_to_on_failure;
+	uint64_t expired;
+	struct sl_str last_error;
+};
+
+struct sl_req_consumer_reset {
+	struct sl_str name;
+	int64_t shard_id; /* -1: all shards, else 0..UINT32_MAX */
+	struct sluice_position position;
+};
+
+struct sl_req_consumer_ack {
+	uint32_t delivery_id;
+	uint8_t status; /* enum sl_proto_ack_status */
+	uint32_t failed_from;
+	struct sl_str message; /* 0..SL_PROTO_MESSAGE_MAX bytes */
+};
+
+/* The head of a CONSUMER_BATCH body; count record_outs follow it. */
+struct sl_consumer_batch_head {
+	struct sl_str consumer;
+	struct sl_str stream;
+	uint32_t shard_id;
+	uint32_t attempt;
+	uint32_t count; /* 1..SL_PROTO_RECORDS_MAX */
+};
+
+/*
+ * consumer_config on a reader (DESCRIBE answers) and in a CONSUMER_CREATE body.
+ *
+ * get checks structure only, plus what a client relies on: names valid (on_failure may be
+ * empty), no unknown flag bits; handler_kind and start.type are passed on as they come (a newer
+ * server may know more). On failure r is left failed and SLUICE_ERR_PROTOCOL returned.
+ *
+ * decode_consumer_create: SLUICE_ERR_PROTOCOL (structure, trailing bytes, unknown flag bits),
+ * then SLUICE_ERR_INVALID_NAME (name, stream, on_failure), then SLUICE_ERR_INVALID_ARGUMENT
+ * (handler_kind or start type unknown; start type must be trim-horizon, latest or at-timestamp).
+ * Ranges (batch size, timeouts, ...) are the server's to check with sl_consumer_config_check,
+ * whose messages name the field.
+ */
+int sl_proto_put_consumer_config(struct sl_buf *out, const struct sl_consumer_wire *c);
+int sl_proto_get_consumer_config(struct sl_reader *r, struct sl_consumer_wire *ret);
+int sl_proto_decode_consumer_create(const uint8_t *body, size_t len, struct sl_consumer_wire *ret);
+
+int sl_proto_put_consumer_shard_status(struct sl_buf *out,
+				       const struct sl_consumer_shard_status *s);
+int sl_proto_get_consumer_shard_status(struct sl_reader *r, struct sl_consumer_shard_status *ret);
+
+/* CONSUMER_RESET: PROTOCOL, INVALID_NAME, then INVALID_ARGUMENT (shard_id not -1 and not a
+ * u32, position type unknown). */
+int sl_proto_put_consumer_reset(struct sl_buf *out, const struct sl_req_consumer_reset *req);
+int sl_proto_decode_consumer_reset(const uint8_t *body, size_t len,
+				   struct sl_req_consumer_reset *ret);
+
+/* CONSUMER_ACK: PROTOCOL (structure, message over SL_PROTO_MESSAGE_MAX), then INVALID_ARGUMENT
+ * (unknown status). put returns -EINVAL for a message over SL_PROTO_MESSAGE_MAX. */
+int sl_proto_put_consumer_ack(struct sl_buf *out, const struct sl_req_consumer_ack *req);
+int sl_proto_decode_consumer_ack(const uint8_t *body, size_t len,
+				 struct sl_req_consumer_ack *ret);
+
+/*
+ * CONSUMER_BATCH. encode_push_head writes a PUSH header (flags SL_FRAME_PUSH, request_id =
+ * delivery_id); then put_consumer_batch_head, count x sl_proto_put_record_out, and
+ * sl_proto_finish_frame. get_consumer_batch_head checks names, 1 <= count <=
+ * SL_PROTO_RECORDS_MAX and that count records can fit in what is left (SLUICE_ERR_PROTOCOL).
+ */
+int sl_proto_encode_push_head(struct sl_buf *out, uint8_t opcode, uint32_t delivery_id,
+			      size_t *ret_frame_start);
+int sl_proto_put_consumer_batch_head(struct sl_buf *out, const struct sl_consumer_batch_head *h);
+int sl_proto_get_consumer_batch_head(struct sl_reader *r, struct sl_consumer_batch_head *ret);
 
 #endif

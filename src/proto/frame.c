@@ -25,7 +25,9 @@ int sl_proto_parse_header(const uint8_t *buf, size_t len, struct sl_frame_header
 	if (buf[4] != SL_PROTO_VERSION)
 		return SLUICE_ERR_UNSUPPORTED_VERSION;
 	uint16_t flags = sl_load_u16(buf + 6);
-	if (flags & ~SL_FRAME_RESPONSE)
+	/* A push is never an answer: both bits together mean a confused or hostile peer. */
+	if ((flags & ~(SL_FRAME_RESPONSE | SL_FRAME_PUSH)) ||
+	    (flags & (SL_FRAME_RESPONSE | SL_FRAME_PUSH)) == (SL_FRAME_RESPONSE | SL_FRAME_PUSH))
 		return SLUICE_ERR_PROTOCOL;
 	ret->length = length;
 	ret->version = buf[4];
@@ -47,6 +49,14 @@ bool sl_proto_opcode_known(uint8_t opcode)
 	case SL_OP_LIST_SHARDS:
 	case SL_OP_PRODUCE:
 	case SL_OP_READ:
+	case SL_OP_CONSUMER_CREATE:
+	case SL_OP_CONSUMER_DELETE:
+	case SL_OP_CONSUMER_LIST:
+	case SL_OP_CONSUMER_DESCRIBE:
+	case SL_OP_CONSUMER_RESET:
+	case SL_OP_CONSUMER_ATTACH:
+	case SL_OP_CONSUMER_BATCH:
+	case SL_OP_CONSUMER_ACK:
 		return true;
 	default:
 		return false;
@@ -74,6 +84,12 @@ int sl_proto_encode_request_head(struct sl_buf *out, uint8_t opcode, uint32_t re
 				 size_t *ret_frame_start)
 {
 	return put_head(out, opcode, 0, request_id, ret_frame_start);
+}
+
+int sl_proto_encode_push_head(struct sl_buf *out, uint8_t opcode, uint32_t delivery_id,
+			      size_t *ret_frame_start)
+{
+	return put_head(out, opcode, SL_FRAME_PUSH, delivery_id, ret_frame_start);
 }
 
 void sl_proto_finish_frame(struct sl_buf *out, size_t frame_start)
@@ -142,9 +158,10 @@ int sl_proto_encode_response_head(struct sl_buf *out, uint8_t opcode, uint32_t r
 	int r = sl_buf_reserve(out, SL_FRAME_HEADER_BYTES + 4);
 	if (r < 0)
 		return r;
-	size_t start;
+	size_t start = out->len;
 	r = put_head(out, opcode, SL_FRAME_RESPONSE, request_id, &start);
-	assert(r == 0); /* reserved above */
+	if (r < 0)
+		return r; /* cannot happen: reserved above */
 	sl_store_u32(out->data + out->len, (uint32_t)status);
 	out->len += 4;
 	*ret_frame_start = start;

@@ -8,6 +8,8 @@
  */
 #include "server/server.h"
 
+#include "server/consumers.h"
+
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -124,6 +126,8 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n", list[i]->name,
 			    list[i]->shards[k].id, atomic_load(&list[i]->shards[k].failed) ? 1 : 0);
 	sl_registry_release_list(list, n);
+	if (srv->consumers)
+		sl_consumers_render_metrics(srv->consumers, b);
 }
 
 static void respond(int fd, int code, const char *reason, const char *type, const void *body,

@@ -8,6 +8,8 @@
  */
 #include "server/server.h"
 
+#include "server/consumers.h"
+
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -124,6 +126,11 @@ int main(int argc, char **argv)
 	srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
 	if (!srv.workers)
 		return 1;
+	r = sl_consumers_open(&srv, &srv.consumers);
+	if (r < 0) {
+		fprintf(stderr, "sluiced: cannot load consumers: %s\n", sluice_strerror(r));
+		return 1;
+	}
 	r = sl_server_start_workers(&srv);
 	if (r < 0)
 		return 1;
@@ -162,6 +169,7 @@ int main(int argc, char **argv)
 	}
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
+	sl_consumers_close(srv.consumers);
 	sl_registry_close(srv.registry);
 	free(srv.workers);
 	SL_INFO("stopped cleanly");

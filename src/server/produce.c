@@ -38,7 +38,9 @@ struct record_result {
 };
 
 struct produce_req {
-	struct sl_conn *conn;
+	struct sl_conn *conn;      /* NULL for internal requests (see sl_produce_internal) */
+	sl_produce_done_fn done;   /* internal requests: called instead of answering */
+	void *done_ctx;
 	struct sl_worker *origin;
 	struct sl_stream *stream;
 	uint32_t request_id;
@@ -60,6 +62,22 @@ static void respond(struct produce_req *req)
 {
 	struct sl_conn *c = req->conn;
 	struct sl_worker *w = req->origin;
+	if (!c) {
+		int status = 0;
+		uint32_t failed = 0;
+		for (uint32_t i = 0; i < req->n; i++) {
+			if (req->results[i].status < 0) {
+				failed++;
+				if (!status)
+					status = req->results[i].status;
+			}
+		}
+		req->done(req->done_ctx, status, failed);
+		sl_stream_unref(req->stream);
+		sl_worker_request_end(w);
+		free(req);
+		return;
+	}
 	if (!sl_conn_is_closed(c)) {
 		struct sl_buf *out = sl_conn_out(c);
 		size_t start;
@@ -184,6 +202,8 @@ struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, s
 {
 	return find_stream(w, name, len);
 }
+
+static void dispatch(struct sl_worker *w, struct produce_req *req);
 
 static size_t align8(size_t n)
 {
@@ -325,13 +345,18 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	req->opcode = h->opcode;
 	req->n = n;
 	req->nparts = nparts;
-	req->parts_pending = nparts + 1; /* +1: held until dispatch is over */
 	req->hold_bytes = len;
-	sl_stream_ref(s);
 	sl_conn_hold(c, req->hold_bytes);
-	sl_worker_request_begin(w);
 	sl_counter_add(&w->m.records_rejected, rejected);
+	dispatch(w, req);
+}
 
+static void dispatch(struct sl_worker *w, struct produce_req *req)
+{
+	uint32_t nparts = req->nparts;
+	req->parts_pending = nparts + 1; /* +1: held until dispatch is over */
+	sl_stream_ref(req->stream);
+	sl_worker_request_begin(w);
 	for (uint32_t k = 0; k < nparts; k++) {
 		struct part *p = &req->parts[k];
 		p->status = 0;
@@ -344,4 +369,80 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	}
 	if (--req->parts_pending == 0)
 		respond(req);
+}
+
+int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct sl_record_in *recs,
+			uint32_t n, sl_produce_done_fn done, void *ctx)
+{
+	if (n == 0 || n > SL_PROTO_RECORDS_MAX)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	uint32_t nshards = s->nshards;
+	uint32_t max_parts = n < nshards ? n : nshards;
+	size_t body = 0;
+	for (uint32_t i = 0; i < n; i++)
+		body += (size_t)recs[i].key_len + recs[i].data_len;
+	size_t off_results = align8(sizeof(struct produce_req));
+	size_t off_recs = off_results + align8((size_t)n * sizeof(struct record_result));
+	size_t off_index = off_recs + align8((size_t)n * sizeof(struct sl_record_in));
+	size_t off_parts = off_index + align8((size_t)n * sizeof(uint32_t));
+	size_t off_pos = off_parts + align8((size_t)max_parts * sizeof(struct part));
+	size_t off_body = off_pos + align8((size_t)n * sizeof(uint32_t));
+	uint8_t *block = malloc(off_body + body);
+	if (!block)
+		return -ENOMEM;
+	struct produce_req *req = (struct produce_req *)block;
+	memset(req, 0, sizeof(*req));
+	req->results = (struct record_result *)(block + off_results);
+	req->recs = (struct sl_record_in *)(block + off_recs);
+	req->index = (uint32_t *)(block + off_index);
+	req->parts = (struct part *)(block + off_parts);
+	uint32_t *shard_of = (uint32_t *)(block + off_pos);
+	req->body = block + off_body;
+	uint32_t *counts = calloc(nshards, sizeof(*counts));
+	if (!counts) {
+		free(block);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		sl_u128 hk;
+		if (recs[i].has_hash_key)
+			hk = sl_hash_key_to_u128(&recs[i].hash_key);
+		else
+			sl_hash_u128_of_partition_key(recs[i].key, recs[i].key_len, &hk);
+		shard_of[i] = (uint32_t)(sl_stream_route(s, hk) - s->shards);
+		counts[shard_of[i]]++;
+	}
+	uint32_t nparts = 0, at = 0;
+	for (uint32_t k = 0; k < nshards; k++) {
+		if (!counts[k])
+			continue;
+		req->parts[nparts] = (struct part){
+			.req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		at += counts[k];
+		counts[k] = nparts++;
+	}
+	uint8_t *p = req->body;
+	for (uint32_t i = 0; i < n; i++) {
+		struct part *pt = &req->parts[counts[shard_of[i]]];
+		uint32_t slot = pt->first + pt->status++;
+		struct sl_record_in r = recs[i];
+		memcpy(p, recs[i].key, recs[i].key_len);
+		r.key = p;
+		p += recs[i].key_len;
+		if (recs[i].data_len)
+			memcpy(p, recs[i].data, recs[i].data_len);
+		r.data = p;
+		p += recs[i].data_len;
+		req->recs[slot] = r;
+		req->index[slot] = i;
+	}
+	free(counts);
+	req->origin = w;
+	req->stream = s;
+	req->n = n;
+	req->nparts = nparts;
+	req->done = done;
+	req->done_ctx = ctx;
+	dispatch(w, req);
+	return 0;
 }

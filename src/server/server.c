@@ -10,6 +10,8 @@
  */
 #include "server/server.h"
 
+#include "server/consumers.h"
+
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -83,9 +85,9 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	struct sl_worker *w = sess->w;
 	struct sl_server *srv = w->srv;
 	sl_counter_add(&w->m.requests, 1);
-	if (h->flags & SL_FRAME_RESPONSE) {
+	if (h->flags & (SL_FRAME_RESPONSE | SL_FRAME_PUSH)) {
 		sl_counter_add(&w->m.frames_rejected, 1);
-		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL, "a client sent a response frame");
+		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL, "a client sent a response or push frame");
 		return SLUICE_ERR_PROTOCOL;
 	}
 	if (atomic_load_explicit(&srv->draining, memory_order_relaxed)) {
@@ -140,6 +142,13 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_DESCRIBE_STREAM:
 	case SL_OP_LIST_SHARDS:
 		sl_handle_admin(w, c, h, body, len);
+		return 0;
+	case SL_OP_CONSUMER_CREATE:
+	case SL_OP_CONSUMER_DELETE:
+	case SL_OP_CONSUMER_LIST:
+	case SL_OP_CONSUMER_DESCRIBE:
+	case SL_OP_CONSUMER_RESET:
+		sl_handle_consumer_admin(w, c, h, body, len);
 		return 0;
 	default:
 		sl_reply_error(c, h, SLUICE_ERR_BAD_OPCODE, "unknown opcode 0x%02x", h->opcode);
@@ -310,6 +319,7 @@ static void tick(struct sl_loop *loop, void *ctx)
 	}
 	/* One atomic load when nothing changed; drops deleted streams promptly. */
 	sl_stream_cache_refresh(&w->cache, w->srv->registry);
+	sl_consumers_tick(w, now);
 	if (now - w->last_housekeeping_ms >= HOUSEKEEPING_INTERVAL_MS) {
 		w->last_housekeeping_ms = now;
 		housekeeping(w, now);
@@ -325,7 +335,7 @@ static void tick(struct sl_loop *loop, void *ctx)
 		for (size_t i = 0; i < w->cache.count; i++)
 			for (uint32_t k = 0; k < w->cache.all[i]->nshards; k++)
 				syncing |= w->cache.all[i]->shards[k].sync_inflight;
-		if (!syncing && !w->dirty && all_requests_done(w->srv))
+		if (!syncing && !w->dirty && !sl_consumers_busy(w) && all_requests_done(w->srv))
 			sl_loop_stop(loop);
 	}
 }

@@ -51,9 +51,12 @@ struct sl_worker {
 	struct sl_worker_metrics m;
 };
 
+struct sl_consumers;
+
 struct sl_server {
 	struct sl_server_config cfg;
 	struct sl_registry *registry;
+	struct sl_consumers *consumers;
 	struct sl_worker *workers;
 	unsigned nworkers;
 	atomic_bool draining;
@@ -85,6 +88,19 @@ void sl_handle_read(struct sl_worker *w, struct sl_conn *c, const struct sl_fram
 		    const uint8_t *body, size_t len);
 void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 		     const uint8_t *body, size_t len);
+void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
+			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
+
+/*
+ * Append records to a stream from inside the server (consumers' on-failure stream), with the
+ * same routing, group commit and durability as a PRODUCE. Call on a worker's loop thread. The
+ * records are copied. done(ctx, status, failed) runs on the same loop once every record is
+ * decided: status 0 when all are durable, else the first error and how many failed.
+ */
+typedef void (*sl_produce_done_fn)(void *ctx, int status, uint32_t failed);
+int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct sl_record_in *recs,
+			uint32_t n, sl_produce_done_fn done, void *ctx);
+struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, size_t len);
 
 /* Request accounting for draining at shutdown. */
 static inline void sl_worker_request_begin(struct sl_worker *w)

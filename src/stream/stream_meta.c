@@ -434,13 +434,13 @@ int sl_stream_meta_split(struct sl_stream_meta *meta, uint32_t shard_id, sl_u128
 	r = reshard_room(meta, 2, 1, msg, msg_len);
 	if (r < 0)
 		return r;
-	size_t pi = (size_t)(p - meta->shards);
 	struct sl_shard_meta *shards =
 	    realloc(meta->shards, (meta->shard_count + 2) * sizeof(*shards));
 	if (!shards)
 		return -ENOMEM;
 	meta->shards = shards;
-	p = &shards[pi];
+	/* Find the parent again by id: pointers into the old array died with the realloc. */
+	p = sl_stream_meta_find_shard(meta, shard_id);
 
 	struct sl_shard_meta *a = &shards[meta->shard_count], *b = a + 1;
 	*a = (struct sl_shard_meta){
@@ -489,14 +489,13 @@ int sl_stream_meta_merge(struct sl_stream_meta *meta, uint32_t shard_id, uint32_
 	r = reshard_room(meta, 1, 0, msg, msg_len);
 	if (r < 0)
 		return r;
-	size_t xi = (size_t)(x - meta->shards), yi = (size_t)(y - meta->shards);
 	struct sl_shard_meta *shards =
 	    realloc(meta->shards, (meta->shard_count + 1) * sizeof(*shards));
 	if (!shards)
 		return -ENOMEM;
 	meta->shards = shards;
-	x = &shards[xi];
-	y = &shards[yi];
+	x = sl_stream_meta_find_shard(meta, shard_id);
+	y = sl_stream_meta_find_shard(meta, adjacent_id);
 
 	uint64_t last = end_seq > adjacent_end_seq ? end_seq : adjacent_end_seq;
 	struct sl_shard_meta *c = &shards[meta->shard_count];

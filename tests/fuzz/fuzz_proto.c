@@ -1,10 +1,12 @@
 /*
  * libFuzzer target for src/proto. The first input byte picks what the rest is fed to:
  *
- *   sel & 7 = 0  a stream of frames, as a connection delivers them: header, then the request or
- *                response decoder its opcode and flags select, frame after frame
+ *   sel & 7 = 0  a stream of frames, as a connection delivers them: header, then the request,
+ *                response or push decoder its opcode and flags select, frame after frame
  *           1    the header parser alone, plus the name and key validators on the raw bytes
- *           2..5 DELETE/DESCRIBE/LIST_SHARDS name, AUTH, CREATE_STREAM, READ request bodies
+ *           2..5 DELETE/DESCRIBE/LIST_SHARDS name, AUTH, CREATE_STREAM, READ request bodies;
+ *                with sel & 0x40: CONSUMER_CREATE, CONSUMER_RESET, CONSUMER_ACK request bodies
+ *                and a CONSUMER_BATCH push body
  *           6    a PRODUCE body, iterated to the end (record_bytes_max 32 if sel & 0x80)
  *           7    a response body; the next byte is its opcode
  *
@@ -160,9 +162,96 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 		produce(body, len, SLUICE_RECORD_BYTES_DEFAULT, tmp);
 		produce(body, len, 16, tmp);
 		break;
-	default:
-		break; /* PING, LIST_STREAMS: empty bodies; others: BAD_OPCODE */
+	case SL_OP_CONSUMER_DELETE:
+	case SL_OP_CONSUMER_DESCRIBE:
+	case SL_OP_CONSUMER_ATTACH:
+		request(SL_OP_DELETE_STREAM, body, len, tmp);
+		break;
+	case SL_OP_CONSUMER_CREATE: {
+		struct sl_consumer_wire c;
+		if (sl_proto_decode_consumer_create(body, len, &c) == 0) {
+			check_str(&c.name, body, len);
+			check_str(&c.stream, body, len);
+			check_str(&c.handler_target, body, len);
+			check_str(&c.on_failure, body, len);
+			CHECK(c.handler_kind <= SL_PROTO_HANDLER_REMOTE);
+			CHECK(c.start.type == SLUICE_POS_TRIM_HORIZON ||
+			      c.start.type == SLUICE_POS_LATEST ||
+			      c.start.type == SLUICE_POS_AT_TIMESTAMP);
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_consumer_config(tmp, &c) == 0);
+			check_same(tmp, body, len);
+		}
+		break;
 	}
+	case SL_OP_CONSUMER_RESET: {
+		struct sl_req_consumer_reset q;
+		if (sl_proto_decode_consumer_reset(body, len, &q) == 0) {
+			check_str(&q.name, body, len);
+			CHECK(q.shard_id >= -1 && q.shard_id <= (int64_t)UINT32_MAX);
+			CHECK(q.position.type <= SLUICE_POS_AT_TIMESTAMP);
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_consumer_reset(tmp, &q) == 0);
+			check_same(tmp, body, len);
+		}
+		break;
+	}
+	case SL_OP_CONSUMER_ACK: {
+		struct sl_req_consumer_ack a;
+		if (sl_proto_decode_consumer_ack(body, len, &a) == 0) {
+			check_str(&a.message, body, len);
+			CHECK(a.status <= SL_PROTO_ACK_ERROR);
+			CHECK(a.message.len <= SL_PROTO_MESSAGE_MAX);
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_consumer_ack(tmp, &a) == 0);
+			check_same(tmp, body, len);
+		}
+		break;
+	}
+	default:
+		break; /* PING, LIST_STREAMS, CONSUMER_LIST: empty bodies; others: BAD_OPCODE */
+	}
+}
+
+/* records_out after a head, each re-encoded to the bytes it came from. */
+static void records_out(struct sl_reader *r, uint32_t n, struct sl_buf *tmp)
+{
+	for (uint32_t i = 0; i < n && r->ok; i++) {
+		size_t before = r->off;
+		struct sluice_record rec;
+		if (sl_proto_get_record_out(r, &rec) < 0) {
+			CHECK(!r->ok);
+			break;
+		}
+		check_key((const uint8_t *)rec.key, rec.key_len);
+		CHECK(sl_proto_key_valid((const uint8_t *)rec.key, rec.key_len));
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_record_out(tmp, &rec) == 0);
+		check_same(tmp, r->p + before, r->off - before);
+	}
+}
+
+/* ---- pushes (server -> client) ---- */
+
+static void push(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *tmp)
+{
+	if (op != SL_OP_CONSUMER_BATCH)
+		return;
+	struct sl_reader r;
+	sl_reader_init(&r, body, len);
+	struct sl_consumer_batch_head h;
+	if (sl_proto_get_consumer_batch_head(&r, &h) < 0) {
+		CHECK(!r.ok);
+		return;
+	}
+	CHECK(h.count >= 1 && h.count <= SL_PROTO_RECORDS_MAX);
+	CHECK((uint64_t)h.count * SL_PROTO_RECORD_OUT_BYTES_MIN <= sl_reader_left(&r));
+	CHECK(sl_proto_name_valid((const uint8_t *)h.consumer.p, h.consumer.len));
+	CHECK(sl_proto_name_valid((const uint8_t *)h.stream.p, h.stream.len));
+	sl_buf_reset(tmp);
+	CHECK(sl_proto_put_consumer_batch_head(tmp, &h) == 0);
+	check_same(tmp, body, r.off);
+	records_out(&r, h.count, tmp);
 }
 
 /* ---- responses ---- */
@@ -210,6 +299,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 	uint64_t u64;
 	switch (op) {
 	case SL_OP_LIST_STREAMS:
+	case SL_OP_CONSUMER_LIST:
 		sl_reader_u32(&r, &n);
 		for (uint32_t i = 0; i < n && r.ok; i++) {
 			struct sl_str s;
@@ -234,6 +324,31 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 		for (uint32_t i = 0; i < n && shard_desc(&r, tmp); i++)
 			;
 		break;
+	case SL_OP_CONSUMER_DESCRIBE: {
+		size_t before = r.off;
+		struct sl_consumer_wire c;
+		if (sl_proto_get_consumer_config(&r, &c) < 0) {
+			CHECK(!r.ok);
+			break;
+		}
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_consumer_config(tmp, &c) == 0);
+		check_same(tmp, r.p + before, r.off - before);
+		sl_reader_u64(&r, &u64);
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && r.ok; i++) {
+			before = r.off;
+			struct sl_consumer_shard_status st;
+			if (sl_proto_get_consumer_shard_status(&r, &st) < 0) {
+				CHECK(!r.ok);
+				break;
+			}
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_consumer_shard_status(tmp, &st) == 0);
+			check_same(tmp, r.p + before, r.off - before);
+		}
+		break;
+	}
 	case SL_OP_PRODUCE:
 		sl_reader_u32(&r, &n);
 		for (uint32_t i = 0; i < n && r.ok; i++) {
@@ -248,19 +363,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 		sl_reader_u64(&r, &u64);
 		sl_reader_u64(&r, &u64);
 		sl_reader_u32(&r, &n);
-		for (uint32_t i = 0; i < n && r.ok; i++) {
-			size_t before = r.off;
-			struct sluice_record rec;
-			if (sl_proto_get_record_out(&r, &rec) < 0) {
-				CHECK(!r.ok);
-				break;
-			}
-			check_key((const uint8_t *)rec.key, rec.key_len);
-			CHECK(sl_proto_key_valid((const uint8_t *)rec.key, rec.key_len));
-			sl_buf_reset(tmp);
-			CHECK(sl_proto_put_record_out(tmp, &rec) == 0);
-			check_same(tmp, r.p + before, r.off - before);
-		}
+		records_out(&r, n, tmp);
 		break;
 	default:
 		break;
@@ -284,8 +387,12 @@ static void frames(const uint8_t *p, size_t n, struct sl_buf *tmp)
 			return; /* wait for the rest */
 		const uint8_t *body = p + SL_FRAME_HEADER_BYTES;
 		size_t len = h.length - 8;
+		CHECK((h.flags & (SL_FRAME_RESPONSE | SL_FRAME_PUSH)) !=
+		      (SL_FRAME_RESPONSE | SL_FRAME_PUSH));
 		if (h.flags & SL_FRAME_RESPONSE)
 			response(h.opcode, body, len, tmp);
+		else if (h.flags & SL_FRAME_PUSH)
+			push(h.opcode, body, len, tmp);
 		else
 			request(h.opcode, body, len, tmp);
 		p += 4 + h.length;
@@ -321,16 +428,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2:
-		request(SL_OP_DESCRIBE_STREAM, p, n, &tmp);
+		request((sel & 0x40) ? SL_OP_CONSUMER_CREATE : SL_OP_DESCRIBE_STREAM, p, n, &tmp);
 		break;
 	case 3:
-		request(SL_OP_AUTH, p, n, &tmp);
+		request((sel & 0x40) ? SL_OP_CONSUMER_RESET : SL_OP_AUTH, p, n, &tmp);
 		break;
 	case 4:
-		request(SL_OP_CREATE_STREAM, p, n, &tmp);
+		request((sel & 0x40) ? SL_OP_CONSUMER_ACK : SL_OP_CREATE_STREAM, p, n, &tmp);
 		break;
 	case 5:
-		request(SL_OP_READ, p, n, &tmp);
+		if (sel & 0x40)
+			push(SL_OP_CONSUMER_BATCH, p, n, &tmp);
+		else
+			request(SL_OP_READ, p, n, &tmp);
 		break;
 	case 6:
 		produce(p, n, (sel & 0x80) ? 32 : SLUICE_RECORD_BYTES_DEFAULT, &tmp);

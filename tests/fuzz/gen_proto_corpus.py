@@ -17,6 +17,11 @@ VERSION = 1
 RESPONSE = 0x0001
 OP = dict(PING=0x01, AUTH=0x02, CREATE_STREAM=0x10, DELETE_STREAM=0x11, LIST_STREAMS=0x12,
           DESCRIBE_STREAM=0x13, LIST_SHARDS=0x14, PRODUCE=0x20, READ=0x21)
+# Consumer operations: a separate table and random stream (crng below), so that adding them left
+# the seeds of the older operations byte-for-byte unchanged.
+COP = dict(CONSUMER_CREATE=0x30, CONSUMER_DELETE=0x31, CONSUMER_LIST=0x32, CONSUMER_DESCRIBE=0x33,
+           CONSUMER_RESET=0x34, CONSUMER_ATTACH=0x35, CONSUMER_BATCH=0x36, CONSUMER_ACK=0x37)
+PUSH = 0x0002
 ERRORS = [-5002, -5003, -5004, -5005, -5006, -5007, -5009, -5013, -5014, -5015, -28]
 
 rng = random.Random(20260101)
@@ -32,10 +37,10 @@ def str8(b): return u8(len(b)) + b
 def str16(b): return u16(len(b)) + b
 
 
-def frame(op, body, request_id=None, response=False):
+def frame(op, body, request_id=None, response=False, push=False):
     rid = rng.randrange(1 << 32) if request_id is None else request_id
-    return (u32(8 + len(body)) + u8(VERSION) + u8(op) + u16(RESPONSE if response else 0)
-            + u32(rid) + body)
+    flags = (RESPONSE if response else 0) | (PUSH if push else 0)
+    return u32(8 + len(body)) + u8(VERSION) + u8(op) + u16(flags) + u32(rid) + body
 
 
 def name():
@@ -127,6 +132,100 @@ def responses():
     yield frame(op, i32(rng.choice(ERRORS)) + str16(msg), response=True)
 
 
+# ---- consumers (their own random stream; see COP) ----
+
+crng = random.Random(20260301)
+
+
+def with_rng(fn):
+    """Run fn with the consumer random stream in place of the main one."""
+    global rng
+    saved, rng = rng, crng
+    try:
+        return fn()
+    finally:
+        rng = saved
+
+
+def consumer_config():
+    kind = rng.randrange(3)
+    target = {0: b'python3 handle.py --x', 1: b'/opt/handlers/libh.so', 2: b''}[kind]
+    start = rng.choice([0, 1, 4])
+    return (str8(name()) + str8(name()) + u8(kind) + str16(target)
+            + u32(rng.choice([1, 100, 10000])) + u32(rng.choice([0, 500, 300000]))
+            + u8(start) + u64(1790000000000 if start == 4 else 0)
+            + i32(rng.choice([-1, 0, 3, 10000])) + i64(rng.choice([-1, 60, 604800]))
+            + u8(rng.randrange(2)) + str8(rng.choice([b'', name()]))
+            + u32(rng.randrange(1, 11)) + u32(rng.choice([1, 60000, 900000])))
+
+
+def consumer_shard_status(i):
+    err = rng.choice([b'', b'handler exited with status 1', 'caf\u00e9'.encode()])
+    return (u32(i) + u64(rng.randrange(1 << 40)) + u64(rng.randrange(1000)) + u64(rng.randrange(10 ** 6))
+            + u8(rng.randrange(5)) + b''.join(u64(rng.randrange(10 ** 6)) for _ in range(5))
+            + str16(err))
+
+
+def consumer_reset_body():
+    return (str8(name()) + i64(rng.choice([-1, 0, 3, 4095])) + u8(rng.randrange(5))
+            + u64(rng.randrange(1 << 40)))
+
+
+def consumer_ack_body():
+    return (u32(rng.randrange(1 << 32)) + u8(rng.randrange(3)) + u32(rng.randrange(100))
+            + str16(rng.choice([b'', b'record 3: bad JSON'])))
+
+
+def consumer_batch_body():
+    n = rng.choice([1, 2, 3])
+    return (str8(name()) + str8(name()) + u32(rng.randrange(8)) + u32(rng.randrange(4)) + u32(n)
+            + b''.join(record_out() for _ in range(n)))
+
+
+def consumer_requests():
+    yield frame(COP['CONSUMER_CREATE'], consumer_config())
+    for op in ('CONSUMER_DELETE', 'CONSUMER_DESCRIBE', 'CONSUMER_ATTACH'):
+        yield frame(COP[op], str8(name()))
+    yield frame(COP['CONSUMER_LIST'], b'')
+    yield frame(COP['CONSUMER_RESET'], consumer_reset_body())
+    yield frame(COP['CONSUMER_ACK'], consumer_ack_body())
+
+
+def consumer_responses():
+    for op in ('CONSUMER_CREATE', 'CONSUMER_DELETE', 'CONSUMER_RESET', 'CONSUMER_ATTACH',
+               'CONSUMER_ACK'):
+        yield frame(COP[op], ok(), response=True)
+    n = rng.randrange(4)
+    yield frame(COP['CONSUMER_LIST'], ok(u32(n) + b''.join(str8(name()) for _ in range(n))),
+                response=True)
+    n = rng.choice([0, 1, 2, 4])
+    body = (consumer_config() + i64(1790000000000) + u32(n)
+            + b''.join(consumer_shard_status(i) for i in range(n)))
+    yield frame(COP['CONSUMER_DESCRIBE'], ok(body), response=True)
+    yield frame(COP['CONSUMER_DESCRIBE'], i32(-5002) + str16(b'no consumer of that name'),
+                response=True)
+
+
+def consumer_inputs():
+    inputs = []
+    for _ in range(12):
+        inputs += [b'\x00' + f for f in consumer_requests()]
+        inputs += [b'\x00' + f for f in consumer_responses()]
+        inputs.append(b'\x00' + frame(COP['CONSUMER_BATCH'], consumer_batch_body(), push=True))
+        inputs.append(b'\x42' + consumer_config())
+        inputs.append(b'\x43' + consumer_reset_body())
+        inputs.append(b'\x44' + consumer_ack_body())
+        inputs.append(b'\x45' + consumer_batch_body())
+        f = list(consumer_responses())[rng.randrange(8)]
+        inputs.append(b'\x07' + f[5:6] + f[12:])
+    # An attached connection: an ACK request, then pushes back to back, the last one cut short.
+    for _ in range(4):
+        pushes = [frame(COP['CONSUMER_BATCH'], consumer_batch_body(), push=True) for _ in range(3)]
+        inputs.append(b'\x00' + frame(COP['CONSUMER_ACK'], consumer_ack_body()) + b''.join(pushes)
+                      + pushes[0][:20])
+    return inputs
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__),
                                                             'corpus', 'proto')
@@ -151,6 +250,7 @@ def main():
         inputs.append(rng.choice([b'\x06', b'\x86']) + produce_body())
         f = list(responses())[rng.randrange(9)]
         inputs.append(b'\x07' + f[5:6] + f[12:])
+    inputs += with_rng(consumer_inputs)
     written = 0
     for data_ in inputs:
         path = os.path.join(out, hashlib.sha1(data_).hexdigest())

@@ -18,6 +18,7 @@ import traceback
 OP_PING, OP_AUTH = 0x01, 0x02
 OP_CREATE, OP_DELETE, OP_LIST, OP_DESCRIBE, OP_LIST_SHARDS = 0x10, 0x11, 0x12, 0x13, 0x14
 OP_PRODUCE, OP_READ = 0x20, 0x21
+FLAG_RESPONSE, FLAG_PUSH = 0x0001, 0x0002  # frame header flags
 POS_TRIM_HORIZON, POS_LATEST, POS_AT_SEQ, POS_AFTER_SEQ, POS_AT_TIMESTAMP = 0, 1, 2, 3, 4
 
 ERR = {
@@ -267,7 +268,10 @@ class Server:
     Without data_dir, a temporary folder holds data/ and the log, and goes away on exit. With
     data_dir, the caller owns that folder; the log goes next to it (DATA.log)."""
 
+    instances = []  # every Server made, so a failed run can show their logs
+
     def __init__(self, data_dir=None, args=(), threads=2, log_path=None):
+        Server.instances.append(self)
         self.own_dir = data_dir is None
         if self.own_dir:
             self.root = tempfile.mkdtemp(prefix="sluice-it-")
@@ -415,6 +419,13 @@ def run_tests(tests, time_limit=None):
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
     if time_limit:
         signal.alarm(0)
+    if failed:
+        seen = set()
+        for srv in Server.instances:
+            if srv.log_path in seen:
+                continue
+            seen.add(srv.log_path)
+            print("--- %s (tail)\n%s" % (srv.log_path, srv.log_tail(40)), flush=True)
     print("%d passed, %d failed (%.1fs)" % (passed, failed, time.monotonic() - t_all), flush=True)
     sys.exit(1 if failed else 0)
 

@@ -137,7 +137,8 @@ def test_server_alive_and_stops_cleanly():
     c = srv.client()
     c.ping()
     c.close()
-    assert srv.stop() == 0
+    rc = srv.stop()
+    assert rc == 0, "sluiced exited %s after SIGTERM" % rc
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ appends continue above them. A second sluiced on a folder in use refuses to star
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import threading

@@ -16,7 +16,8 @@ enum {
 };
 
 struct cli {
-	const char *server; /* HOST:PORT */
+	const char *server;	/* HOST:PORT */
+	const char *auth_token; /* NULL: none; from --auth-token-file or $SLUICE_AUTH_TOKEN */
 };
 
 /* "sluice: WHAT: MESSAGE" on stderr; returns CLI_EXIT_FAILED. */
@@ -28,11 +29,14 @@ __attribute__((format(printf, 2, 3))) int cli_usage_error(const char *what, cons
 int cli_connect(const struct cli *cli, const char *what, struct sluice_client **ret);
 /* "3" or "shardId-000000000003". */
 int cli_parse_shard_id(const char *s, uint32_t *ret);
+/* trim-horizon, latest, seq:N, time:ISO8601 (or time:UNIX_MS). 0 or -EINVAL. */
+int cli_parse_position(const char *s, struct sluice_position *ret);
 /* Whether argv holds -h/--help (before a "--"). */
 bool cli_wants_help(int argc, char **argv);
 
 int cli_stream(const struct cli *cli, int argc, char **argv);
 int cli_put(const struct cli *cli, int argc, char **argv);
 int cli_get(const struct cli *cli, int argc, char **argv);
+int cli_consumer(const struct cli *cli, int argc, char **argv);
 
 #endif

@@ -50,34 +50,6 @@ struct get_out {
 	uint64_t max;
 };
 
-static int parse_position(const char *s, struct sluice_position *ret)
-{
-	if (strcmp(s, "trim-horizon") == 0) {
-		*ret = (struct sluice_position){.type = SLUICE_POS_TRIM_HORIZON};
-		return 0;
-	}
-	if (strcmp(s, "latest") == 0) {
-		*ret = (struct sluice_position){.type = SLUICE_POS_LATEST};
-		return 0;
-	}
-	if (strncmp(s, "seq:", 4) == 0) {
-		uint64_t v;
-		if (sl_parse_u64(s + 4, &v) < 0)
-			return -EINVAL;
-		*ret = (struct sluice_position){.type = SLUICE_POS_AT_SEQ, .value = v};
-		return 0;
-	}
-	if (strncmp(s, "time:", 5) == 0) {
-		int64_t ms;
-		if (sl_parse_timestamp_ms(s + 5, &ms) < 0 || ms < 0)
-			return -EINVAL;
-		*ret = (struct sluice_position){.type = SLUICE_POS_AT_TIMESTAMP,
-						.value = (uint64_t)ms};
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static int print_record(struct get_out *out, uint32_t shard, const struct sluice_record *rec)
 {
 	if (out->format == FORMAT_RAW) {
@@ -148,7 +120,7 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 			one_shard = true;
 			break;
 		case 'F':
-			if (parse_position(optarg, &from) < 0)
+			if (cli_parse_position(optarg, &from) < 0)
 				return cli_usage_error(what, "bad --from '%s'", optarg);
 			break;
 		case 'm':

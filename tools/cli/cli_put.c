@@ -141,7 +141,8 @@ int cli_put(const struct cli *cli_in, int argc, char **argv)
 		return cli_usage_error(what, "--key wants 1..%u bytes", SLUICE_KEY_LEN_MAX);
 	const char *stream = argv[optind];
 
-	struct sluice_producer_options popts = {.max_records_per_request = (uint32_t)batch};
+	struct sluice_producer_options popts = {.max_records_per_request = (uint32_t)batch,
+						.auth_token = cli.auth_token};
 	struct sluice_producer *p;
 	int r = sluice_producer_create(cli.server, &popts, &p);
 	if (r < 0)

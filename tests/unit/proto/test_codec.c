@@ -146,11 +146,18 @@ static void header_parse(void **state)
 	assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), SLUICE_ERR_UNSUPPORTED_VERSION);
 	b.data[4] = SL_PROTO_VERSION;
 
-	/* Flags: only bit 0 is defined. */
-	for (int bit = 1; bit < 16; bit++) {
+	/* Flags: bits 0 (response) and 1 (push) are defined, never both. */
+	for (int bit = 2; bit < 16; bit++) {
 		sl_store_u16(b.data + 6, (uint16_t)(1u << bit));
 		assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), SLUICE_ERR_PROTOCOL);
+		sl_store_u16(b.data + 6, (uint16_t)(1u << bit | SL_FRAME_PUSH));
+		assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), SLUICE_ERR_PROTOCOL);
 	}
+	sl_store_u16(b.data + 6, SL_FRAME_RESPONSE | SL_FRAME_PUSH);
+	assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), SLUICE_ERR_PROTOCOL);
+	sl_store_u16(b.data + 6, SL_FRAME_PUSH);
+	assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), 0);
+	assert_int_equal(h.flags, SL_FRAME_PUSH);
 	sl_store_u16(b.data + 6, SL_FRAME_RESPONSE);
 	assert_int_equal(sl_proto_parse_header(b.data, b.len, &h), 0);
 	assert_int_equal(h.flags, SL_FRAME_RESPONSE);

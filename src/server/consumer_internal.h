@@ -1,0 +1,103 @@
+/* Private state of the consumer engine, shared by consumers.c (registry, admin, checkpoints)
+ * and consumer_engine.c (the per-shard workers). */
+#ifndef SL_SERVER_CONSUMER_INTERNAL_H
+#define SL_SERVER_CONSUMER_INTERNAL_H
+
+#include "server/consumer_runner.h"
+#include "server/consumers.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Consumers one server holds: bounds the registry and the runner threads. */
+#define CONSUMERS_MAX 1000
+/* Retry backoff: first retry after ~200 ms, doubling, capped at 30 s, with equal jitter. */
+#define BACKOFF_BASE_MS 200
+#define BACKOFF_CAP_MS 30000
+/* Largest batch payload handed to a handler (Lambda's synchronous payload limit). */
+#define BATCH_BYTES_MAX (6u << 20)
+/* How often the writer thread persists checkpoints that moved. */
+#define CHECKPOINT_INTERVAL_MS 100
+/* An exec handler enforces its own timeout; past this much more, the engine gives up on it. */
+#define EXEC_TIMEOUT_SLACK_MS 5000
+
+struct sl_consumer;
+
+struct sl_cshard {
+	struct sl_consumer *c;
+	struct sl_shard *shard;
+	unsigned owner;
+	/* owner loop only */
+	bool resolved;
+	uint64_t next_seq;
+	uint64_t epoch;
+	struct sl_batch *inflight;
+	struct sl_batch *retry;  /* a failed batch waiting for retry_at_ms */
+	uint32_t attempt;
+	int64_t retry_at_ms;
+	uint32_t batch_cap;      /* shrinks while bisecting */
+	uint64_t bisect_until;   /* the cap returns to batch_size past this sequence number */
+	int64_t window_start_ms;
+	bool handing_off;        /* records on their way to the on-failure stream */
+	const char *give_up_reason; /* set while records wait to be handed off */
+	struct sl_runner *runner;
+	/* shared */
+	struct sl_cshard_stats st;
+	_Atomic uint64_t checkpoint_saved;
+	pthread_mutex_t err_mu;
+	char last_error[256];
+};
+
+struct sl_consumer {
+	struct sl_consumer_config cfg;
+	struct sl_consumers *owner;
+	struct sl_stream *stream;
+	struct sl_cshard *shards;
+	uint32_t nshards;
+	atomic_int refs;
+	atomic_bool deleted;
+};
+
+struct sl_consumers {
+	struct sl_server *srv;
+	char meta_dir[4200];
+	pthread_mutex_t mu;
+	struct sl_consumer **list; /* sorted by name */
+	size_t count, cap;
+	_Atomic uint64_t generation;
+	pthread_t writer;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	bool writer_stop;
+	/* per worker: the consumer shards it owns, rebuilt when the generation moves */
+	struct worker_view {
+		uint64_t generation;
+		struct sl_cshard **cshards;
+		size_t count;
+		struct sl_consumer **held;
+		size_t held_count;
+	} *views;
+};
+
+
+void sl_consumer_ref(struct sl_consumer *c);
+void sl_consumer_unref(struct sl_consumer *c);
+void sl_cshard_set_error(struct sl_cshard *cs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static inline void sl_cshard_set_state(struct sl_cshard *cs, enum sl_cshard_state s)
+{
+	atomic_store_explicit(&cs->st.state, (int)s, memory_order_relaxed);
+}
+
+static inline void sl_cshard_advance(struct sl_cshard *cs, uint64_t last_finished)
+{
+	if (last_finished > atomic_load_explicit(&cs->st.checkpoint, memory_order_relaxed))
+		atomic_store_explicit(&cs->st.checkpoint, last_finished, memory_order_relaxed);
+	if (last_finished + 1 > cs->next_seq)
+		cs->next_seq = last_finished + 1;
+}
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * struct sl_runner: the thread that runs one consumer shard's plugin or exec handler, so that a
+ * slow or hung handler never blocks an event loop, another shard or another consumer.
+ *
+ * The owner loop hands it one batch at a time (sl_runner_submit); the runner invokes the handler
+ * and posts the batch back to the owner loop (sl_loop_post_external), where batch->op.complete
+ * runs. If a plugin call outlives its timeout, the loop abandons the runner: the thread keeps the
+ * batch (the handler may still be reading it), frees it and itself when the call returns, and
+ * the loop starts a fresh runner for the retry.
+ */
+#ifndef SL_SERVER_CONSUMER_RUNNER_H
+#define SL_SERVER_CONSUMER_RUNNER_H
+
+#include "consumer/consumer_config.h"
+#include "log/shard_log.h"
+#include "net/loop.h"
+
+#include <sluice/handler.h>
+
+#include <stdint.h>
+
+/* One delivery: records read from the log, in the shape handlers take. */
+struct sl_batch {
+	struct sl_op op;              /* complete() runs on the owner loop with the result */
+	void *cshard;                 /* the engine's; opaque here */
+	uint64_t epoch;               /* the shard's epoch at dispatch: resets discard old results */
+	struct sl_read_batch rb;      /* owns the record bytes */
+	struct sluice_handler_record *recs;
+	size_t cap;
+	struct sluice_handler_batch hb; /* hb.records points into recs[first..] */
+	struct sluice_handler_result result;
+	int invoke_status;            /* 0, or why no result came (crash, timeout, garbage) */
+	int64_t dispatched_ms;
+	uint64_t delivery_id;         /* remote handlers */
+};
+
+struct sl_batch *sl_batch_create(void);
+void sl_batch_destroy(struct sl_batch *b);
+/* Make hb describe records[first .. first+count) of the read batch. 0 or -ENOMEM. */
+int sl_batch_view(struct sl_batch *b, size_t first, size_t count);
+
+struct sl_runner;
+
+struct sl_runner_config {
+	enum sl_handler_kind kind; /* SL_HANDLER_EXEC or SL_HANDLER_PLUGIN */
+	const char *target;
+	const char *consumer;
+	const char *stream;
+	uint32_t shard_id;
+	uint32_t timeout_ms;
+	struct sl_loop *owner;
+};
+
+int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret);
+/* Hand a batch over; the runner must be idle. */
+void sl_runner_submit(struct sl_runner *r, struct sl_batch *b);
+/* Give up on the batch in progress (timeout): the thread frees it and itself when done. */
+void sl_runner_abandon(struct sl_runner *r);
+/* Stop and free an idle runner (or abandon a busy one). Accepts NULL. */
+void sl_runner_destroy(struct sl_runner *r);
+
+#endif
