@@ -331,6 +331,21 @@ static void dispatch(struct sl_worker *w, struct sl_cshard *s, struct sl_batch *
 	b->hb.stream = s->c->cfg.stream;
 	b->hb.shard_id = s->shard->id;
 	b->hb.attempt = s->attempt;
+	if (s->c->cfg.handler_kind == SL_HANDLER_REMOTE) {
+		struct sl_remote *rem = sl_remote_pick(s->c, (uint32_t)(s - s->c->shards));
+		if (!rem) {
+			/* Nobody attached: keep the batch and wait. */
+			s->retry = b;
+			s->retry_at_ms = now + 100;
+			sl_cshard_set_state(s, SL_CSHARD_WAITING_REMOTE);
+			return;
+		}
+		s->inflight = b;
+		sl_consumer_ref(s->c);
+		sl_cshard_set_state(s, SL_CSHARD_DELIVERING);
+		sl_remote_deliver(w, rem, b);
+		return;
+	}
 	int r = ensure_runner(s);
 	if (r < 0) {
 		sl_cshard_set_error(s, "cannot start a handler thread: %s", sluice_strerror(r));
@@ -363,10 +378,6 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 	struct sl_shard *sh = s->shard;
 	if (!sh->log || atomic_load(&s->c->deleted))
 		return;
-	if (s->c->cfg.handler_kind == SL_HANDLER_REMOTE) {
-		sl_cshard_set_state(s, SL_CSHARD_WAITING_REMOTE);
-		return;
-	}
 	if (s->inflight) {
 		/* A plugin cannot be interrupted: past its timeout, abandon its thread. */
 		uint32_t limit = s->c->cfg.timeout_ms;
@@ -377,7 +388,9 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			uint64_t first = lost->hb.records[0].seq;
 			uint32_t count = (uint32_t)lost->hb.count;
 			s->inflight = NULL;
-			sl_runner_abandon(s->runner); /* the runner frees the batch */
+			/* A runner frees the batch; a remote batch comes back later and is dropped. */
+			if (s->runner)
+				sl_runner_abandon(s->runner);
 			s->runner = NULL;
 			sl_consumer_unref(s->c);
 			/* Read the same records again and treat the timeout like any failure. */

@@ -50,8 +50,14 @@ struct sl_cshard {
 	char last_error[256];
 };
 
+struct sl_remote;
+
 struct sl_consumer {
 	struct sl_consumer_config cfg;
+	/* remote handlers attached (consumer_remote.c) */
+	pthread_mutex_t remote_mu;
+	struct sl_remote **remotes;
+	size_t remote_count;
 	struct sl_consumers *owner;
 	struct sl_stream *stream;
 	struct sl_cshard *shards;
@@ -81,6 +87,9 @@ struct sl_consumers {
 	} *views;
 };
 
+
+struct sl_remote *sl_remote_pick(struct sl_consumer *c, uint32_t shard_index);
+void sl_remote_deliver(struct sl_worker *owner, struct sl_remote *r, struct sl_batch *b);
 
 void sl_consumer_ref(struct sl_consumer *c);
 void sl_consumer_unref(struct sl_consumer *c);

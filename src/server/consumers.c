@@ -35,6 +35,8 @@ void sl_consumer_unref(struct sl_consumer *c)
 		pthread_mutex_destroy(&c->shards[i].err_mu);
 	}
 	free(c->shards);
+	free(c->remotes);
+	pthread_mutex_destroy(&c->remote_mu);
 	if (c->stream)
 		sl_stream_unref(c->stream);
 	free(c);
@@ -60,6 +62,7 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 		return -ENOMEM;
 	c->cfg = *cfg;
 	c->owner = cs;
+	pthread_mutex_init(&c->remote_mu, NULL);
 	c->stream = stream;
 	sl_stream_ref(stream);
 	atomic_init(&c->refs, 1);

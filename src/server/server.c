@@ -78,6 +78,9 @@ static bool token_equal(const struct sl_server *srv, const uint8_t *p, size_t n)
 	return diff == 0;
 }
 
+static void handle_remote(struct sl_session *sess, struct sl_conn *c,
+			  const struct sl_frame_header *h, const uint8_t *body, size_t len);
+
 static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const uint8_t *body,
 		    size_t len)
 {
@@ -150,15 +153,84 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_CONSUMER_RESET:
 		sl_handle_consumer_admin(w, c, h, body, len);
 		return 0;
+	case SL_OP_CONSUMER_ATTACH:
+	case SL_OP_CONSUMER_ACK:
+		handle_remote(sess, c, h, body, len);
+		return 0;
 	default:
 		sl_reply_error(c, h, SLUICE_ERR_BAD_OPCODE, "unknown opcode 0x%02x", h->opcode);
 		return 0;
 	}
 }
 
+int sl_remote_attach(struct sl_worker *w, struct sl_conn *conn, const char *name,
+		     struct sl_remote **ret, char *err_msg, size_t err_msg_len);
+void sl_remote_detach(struct sl_remote *r);
+int sl_remote_ack(struct sl_remote *r, const struct sl_req_consumer_ack *ack, char *err_msg,
+		  size_t err_msg_len);
+
 static void on_close(struct sl_conn *c)
 {
-	(void)c;
+	struct sl_session *sess = sl_conn_userdata(c);
+	if (sess && sess->remote) {
+		sl_remote_detach(sess->remote);
+		sess->remote = NULL;
+	}
+}
+
+static void reply_ok(struct sl_conn *c, const struct sl_frame_header *h)
+{
+	size_t start;
+	if (sl_proto_encode_response_head(sl_conn_out(c), h->opcode, h->request_id, 0, &start) ==
+	    0) {
+		sl_proto_finish_frame(sl_conn_out(c), start);
+		sl_conn_flush(c);
+	}
+}
+
+static void handle_remote(struct sl_session *sess, struct sl_conn *c,
+			  const struct sl_frame_header *h, const uint8_t *body, size_t len)
+{
+	char msg[256] = "";
+	if (h->opcode == SL_OP_CONSUMER_ATTACH) {
+		struct sl_str q;
+		int r = sl_proto_decode_name(body, len, &q);
+		if (r < 0) {
+			sl_reply_error(c, h, r, "malformed CONSUMER_ATTACH request");
+			return;
+		}
+		if (sess->remote) {
+			sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT,
+				       "this connection is attached already; use one per consumer");
+			return;
+		}
+		char name[SLUICE_NAME_LEN_MAX + 1];
+		snprintf(name, sizeof(name), "%.*s", (int)q.len, q.p);
+		r = sl_remote_attach(sess->w, c, name, &sess->remote, msg, sizeof(msg));
+		if (r < 0) {
+			sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
+			return;
+		}
+		reply_ok(c, h);
+		return;
+	}
+	struct sl_req_consumer_ack ack;
+	int r = sl_proto_decode_consumer_ack(body, len, &ack);
+	if (r < 0) {
+		sl_reply_error(c, h, r, "malformed CONSUMER_ACK request");
+		return;
+	}
+	if (!sess->remote) {
+		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT,
+			       "CONSUMER_ACK on a connection that is not attached");
+		return;
+	}
+	r = sl_remote_ack(sess->remote, &ack, msg, sizeof(msg));
+	if (r < 0) {
+		sl_reply_error(c, h, r, "%s", msg);
+		return;
+	}
+	reply_ok(c, h);
 }
 
 static const struct sl_conn_handler conn_handler = {

@@ -68,9 +68,11 @@ struct sl_server {
 };
 
 /* Per-connection state. */
+struct sl_remote;
 struct sl_session {
 	struct sl_worker *w;
 	bool authenticated;
+	struct sl_remote *remote; /* set by CONSUMER_ATTACH */
 };
 
 struct sl_worker *sl_worker_of_loop(struct sl_loop *loop);

@@ -218,23 +218,30 @@ int main(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
+	int ret;
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
+		free(token_buf);
 		return CLI_EXIT_USAGE;
 	}
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 	optind = 0; /* full getopt reinitialization for the command's own parsing */
-	if (strcmp(cmd, "stream") == 0)
-		return cli_stream(&cli, cargc, cargv);
-	if (strcmp(cmd, "put") == 0)
-		return cli_put(&cli, cargc, cargv);
-	if (strcmp(cmd, "get") == 0)
-		return cli_get(&cli, cargc, cargv);
-	if (strcmp(cmd, "help") == 0) {
+	if (strcmp(cmd, "stream") == 0) {
+		ret = cli_stream(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "put") == 0) {
+		ret = cli_put(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "get") == 0) {
+		ret = cli_get(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "consumer") == 0) {
+		ret = cli_consumer(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
-		return CLI_EXIT_OK;
+		ret = CLI_EXIT_OK;
+	} else {
+		ret = cli_usage_error(cmd, "unknown command");
 	}
-	return cli_usage_error(cmd, "unknown command");
+	free(token_buf);
+	return ret;
 }

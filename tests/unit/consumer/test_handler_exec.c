@@ -469,6 +469,48 @@ static void exec_destroy_stubborn(void **state)
 	batch_free(&t);
 }
 
+static void exec_lambda_shim(void **state)
+{
+	/* tools/lambda-shim.py running examples/audit.py, an unchanged Lambda handler. */
+	need_python();
+	const char *src = getenv("SLUICE_SOURCE_DIR");
+	char audit[4200], cmd[8300];
+	snprintf(audit, sizeof(audit), "%s/audit.jsonl", tmp_dir);
+	setenv("AUDIT_FILE", audit, 1);
+	snprintf(cmd, sizeof(cmd), "python3 %s/tools/lambda-shim.py %s/examples/audit.py", src,
+		 src);
+	struct sl_exec_handler *h = make(cmd);
+	static const char *const datas[] = {"{\"order_id\":1}", "{\"order_id\":2}", "not json",
+					    "{\"order_id\":4}"};
+	struct test_batch t;
+	batch_make(&t, 4, datas, 0);
+	struct sluice_handler_result res;
+	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 20000, &res), 0);
+	assert_int_equal(res.status, SLUICE_HANDLER_FAILED_FROM);
+	assert_int_equal(res.failed_from, 2);
+	t.b.records += 3;
+	t.b.count = 1;
+	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 20000, &res), 0);
+	assert_int_equal(res.status, SLUICE_HANDLER_OK);
+	sl_exec_handler_destroy(h);
+	unsetenv("AUDIT_FILE");
+
+	FILE *f = fopen(audit, "r");
+	assert_non_null(f);
+	char line[512];
+	int n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		static const char *const want[] = {"\"order_id\": 1,", "\"order_id\": 2,",
+						   "\"order_id\": 4,"};
+		assert_true(n < 3);
+		assert_non_null(strstr(line, want[n]));
+		n++;
+	}
+	fclose(f);
+	assert_int_equal(n, 3);
+	batch_free(&t);
+}
+
 static void exec_bad_command(void **state)
 {
 	struct sl_exec_handler *h = NULL;
@@ -508,6 +550,7 @@ int main(void)
 		cmocka_unit_test_teardown(exec_orphan_holds_stdout, no_children),
 		cmocka_unit_test_teardown(exec_one_shot_and_extra_lines, no_children),
 		cmocka_unit_test_teardown(exec_destroy_stubborn, no_children),
+		cmocka_unit_test_teardown(exec_lambda_shim, no_children),
 		cmocka_unit_test_teardown(exec_bad_command, no_children),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
