@@ -271,8 +271,8 @@ int sluice_consumer_describe(struct sluice_client *c, const char *name,
 	info->shards = calloc(n ? n : 1, sizeof(*info->shards));
 	if (!info->name || !info->stream || !info->handler_target || !info->shards)
 		goto fail;
-	if (w.on_failure.len && !(info->options.on_failure = strndup(w.on_failure.p,
-								     w.on_failure.len)))
+	if (w.on_failure.len &&
+	    !(info->options.on_failure = strndup(w.on_failure.p, w.on_failure.len)))
 		goto fail;
 	info->handler_kind = w.handler_kind;
 	info->options.batch_size = w.batch_size;
@@ -368,8 +368,8 @@ struct sluice_remote_consumer {
 	char message[SL_PROTO_MESSAGE_MAX + 64];
 };
 
-__attribute__((format(printf, 3, 4))) static int rc_fail(struct sluice_remote_consumer *rc,
-							 int err, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int rc_fail(struct sluice_remote_consumer *rc, int err,
+							 const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -400,8 +400,8 @@ static int rc_connect(struct sluice_remote_consumer *rc)
 	rc_drop(rc);
 	rc->message[0] = '\0';
 	int fd;
-	int r = sl_client_dial(rc->host_port, rc->timeout_ms, &fd, rc->message,
-			       sizeof(rc->message));
+	int r =
+	    sl_client_dial(rc->host_port, rc->timeout_ms, &fd, rc->message, sizeof(rc->message));
 	if (r < 0)
 		return r;
 	if (rc->auth_token) {
@@ -433,7 +433,8 @@ static int rc_connect(struct sluice_remote_consumer *rc)
 	/* The server answers ATTACH before it pushes anything: whatever else comes is wrong. */
 	if (!(h.flags & SL_FRAME_RESPONSE) || h.opcode != SL_OP_CONSUMER_ATTACH ||
 	    h.request_id != rc->attach_id) {
-		r = rc_fail(rc, SLUICE_ERR_PROTOCOL, "unexpected frame instead of the attach answer");
+		r = rc_fail(rc, SLUICE_ERR_PROTOCOL,
+			    "unexpected frame instead of the attach answer");
 		goto fail;
 	}
 	int32_t status;
@@ -441,7 +442,8 @@ static int rc_connect(struct sluice_remote_consumer *rc)
 	struct sl_reader rest;
 	size_t frame_len = 4 + (size_t)h.length;
 	r = sl_proto_decode_response_status(rc->in.data + SL_FRAME_HEADER_BYTES,
-					    frame_len - SL_FRAME_HEADER_BYTES, &status, &msg, &rest);
+					    frame_len - SL_FRAME_HEADER_BYTES, &status, &msg,
+					    &rest);
 	if (r < 0 || (status == 0 && sl_reader_left(&rest) != 0)) {
 		r = rc_fail(rc, SLUICE_ERR_PROTOCOL, "malformed attach answer");
 		goto fail;
@@ -682,8 +684,7 @@ static int on_frame(struct sluice_remote_consumer *rc, const struct sl_frame_hea
 	else if (h->flags & SL_FRAME_RESPONSE)
 		r = on_response(rc, h, body, len);
 	else
-		r = rc_fail(rc, SLUICE_ERR_PROTOCOL, "unexpected frame (opcode 0x%02x)",
-			    h->opcode);
+		r = rc_fail(rc, SLUICE_ERR_PROTOCOL, "unexpected frame (opcode 0x%02x)", h->opcode);
 	/* The records borrowed rc->in: only now may the frame go. */
 	sl_buf_consume(&rc->in, frame_len);
 	return r;
@@ -741,7 +742,7 @@ int sluice_remote_consumer_run(struct sluice_remote_consumer *rc, sluice_remote_
 			break;
 		}
 		int64_t now = sl_mono_ms();
-		int wait = deadline == INT64_MAX		? -1
+		int wait = deadline == INT64_MAX	? -1
 			   : deadline - now > INT32_MAX ? INT32_MAX
 							: (int)(deadline - now);
 		struct pollfd pfds[2] = {{.fd = rc->fd, .events = POLLIN},

@@ -109,8 +109,7 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id,
-		       uint64_t seq)
+int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id, uint64_t seq)
 {
 	char text[CHECKPOINT_FILE_BYTES_MAX + 1];
 	int digits = snprintf(text, sizeof(text), "%" PRIu64, seq);

@@ -197,7 +197,8 @@ int sl_consumer_config_check(const struct sl_consumer_config *cfg, char *msg, si
 		break;
 	case SL_HANDLER_REMOTE:
 		if (tlen != 0)
-			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "handler_target: must be empty for remote");
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT,
+			     "handler_target: must be empty for remote");
 		break;
 	default:
 		FAIL(SLUICE_ERR_INVALID_ARGUMENT, "handler_kind: unknown value %d",
@@ -647,11 +648,9 @@ static bool has_cfg_suffix(const char *s, size_t n)
 	return n > k && memcmp(s + n - k, CFG_SUFFIX, k) == 0;
 }
 
-int sl_consumer_config_load_all(const char *meta_dir,
-				int (*loaded)(void *ctx, const struct sl_consumer_config *cfg),
-				void (*corrupt)(void *ctx, const char *file, int err,
-						const char *msg),
-				void *ctx)
+int sl_consumer_config_load_all(
+    const char *meta_dir, int (*loaded)(void *ctx, const struct sl_consumer_config *cfg),
+    void (*corrupt)(void *ctx, const char *file, int err, const char *msg), void *ctx)
 {
 	int dfd = open_consumers_dir(meta_dir, false);
 	if (dfd < 0)

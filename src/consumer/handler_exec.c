@@ -63,12 +63,12 @@ struct sl_exec_handler {
 
 	struct sl_buf event; /* the event line being sent */
 	struct sl_buf in;    /* bytes read from the child and not yet consumed */
-	uint64_t *seqs;      /* the batch's sequence numbers, for the response parser */
+	uint64_t *seqs;	     /* the batch's sequence numbers, for the response parser */
 	size_t seqs_cap;
 };
 
 __attribute__((format(printf, 2, 3))) static void fail_msg(struct sluice_handler_result *ret,
-							    const char *fmt, ...)
+							   const char *fmt, ...)
 {
 	ret->status = SLUICE_HANDLER_ERROR;
 	ret->failed_from = 0;
@@ -207,8 +207,8 @@ static void free_env(char **env, size_t ours)
 
 static bool env_is_ours(const char *entry)
 {
-	static const char *const names[] = {"SLUICE_CONSUMER=", "SLUICE_STREAM=", "SLUICE_SHARD=",
-					    "SLUICE_TIMEOUT_MS="};
+	static const char *const names[] = {
+	    "SLUICE_CONSUMER=", "SLUICE_STREAM=", "SLUICE_SHARD=", "SLUICE_TIMEOUT_MS="};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strncmp(entry, names[i], strlen(names[i])) == 0)
 			return true;
@@ -294,7 +294,7 @@ static int spawn(struct sl_exec_handler *h, int timeout_ms)
 	for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
 		sigaddset(&defaults, reset[i]);
 	if ((r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							  POSIX_SPAWN_SETSIGDEF)) < 0 ||
+						      POSIX_SPAWN_SETSIGDEF)) < 0 ||
 	    (r = -posix_spawnattr_setpgroup(&attr, 0)) < 0 ||
 	    (r = -posix_spawnattr_setsigmask(&attr, &mask)) < 0 ||
 	    (r = -posix_spawnattr_setsigdefault(&attr, &defaults)) < 0)

@@ -27,7 +27,7 @@ struct sl_plugin_handler {
 };
 
 __attribute__((format(printf, 3, 4))) static int refuse(char *err_msg, size_t err_msg_len,
-							 const char *fmt, ...)
+							const char *fmt, ...)
 {
 	if (err_msg && err_msg_len) {
 		va_list ap;

@@ -35,7 +35,7 @@
 #define REC_SOURCE                                                                                 \
 	"},\"eventSource\":\"sluice:stream\",\"eventVersion\":\"1.0\",\"eventID\":\"shardId-"
 #define REC_NAME                                                                                   \
-	"\",\"eventName\":\"sluice:record\",\"invokeIdentityArn\":\"arn:sluice:iam::local:role/"    \
+	"\",\"eventName\":\"sluice:record\",\"invokeIdentityArn\":\"arn:sluice:iam::local:role/"   \
 	"sluice\",\"awsRegion\":\"local\",\"eventSourceARN\":"
 #define ARN_PREFIX "arn:sluice:kinesis:local:000000000000:stream/"
 
@@ -238,8 +238,10 @@ int sl_lambda_event_encode(const struct sluice_handler_batch *batch, struct sl_b
 		put_raw(out, seq, seq_len);
 		put_raw(out, LIT(REC_DATA));
 		if (rec->data_len > 0) {
-			/* EVP_EncodeBlock writes a NUL after the text: the reserve above has room. */
-			int n = EVP_EncodeBlock(out->data + out->len, rec->data, (int)rec->data_len);
+			/* EVP_EncodeBlock writes a NUL after the text: the reserve above has room.
+			 */
+			int n =
+			    EVP_EncodeBlock(out->data + out->len, rec->data, (int)rec->data_len);
 			if (n < 0 || (size_t)n != b64_len) {
 				r = -ENOMEM;
 				goto fail;
@@ -267,7 +269,7 @@ fail:
 }
 
 __attribute__((format(printf, 2, 3))) static int garbage(struct sluice_handler_result *ret,
-							  const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	ret->status = SLUICE_HANDLER_ERROR;
 	ret->failed_from = 0;
@@ -349,8 +351,8 @@ static int parse_failures(json_t *list, const uint64_t *seqs, size_t count,
 	ret->status = SLUICE_HANDLER_FAILED_FROM;
 	ret->failed_from = lowest;
 	snprintf(ret->message, sizeof(ret->message),
-		 "handler reported %zu failed record(s); retrying from sequence number %" PRIu64,
-		 n, seqs[lowest]);
+		 "handler reported %zu failed record(s); retrying from sequence number %" PRIu64, n,
+		 seqs[lowest]);
 	return 0;
 }
 

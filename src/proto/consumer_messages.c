@@ -112,7 +112,8 @@ int sl_proto_decode_consumer_create(const uint8_t *body, size_t len, struct sl_c
 	rd_u32(&r, &c.timeout_ms);
 	if (!rd_done(&r) || (flags & ~SL_CONSUMER_FLAG_BISECT_ON_ERROR))
 		return SLUICE_ERR_PROTOCOL;
-	if (!name_ok(&c.name) || !name_ok(&c.stream) || (c.on_failure.len && !name_ok(&c.on_failure)))
+	if (!name_ok(&c.name) || !name_ok(&c.stream) ||
+	    (c.on_failure.len && !name_ok(&c.on_failure)))
 		return SLUICE_ERR_INVALID_NAME;
 	if (c.handler_kind > SL_PROTO_HANDLER_REMOTE ||
 	    (type != SLUICE_POS_TRIM_HORIZON && type != SLUICE_POS_LATEST &&
@@ -126,8 +127,7 @@ int sl_proto_decode_consumer_create(const uint8_t *body, size_t len, struct sl_c
 
 /* ---- consumer_shard_status ---- */
 
-int sl_proto_put_consumer_shard_status(struct sl_buf *out,
-				       const struct sl_consumer_shard_status *s)
+int sl_proto_put_consumer_shard_status(struct sl_buf *out, const struct sl_consumer_shard_status *s)
 {
 	if (s->last_error.len > UINT16_MAX)
 		return -EINVAL;

@@ -1,11 +1,15 @@
 /*
  * The per-shard consumer workers. Everything here runs on the loop that owns the shard, in that
- * loop's tick, so the worker reads its shard's log directly and needs no lock for its state.
+ * loop's tick, so a worker reads its shard's log directly and needs no lock for its state.
  *
- * One cycle: fetch the next batch (acknowledged records only, up to the batch size and 6 MiB,
- * after the batching window) -> hand it to the runner -> on the result: move the checkpoint past
- * the records that succeeded; for the rest retry with backoff, bisect, or give up (on-failure
- * stream, or drop and count). A reset bumps the epoch so that results still out are ignored.
+ * A cycle: fetch a window of acknowledged records (batch size x parallelism, at most 6 MiB per
+ * lane's worth, after the batching window), split it into lanes by partition key, and deliver
+ * each lane's records in order, one delivery per lane at a time. A lane's failed delivery is
+ * retried with capped exponential backoff, bisected (--bisect-on-error), or given up on (the
+ * on-failure stream, durably, or dropped and counted) once --max-retries, --max-record-age or
+ * the stream's retention says so. The checkpoint is the record before the lowest unfinished one
+ * across lanes; the next window is fetched once every lane finished. A reset bumps the epoch so
+ * results still out are ignored when they come back.
  */
 #include "server/consumer_internal.h"
 
@@ -36,6 +40,49 @@ static int64_t backoff_ms(uint32_t attempt)
 		d = BACKOFF_CAP_MS;
 	/* Equal jitter: between half and all of the delay, so retries of many shards spread. */
 	return d / 2 + (int64_t)((uint64_t)random() % (uint64_t)(d / 2 + 1));
+}
+
+static bool lane_done(const struct sl_lane *l)
+{
+	return l->pos >= l->len && !l->inflight && !l->handing_off;
+}
+
+/* The checkpoint: just before the lowest record not finished in any lane. */
+static void update_checkpoint(struct sl_cshard *s)
+{
+	struct sl_window *win = s->window;
+	if (!win)
+		return;
+	uint64_t lowest = UINT64_MAX;
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		const struct sl_lane *l = &s->lanes[i];
+		if (l->pos < l->len && win->recs[l->off + l->pos].seq < lowest)
+			lowest = win->recs[l->off + l->pos].seq;
+	}
+	if (lowest == UINT64_MAX)
+		sl_cshard_set_checkpoint(s, win->last_seq);
+	else if (lowest > 1)
+		sl_cshard_set_checkpoint(s, lowest - 1);
+}
+
+void sl_cshard_clear(struct sl_cshard *s)
+{
+	s->epoch++;
+	sl_window_unref(s->window);
+	s->window = NULL;
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		struct sl_lane *l = &s->lanes[i];
+		/* A delivery still out comes back with the old epoch and is dropped then. */
+		l->inflight = NULL;
+		l->off = l->len = l->pos = 0;
+		l->cap = s->c->cfg.batch_size;
+		l->attempt = 0;
+		l->retry_at_ms = 0;
+		l->handing_off = false;
+		l->give_up_reason = NULL;
+	}
+	s->window_start_ms = 0;
+	sl_cshard_set_state(s, SL_CSHARD_IDLE);
 }
 
 /* ---- worker views ---- */
@@ -69,12 +116,14 @@ static void view_rebuild(struct sl_consumers *cs, struct sl_worker *w)
 	}
 	size_t held_count = cs->count;
 	pthread_mutex_unlock(&cs->mu);
-	/* Consumers that left: stop their runners (on this, their owner loop). */
+	/* Consumers that left: stop their runners here, on their owner loop. */
 	for (size_t i = 0; i < v->count; i++) {
 		struct sl_cshard *s = v->cshards[i];
-		if (atomic_load(&s->c->deleted) && s->runner) {
-			sl_runner_destroy(s->runner);
-			s->runner = NULL;
+		if (!atomic_load(&s->c->deleted))
+			continue;
+		for (uint32_t l = 0; l < s->nlanes; l++) {
+			sl_runner_destroy(s->lanes[l].runner);
+			s->lanes[l].runner = NULL;
 		}
 	}
 	for (size_t i = 0; i < v->held_count; i++)
@@ -92,8 +141,8 @@ static void view_rebuild(struct sl_consumers *cs, struct sl_worker *w)
 
 struct handoff {
 	struct sl_cshard *s;
+	uint32_t lane;
 	uint64_t epoch;
-	uint64_t last_seq;
 	uint32_t count;
 };
 
@@ -102,20 +151,19 @@ static void handoff_done(void *ctx, int status, uint32_t failed)
 	struct handoff *h = ctx;
 	struct sl_cshard *s = h->s;
 	if (h->epoch == s->epoch && !atomic_load(&s->c->deleted)) {
-		s->handing_off = false;
+		struct sl_lane *l = &s->lanes[h->lane];
+		l->handing_off = false;
 		if (status == 0) {
 			atomic_fetch_add(&s->st.sent_to_on_failure, h->count);
-			sl_cshard_advance(s, h->last_seq);
-			sl_batch_destroy(s->retry);
-			s->retry = NULL;
-			s->attempt = 0;
-			s->give_up_reason = NULL;
-			sl_cshard_set_state(s, SL_CSHARD_IDLE);
+			l->pos += h->count;
+			l->attempt = 0;
+			l->give_up_reason = NULL;
+			update_checkpoint(s);
 		} else {
 			/* Keep the records and try the hand-off again after a pause. */
 			sl_cshard_set_error(s, "on-failure stream %s refused %u records: %s",
 					    s->c->cfg.on_failure, failed, sluice_strerror(status));
-			s->retry_at_ms = sl_wall_ms() + BACKOFF_CAP_MS / 10;
+			l->retry_at_ms = sl_wall_ms() + BACKOFF_CAP_MS / 10;
 		}
 	}
 	sl_consumer_unref(s->c);
@@ -146,166 +194,144 @@ static char *failure_record(const struct sl_cshard *s, const struct sluice_handl
 	return text;
 }
 
-/* Give up on the records of b's current view: hand them to the on-failure stream, or drop. */
-static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_batch *b,
-		    const char *reason)
+/* Give up on the lane's next count records: hand them to the on-failure stream, or drop them. */
+static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l, uint32_t count,
+		    const char *reason, const char *error)
 {
-	const struct sluice_handler_batch *hb = &b->hb;
-	uint64_t last = hb->records[hb->count - 1].seq;
-	const char *error = b->result.message[0] ? b->result.message : "handler failed";
-	s->give_up_reason = reason;
+	const struct sluice_handler_record *recs = s->window->recs + l->off + l->pos;
+	l->give_up_reason = reason;
+	l->give_up_count = count;
+	if (error != l->give_up_error)
+		snprintf(l->give_up_error, sizeof(l->give_up_error), "%s", error);
 	if (!s->c->cfg.on_failure[0]) {
-		s->give_up_reason = NULL;
-		SL_WARN("consumer %s shard %u: dropping %zu records (seq %llu..%llu): %s: %s",
-			s->c->cfg.name, s->shard->id, hb->count,
-			(unsigned long long)hb->records[0].seq, (unsigned long long)last, reason,
+		SL_WARN("consumer %s shard %u: dropping %u records (seq %llu..): %s: %s",
+			s->c->cfg.name, s->shard->id, count, (unsigned long long)recs[0].seq, reason,
 			error);
-		atomic_fetch_add(&s->st.expired, hb->count);
-		sl_cshard_advance(s, last);
-		sl_batch_destroy(b);
-		s->retry = NULL;
-		s->attempt = 0;
-		sl_cshard_set_state(s, SL_CSHARD_IDLE);
+		atomic_fetch_add(&s->st.expired, count);
+		l->pos += count;
+		l->attempt = 0;
+		l->give_up_reason = NULL;
+		update_checkpoint(s);
 		return;
 	}
 	struct sl_stream *dst =
 		sl_worker_find_stream(w, s->c->cfg.on_failure, strlen(s->c->cfg.on_failure));
-	struct sl_record_in *recs = calloc(hb->count, sizeof(*recs));
-	char **texts = calloc(hb->count, sizeof(*texts));
+	struct sl_record_in *in = calloc(count, sizeof(*in));
+	char **texts = calloc(count, sizeof(*texts));
 	struct handoff *h = calloc(1, sizeof(*h));
-	int r = (!dst) ? SLUICE_ERR_STREAM_NOT_FOUND : (!recs || !texts || !h) ? -ENOMEM : 0;
-	for (size_t i = 0; r == 0 && i < hb->count; i++) {
-		const struct sluice_handler_record *rec = &hb->records[i];
-		texts[i] = failure_record(s, rec, reason, error, s->attempt);
+	int r = (!dst) ? SLUICE_ERR_STREAM_NOT_FOUND : (!in || !texts || !h) ? -ENOMEM : 0;
+	for (uint32_t i = 0; r == 0 && i < count; i++) {
+		texts[i] = failure_record(s, &recs[i], reason, l->give_up_error, l->attempt);
 		if (!texts[i]) {
 			r = -ENOMEM;
 			break;
 		}
-		recs[i] = (struct sl_record_in){
-			.key = (const uint8_t *)rec->key,
-			.key_len = (uint16_t)rec->key_len,
+		in[i] = (struct sl_record_in){
+			.key = (const uint8_t *)recs[i].key,
+			.key_len = (uint16_t)recs[i].key_len,
 			.data = (const uint8_t *)texts[i],
 			.data_len = (uint32_t)strlen(texts[i]),
 		};
 	}
 	if (r == 0) {
-		h->s = s;
-		h->epoch = s->epoch;
-		h->last_seq = last;
-		h->count = (uint32_t)hb->count;
+		*h = (struct handoff){
+			.s = s, .lane = (uint32_t)(l - s->lanes), .epoch = s->epoch, .count = count};
 		sl_consumer_ref(s->c);
-		r = sl_produce_internal(w, dst, recs, (uint32_t)hb->count, handoff_done, h);
+		r = sl_produce_internal(w, dst, in, count, handoff_done, h);
 		if (r < 0)
 			sl_consumer_unref(s->c);
 	}
-	for (size_t i = 0; texts && i < hb->count; i++)
+	for (uint32_t i = 0; texts && i < count; i++)
 		free(texts[i]);
 	free(texts);
-	free(recs);
-	s->retry = b; /* kept until the hand-off is durable */
+	free(in);
 	if (r < 0) {
 		free(h);
 		sl_cshard_set_error(s, "cannot hand records to on-failure stream %s: %s",
 				    s->c->cfg.on_failure, sluice_strerror(r));
-		s->retry_at_ms = sl_wall_ms() + BACKOFF_CAP_MS / 10;
-		s->handing_off = false;
-		sl_cshard_set_state(s, SL_CSHARD_RETRYING);
+		l->retry_at_ms = sl_wall_ms() + BACKOFF_CAP_MS / 10;
 		return;
 	}
-	s->handing_off = true;
-	sl_cshard_set_state(s, SL_CSHARD_RETRYING);
+	l->handing_off = true;
 }
 
 /* ---- results ---- */
 
-static void dispatch(struct sl_worker *w, struct sl_cshard *s, struct sl_batch *b, int64_t now);
-
-static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_batch *b, int64_t now)
+/* The lane's delivery of count records failed with message. */
+static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
+		       uint32_t count, const char *message, int64_t now)
 {
 	const struct sl_consumer_config *cfg = &s->c->cfg;
-	const struct sluice_handler_batch *hb = &b->hb;
+	const struct sluice_handler_record *recs = s->window->recs + l->off + l->pos;
 	atomic_fetch_add(&s->st.batches_failed, 1);
-	sl_cshard_set_error(s, "%s", b->result.message[0] ? b->result.message : "handler failed");
-	int64_t oldest_ts = hb->records[0].ts_ms;
+	sl_cshard_set_error(s, "%s", message);
+	int64_t oldest_ts = recs[0].ts_ms;
 	int64_t retention = s->c->stream->meta->retention_ms;
 	bool expired = now - oldest_ts >= retention;
 	bool too_old = cfg->max_record_age_s >= 0 && now - oldest_ts > cfg->max_record_age_s * 1000;
-	bool exhausted = cfg->max_retries >= 0 && s->attempt >= (uint32_t)cfg->max_retries;
-	if (cfg->bisect_on_error && hb->count > 1 && !expired && !too_old) {
-		/* Halve and try the first half now; the cap stays until we pass this batch. */
-		size_t half = (hb->count + 1) / 2;
-		uint64_t last = hb->records[hb->count - 1].seq;
-		if (last > s->bisect_until)
-			s->bisect_until = last;
-		s->batch_cap = (uint32_t)half;
-		size_t first = (size_t)(hb->records - b->recs);
-		sl_batch_view(b, first, half);
+	bool exhausted = cfg->max_retries >= 0 && l->attempt >= (uint32_t)cfg->max_retries;
+	if (cfg->bisect_on_error && count > 1 && !expired && !too_old) {
+		/* Halve and deliver the first half now; the lane keeps the smaller size. */
+		l->cap = (count + 1) / 2;
+		l->retry_at_ms = now;
 		atomic_fetch_add(&s->st.retries, 1);
-		s->retry = b;
-		s->retry_at_ms = now;
-		sl_cshard_set_state(s, SL_CSHARD_RETRYING);
 		return;
 	}
 	if (expired || too_old || exhausted) {
-		give_up(w, s, b,
-			expired ? "expired" : too_old ? "max_record_age" : "max_retries");
+		give_up(w, s, l, count, expired ? "expired" : too_old ? "max_record_age" : "max_retries",
+			message);
 		return;
 	}
-	s->attempt++;
+	l->attempt++;
 	atomic_fetch_add(&s->st.retries, 1);
-	s->retry = b;
-	s->retry_at_ms = now + backoff_ms(s->attempt);
-	sl_cshard_set_state(s, SL_CSHARD_RETRYING);
+	l->retry_at_ms = now + backoff_ms(l->attempt);
 }
 
 static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
 	struct sl_batch *b = (struct sl_batch *)op;
 	struct sl_cshard *s = b->cshard;
+	struct sl_lane *l = &s->lanes[b->lane];
 	struct sl_worker *w = sl_worker_of_loop(loop);
-	if (s->inflight != b) {
-		sl_batch_destroy(b); /* abandoned earlier, came back anyway */
-		return;
-	}
-	s->inflight = NULL;
-	if (b->epoch != s->epoch || atomic_load(&s->c->deleted)) {
+	if (l->inflight != b || b->epoch != s->epoch || atomic_load(&s->c->deleted)) {
+		/* Abandoned (timeout), reset or deleted meanwhile. */
+		if (l->inflight == b)
+			l->inflight = NULL;
 		sl_batch_destroy(b);
-		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 		sl_consumer_unref(s->c);
 		return;
 	}
+	l->inflight = NULL;
 	int64_t now = sl_wall_ms();
-	const struct sluice_handler_batch *hb = &b->hb;
-	size_t ok = 0;
+	uint32_t count = (uint32_t)b->hb.count;
+	uint32_t ok = 0;
 	if (b->invoke_status == 0) {
 		if (b->result.status == SLUICE_HANDLER_OK)
-			ok = hb->count;
+			ok = count;
 		else if (b->result.status == SLUICE_HANDLER_FAILED_FROM)
-			ok = b->result.failed_from < hb->count ? b->result.failed_from : hb->count;
+			ok = b->result.failed_from < count ? (uint32_t)b->result.failed_from : count;
 	}
 	if (ok) {
 		atomic_fetch_add(&s->st.delivered, ok);
-		sl_cshard_advance(s, hb->records[ok - 1].seq);
+		l->pos += ok;
+		l->attempt = 0;
 	}
-	if (ok == hb->count) {
-		s->attempt = 0;
-		if (s->batch_cap < s->c->cfg.batch_size && s->next_seq > s->bisect_until)
-			s->batch_cap = s->c->cfg.batch_size;
-		sl_batch_destroy(b);
-		sl_cshard_set_state(s, SL_CSHARD_IDLE);
-	} else {
-		size_t first = (size_t)(hb->records - b->recs) + ok;
-		sl_batch_view(b, first, hb->count - ok);
-		on_failure(w, s, b, now);
+	if (ok < count) {
+		on_failure(w, s, l, count - ok,
+			   b->result.message[0] ? b->result.message : "handler failed", now);
+	} else if (l->pos >= l->len) {
+		l->cap = s->c->cfg.batch_size; /* the bisected region is behind us */
 	}
+	update_checkpoint(s);
+	sl_batch_destroy(b);
 	sl_consumer_unref(s->c);
 }
 
-/* ---- fetching and dispatching ---- */
+/* ---- delivering ---- */
 
-static int ensure_runner(struct sl_cshard *s)
+static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 {
-	if (s->runner)
+	if (l->runner)
 		return 0;
 	const struct sl_consumer_config *cfg = &s->c->cfg;
 	struct sl_runner_config rc = {
@@ -317,46 +343,72 @@ static int ensure_runner(struct sl_cshard *s)
 		.timeout_ms = cfg->timeout_ms,
 		.owner = owner_worker(s)->loop,
 	};
-	return sl_runner_create(&rc, &s->runner);
+	return sl_runner_create(&rc, &l->runner);
 }
 
-static void dispatch(struct sl_worker *w, struct sl_cshard *s, struct sl_batch *b, int64_t now)
+static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l, int64_t now)
 {
+	uint32_t left = l->len - l->pos;
+	uint32_t count = left < l->cap ? left : l->cap;
+	struct sl_batch *b = sl_batch_create(s->window, l->off + l->pos, count);
+	if (!b) {
+		l->retry_at_ms = now + 100;
+		return;
+	}
 	b->cshard = s;
+	b->lane = (uint32_t)(l - s->lanes);
 	b->epoch = s->epoch;
 	b->op.complete = batch_done;
 	b->dispatched_ms = now;
-	b->invoke_status = 0;
 	b->hb.consumer = s->c->cfg.name;
 	b->hb.stream = s->c->cfg.stream;
 	b->hb.shard_id = s->shard->id;
-	b->hb.attempt = s->attempt;
+	b->hb.attempt = l->attempt;
 	if (s->c->cfg.handler_kind == SL_HANDLER_REMOTE) {
 		struct sl_remote *rem = sl_remote_pick(s->c, (uint32_t)(s - s->c->shards));
 		if (!rem) {
-			/* Nobody attached: keep the batch and wait. */
-			s->retry = b;
-			s->retry_at_ms = now + 100;
+			sl_batch_destroy(b);
+			l->retry_at_ms = now + 100; /* nobody attached yet */
 			sl_cshard_set_state(s, SL_CSHARD_WAITING_REMOTE);
 			return;
 		}
-		s->inflight = b;
+		l->inflight = b;
+		l->dispatch_count = count;
 		sl_consumer_ref(s->c);
-		sl_cshard_set_state(s, SL_CSHARD_DELIVERING);
 		sl_remote_deliver(w, rem, b);
 		return;
 	}
-	int r = ensure_runner(s);
+	int r = ensure_runner(s, l);
 	if (r < 0) {
+		sl_batch_destroy(b);
 		sl_cshard_set_error(s, "cannot start a handler thread: %s", sluice_strerror(r));
-		s->retry = b;
-		s->retry_at_ms = now + BACKOFF_CAP_MS / 10;
+		l->retry_at_ms = now + BACKOFF_CAP_MS / 10;
 		return;
 	}
-	s->inflight = b;
+	l->inflight = b;
+	l->dispatch_count = count;
 	sl_consumer_ref(s->c);
-	sl_cshard_set_state(s, SL_CSHARD_DELIVERING);
-	sl_runner_submit(s->runner, b);
+	sl_runner_submit(l->runner, b);
+}
+
+/* A delivery past its timeout: plugins cannot be interrupted, so abandon the runner. */
+static void check_timeout(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l, int64_t now)
+{
+	uint32_t limit = s->c->cfg.timeout_ms;
+	if (s->c->cfg.handler_kind == SL_HANDLER_EXEC)
+		limit += EXEC_TIMEOUT_SLACK_MS; /* the exec handler kills its process itself */
+	if (now - l->inflight->dispatched_ms <= (int64_t)limit)
+		return;
+	/* The runner frees the delivery when its call returns; a remote one comes back and is
+	 * dropped by batch_done. */
+	l->inflight = NULL;
+	if (l->runner)
+		sl_runner_abandon(l->runner);
+	l->runner = NULL;
+	sl_consumer_unref(s->c);
+	char msg[96];
+	snprintf(msg, sizeof(msg), "handler timed out after %u ms", limit);
+	on_failure(w, s, l, l->dispatch_count, msg, now);
 }
 
 static void resolve_start(struct sl_cshard *s, int64_t now)
@@ -369,68 +421,20 @@ static void resolve_start(struct sl_cshard *s, int64_t now)
 	}
 	s->next_seq = seq;
 	s->resolved = true;
-	if (seq > 1 && atomic_load(&s->st.checkpoint) < seq - 1)
-		atomic_store(&s->st.checkpoint, seq - 1);
+	if (seq > 1)
+		sl_cshard_set_checkpoint(s, seq - 1);
 }
 
-static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
+/* Read the next window. Returns true when there is one. */
+static bool fetch(struct sl_cshard *s, int64_t now)
 {
 	struct sl_shard *sh = s->shard;
-	if (!sh->log || atomic_load(&s->c->deleted))
-		return;
-	if (s->inflight) {
-		/* A plugin cannot be interrupted: past its timeout, abandon its thread. */
-		uint32_t limit = s->c->cfg.timeout_ms;
-		if (s->c->cfg.handler_kind == SL_HANDLER_EXEC)
-			limit += EXEC_TIMEOUT_SLACK_MS;
-		if (now - s->inflight->dispatched_ms > (int64_t)limit) {
-			struct sl_batch *lost = s->inflight;
-			uint64_t first = lost->hb.records[0].seq;
-			uint32_t count = (uint32_t)lost->hb.count;
-			s->inflight = NULL;
-			/* A runner frees the batch; a remote batch comes back later and is dropped. */
-			if (s->runner)
-				sl_runner_abandon(s->runner);
-			s->runner = NULL;
-			sl_consumer_unref(s->c);
-			/* Read the same records again and treat the timeout like any failure. */
-			struct sl_batch *b = sl_batch_create();
-			if (!b || sl_shard_log_read(sh->log, first, count, BATCH_BYTES_MAX, now, &b->rb) < 0 ||
-			    b->rb.count == 0 || sl_batch_view(b, 0, b->rb.count) < 0) {
-				sl_batch_destroy(b);
-				s->next_seq = first;
-				sl_cshard_set_error(s, "handler timed out after %u ms", limit);
-				sl_cshard_set_state(s, SL_CSHARD_IDLE);
-				return;
-			}
-			snprintf(b->result.message, sizeof(b->result.message),
-				 "handler timed out after %u ms", limit);
-			b->result.status = SLUICE_HANDLER_ERROR;
-			b->invoke_status = SLUICE_ERR_TIMEOUT;
-			on_failure(w, s, b, now);
-		}
-		return;
-	}
-	if (s->handing_off)
-		return;
-	if (s->retry) {
-		if (now < s->retry_at_ms)
-			return;
-		struct sl_batch *b = s->retry;
-		if (s->give_up_reason) {
-			give_up(w, s, b, s->give_up_reason); /* the hand-off failed before: again */
-			return;
-		}
-		s->retry = NULL;
-		dispatch(w, s, b, now);
-		return;
-	}
-	if (s->retry_at_ms > now)
-		return; /* a read failed: wait before trying again */
+	if (now < s->fetch_retry_at_ms)
+		return false;
 	if (!s->resolved)
 		resolve_start(s, now);
 	if (!s->resolved)
-		return;
+		return false;
 	struct sl_shard_log_stats st;
 	sl_shard_log_stats(sh->log, &st);
 	uint64_t tip = st.durable_seq;
@@ -439,53 +443,99 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 	if (avail == 0) {
 		atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
 		s->window_start_ms = 0;
-		return;
+		return false;
 	}
-	uint32_t cap = s->batch_cap ? s->batch_cap : s->c->cfg.batch_size;
-	if (s->c->cfg.batch_window_ms && avail < cap) {
+	uint32_t want = s->c->cfg.batch_size * s->nlanes;
+	if (s->c->cfg.batch_window_ms && avail < want) {
 		if (!s->window_start_ms)
 			s->window_start_ms = now;
 		if (now - s->window_start_ms < (int64_t)s->c->cfg.batch_window_ms)
-			return;
+			return false;
 	}
 	s->window_start_ms = 0;
-	struct sl_batch *b = sl_batch_create();
-	if (!b)
-		return;
-	int r = sl_shard_log_read(sh->log, s->next_seq, cap, BATCH_BYTES_MAX, now, &b->rb);
+	struct sl_window *win = sl_window_create();
+	if (!win)
+		return false;
+	int r = sl_shard_log_read(sh->log, s->next_seq, want, BATCH_BYTES_MAX * s->nlanes, now,
+				  &win->rb);
 	if (r < 0) {
 		sl_cshard_set_error(s, "cannot read the shard: %s", sluice_strerror(r));
-		sl_batch_destroy(b);
-		s->retry_at_ms = now + BACKOFF_CAP_MS / 10;
-		return;
+		sl_window_unref(win);
+		s->fetch_retry_at_ms = now + BACKOFF_CAP_MS / 10;
+		return false;
 	}
-	/* Keep only acknowledged records. */
-	while (b->rb.count && b->rb.records[b->rb.count - 1].seq >= tip)
-		b->rb.count--;
-	if (b->rb.count == 0) {
+	/* Only acknowledged records. */
+	while (win->rb.count && win->rb.records[win->rb.count - 1].seq >= tip)
+		win->rb.count--;
+	if (win->rb.count == 0) {
 		/* Everything from next_seq on expired: move past it. */
-		if (b->rb.next_seq > s->next_seq && b->rb.next_seq <= tip) {
-			atomic_fetch_add(&s->st.expired, b->rb.next_seq - s->next_seq);
-			sl_cshard_advance(s, b->rb.next_seq - 1);
+		if (win->rb.next_seq > s->next_seq && win->rb.next_seq <= tip) {
+			atomic_fetch_add(&s->st.expired, win->rb.next_seq - s->next_seq);
+			sl_cshard_set_checkpoint(s, win->rb.next_seq - 1);
+			s->next_seq = win->rb.next_seq;
 		}
-		sl_batch_destroy(b);
-		return;
+		sl_window_unref(win);
+		return false;
 	}
-	uint64_t first = b->rb.records[0].seq;
-	if (first > s->next_seq) {
-		/* The records before first expired before we got to them. */
+	uint64_t first = win->rb.records[0].seq;
+	if (first > s->next_seq) /* the records before first expired before we got to them */
 		atomic_fetch_add(&s->st.expired, first - s->next_seq);
-		s->next_seq = first;
-	}
 	atomic_store_explicit(&s->st.iterator_age_ms,
-			      (uint64_t)(now > b->rb.records[0].ts_ms ? now - b->rb.records[0].ts_ms : 0),
+			      (uint64_t)(now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms
+									: 0),
 			      memory_order_relaxed);
-	if (sl_batch_view(b, 0, b->rb.count) < 0) {
-		sl_batch_destroy(b);
-		return;
+	if (sl_window_arrange(win, s->nlanes) < 0) {
+		sl_window_unref(win);
+		return false;
 	}
-	s->retry_at_ms = 0;
-	dispatch(w, s, b, now);
+	s->window = win;
+	s->next_seq = win->last_seq + 1;
+	for (uint32_t i = 0; i < s->nlanes; i++) {
+		struct sl_lane *l = &s->lanes[i];
+		l->off = win->lane_off[i];
+		l->len = win->lane_len[i];
+		l->pos = 0;
+		l->attempt = 0;
+		l->retry_at_ms = 0;
+	}
+	return true;
+}
+
+static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
+{
+	if (!s->shard->log || atomic_load(&s->c->deleted))
+		return;
+	if (s->window) {
+		bool all_done = true, busy = false, retrying = false;
+		for (uint32_t i = 0; i < s->nlanes; i++) {
+			struct sl_lane *l = &s->lanes[i];
+			if (l->inflight)
+				check_timeout(w, s, l, now);
+			if (!l->inflight && !l->handing_off && l->pos < l->len && now >= l->retry_at_ms) {
+				if (l->give_up_reason)
+					give_up(w, s, l, l->give_up_count, l->give_up_reason,
+						l->give_up_error);
+				else
+					deliver(w, s, l, now);
+			}
+			all_done &= lane_done(l);
+			busy |= l->inflight != NULL || l->handing_off;
+			retrying |= l->attempt > 0 || l->give_up_reason != NULL;
+		}
+		if (!all_done) {
+			int st = atomic_load_explicit(&s->st.state, memory_order_relaxed);
+			if (st != SL_CSHARD_WAITING_REMOTE || busy)
+				sl_cshard_set_state(s, retrying ? SL_CSHARD_RETRYING
+							       : SL_CSHARD_DELIVERING);
+			return;
+		}
+		update_checkpoint(s);
+		sl_window_unref(s->window);
+		s->window = NULL;
+		sl_cshard_set_state(s, SL_CSHARD_IDLE);
+	}
+	if (fetch(s, now))
+		poll_shard(w, s, now); /* deliver the new window right away */
 }
 
 void sl_consumers_tick(struct sl_worker *w, int64_t now_ms)
@@ -508,7 +558,8 @@ bool sl_consumers_busy(struct sl_worker *w)
 		return false;
 	struct worker_view *v = &cs->views[w->id];
 	for (size_t i = 0; i < v->count; i++)
-		if (v->cshards[i]->handing_off)
-			return true;
+		for (uint32_t l = 0; l < v->cshards[i]->nlanes; l++)
+			if (v->cshards[i]->lanes[l].handing_off)
+				return true;
 	return false;
 }

@@ -25,24 +25,36 @@
 
 struct sl_consumer;
 
+/* One lane of a shard worker: the records of its keys in the current window, delivered in
+ * order, one delivery at a time (--parallelism N gives N lanes). */
+struct sl_lane {
+	uint32_t off, len;          /* its records: window->recs[off .. off+len) */
+	uint32_t pos;               /* first record not finished */
+	uint32_t cap;               /* records per delivery (bisecting halves it) */
+	struct sl_batch *inflight;  /* the delivery out, or NULL */
+	uint32_t dispatch_count;
+	uint32_t attempt;           /* failed deliveries of the records at pos */
+	int64_t retry_at_ms;        /* no delivery before this */
+	bool handing_off;           /* records on their way to the on-failure stream */
+	const char *give_up_reason; /* set while records wait to be handed off */
+	uint32_t give_up_count;
+	char give_up_error[256];
+	struct sl_runner *runner;
+};
+
 struct sl_cshard {
 	struct sl_consumer *c;
 	struct sl_shard *shard;
 	unsigned owner;
 	/* owner loop only */
 	bool resolved;
-	uint64_t next_seq;
+	uint64_t next_seq;          /* the next record to fetch */
 	uint64_t epoch;
-	struct sl_batch *inflight;
-	struct sl_batch *retry;  /* a failed batch waiting for retry_at_ms */
-	uint32_t attempt;
-	int64_t retry_at_ms;
-	uint32_t batch_cap;      /* shrinks while bisecting */
-	uint64_t bisect_until;   /* the cap returns to batch_size past this sequence number */
-	int64_t window_start_ms;
-	bool handing_off;        /* records on their way to the on-failure stream */
-	const char *give_up_reason; /* set while records wait to be handed off */
-	struct sl_runner *runner;
+	int64_t window_start_ms;    /* --batch-window: when records first waited */
+	int64_t fetch_retry_at_ms;
+	struct sl_window *window;   /* records being delivered, or NULL */
+	uint32_t nlanes;
+	struct sl_lane lanes[SL_CONSUMER_PARALLELISM_MAX];
 	/* shared */
 	struct sl_cshard_stats st;
 	_Atomic uint64_t checkpoint_saved;
@@ -91,6 +103,9 @@ struct sl_consumers {
 struct sl_remote *sl_remote_pick(struct sl_consumer *c, uint32_t shard_index);
 void sl_remote_deliver(struct sl_worker *owner, struct sl_remote *r, struct sl_batch *b);
 
+/* Drop the window and every lane's progress (reset, delete). Owner loop only. */
+void sl_cshard_clear(struct sl_cshard *cs);
+
 void sl_consumer_ref(struct sl_consumer *c);
 void sl_consumer_unref(struct sl_consumer *c);
 void sl_cshard_set_error(struct sl_cshard *cs, const char *fmt, ...)
@@ -101,12 +116,10 @@ static inline void sl_cshard_set_state(struct sl_cshard *cs, enum sl_cshard_stat
 	atomic_store_explicit(&cs->st.state, (int)s, memory_order_relaxed);
 }
 
-static inline void sl_cshard_advance(struct sl_cshard *cs, uint64_t last_finished)
+static inline void sl_cshard_set_checkpoint(struct sl_cshard *cs, uint64_t last_finished)
 {
 	if (last_finished > atomic_load_explicit(&cs->st.checkpoint, memory_order_relaxed))
 		atomic_store_explicit(&cs->st.checkpoint, last_finished, memory_order_relaxed);
-	if (last_finished + 1 > cs->next_seq)
-		cs->next_seq = last_finished + 1;
 }
 
 #endif

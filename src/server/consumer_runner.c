@@ -13,35 +13,71 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sl_batch *sl_batch_create(void)
+struct sl_window *sl_window_create(void)
 {
-	struct sl_batch *b = calloc(1, sizeof(*b));
-	if (b)
-		sl_read_batch_init(&b->rb);
-	return b;
+	struct sl_window *win = calloc(1, sizeof(*win));
+	if (!win)
+		return NULL;
+	atomic_init(&win->refs, 1);
+	sl_read_batch_init(&win->rb);
+	return win;
 }
 
-void sl_batch_destroy(struct sl_batch *b)
+void sl_window_ref(struct sl_window *win)
 {
-	if (!b)
+	atomic_fetch_add_explicit(&win->refs, 1, memory_order_relaxed);
+}
+
+void sl_window_unref(struct sl_window *win)
+{
+	if (!win || atomic_fetch_sub_explicit(&win->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	sl_read_batch_finish(&b->rb);
-	free(b->recs);
-	free(b);
+	sl_read_batch_finish(&win->rb);
+	free(win->recs);
+	free(win);
 }
 
-int sl_batch_view(struct sl_batch *b, size_t first, size_t count)
+static uint32_t lane_of(const char *key, size_t len, uint32_t nlanes)
 {
-	if (b->cap < b->rb.count) {
-		struct sluice_handler_record *n = realloc(b->recs, b->rb.count * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		b->recs = n;
-		b->cap = b->rb.count;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)key[i];
+		h *= 16777619u;
 	}
-	for (size_t i = 0; i < b->rb.count; i++) {
-		const struct sluice_record *r = &b->rb.records[i];
-		b->recs[i] = (struct sluice_handler_record){
+	return h % nlanes;
+}
+
+int sl_window_arrange(struct sl_window *win, uint32_t nlanes)
+{
+	size_t n = win->rb.count;
+	free(win->recs);
+	win->recs = calloc(n ? n : 1, sizeof(*win->recs));
+	if (!win->recs)
+		return -ENOMEM;
+	memset(win->lane_len, 0, sizeof(win->lane_len));
+	uint8_t *lane = NULL;
+	if (nlanes > 1) {
+		lane = malloc(n ? n : 1);
+		if (!lane)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			lane[i] = (uint8_t)lane_of(win->rb.records[i].key, win->rb.records[i].key_len,
+						   nlanes);
+			win->lane_len[lane[i]]++;
+		}
+	} else {
+		win->lane_len[0] = (uint32_t)n;
+	}
+	uint32_t at = 0, fill[SL_CONSUMER_PARALLELISM_MAX];
+	for (uint32_t l = 0; l < nlanes; l++) {
+		win->lane_off[l] = at;
+		fill[l] = at;
+		at += win->lane_len[l];
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct sluice_record *r = &win->rb.records[i];
+		uint32_t l = lane ? lane[i] : 0;
+		win->recs[fill[l]++] = (struct sluice_handler_record){
 			.seq = r->seq,
 			.ts_ms = r->ts_ms,
 			.key = r->key,
@@ -50,9 +86,29 @@ int sl_batch_view(struct sl_batch *b, size_t first, size_t count)
 			.data_len = r->data_len,
 		};
 	}
-	b->hb.records = b->recs + first;
-	b->hb.count = count;
+	free(lane);
+	win->last_seq = n ? win->rb.records[n - 1].seq : 0;
 	return 0;
+}
+
+struct sl_batch *sl_batch_create(struct sl_window *win, size_t first, size_t count)
+{
+	struct sl_batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	sl_window_ref(win);
+	b->win = win;
+	b->hb.records = win->recs + first;
+	b->hb.count = count;
+	return b;
+}
+
+void sl_batch_destroy(struct sl_batch *b)
+{
+	if (!b)
+		return;
+	sl_window_unref(b->win);
+	free(b);
 }
 
 struct sl_runner {

@@ -17,27 +17,47 @@
 
 #include <sluice/handler.h>
 
+#include <stdatomic.h>
 #include <stdint.h>
 
-/* One delivery: records read from the log, in the shape handlers take. */
+/*
+ * A window: the records one fetch read from a shard, reordered so that each lane's records are
+ * contiguous (lane = FNV-1a(partition key) mod parallelism, so one key always maps to one lane).
+ * Reference counted: the shard worker holds one reference, every delivery out holds one, so an
+ * abandoned delivery (a plugin past its timeout) can keep reading it safely.
+ */
+struct sl_window {
+	atomic_int refs;
+	struct sl_read_batch rb;             /* owns the record bytes */
+	struct sluice_handler_record *recs;  /* rb.count entries, grouped by lane */
+	uint32_t lane_off[SL_CONSUMER_PARALLELISM_MAX];
+	uint32_t lane_len[SL_CONSUMER_PARALLELISM_MAX];
+	uint64_t last_seq;                   /* the highest sequence number in the window */
+};
+
+struct sl_window *sl_window_create(void);
+/* Build recs from rb, grouped into nlanes lanes. 0 or -ENOMEM. */
+int sl_window_arrange(struct sl_window *win, uint32_t nlanes);
+void sl_window_ref(struct sl_window *win);
+void sl_window_unref(struct sl_window *win);
+
+/* One delivery of some of a window's records to a handler. */
 struct sl_batch {
 	struct sl_op op;              /* complete() runs on the owner loop with the result */
 	void *cshard;                 /* the engine's; opaque here */
+	uint32_t lane;
 	uint64_t epoch;               /* the shard's epoch at dispatch: resets discard old results */
-	struct sl_read_batch rb;      /* owns the record bytes */
-	struct sluice_handler_record *recs;
-	size_t cap;
-	struct sluice_handler_batch hb; /* hb.records points into recs[first..] */
+	struct sl_window *win;        /* a reference */
+	struct sluice_handler_batch hb; /* hb.records points into win->recs */
 	struct sluice_handler_result result;
-	int invoke_status;            /* 0, or why no result came (crash, timeout, garbage) */
+	int invoke_status;            /* 0, or why no result came (crash, timeout, disconnect) */
 	int64_t dispatched_ms;
 	uint64_t delivery_id;         /* remote handlers */
 };
 
-struct sl_batch *sl_batch_create(void);
+/* A delivery of win->recs[first .. first+count) (takes a window reference). */
+struct sl_batch *sl_batch_create(struct sl_window *win, size_t first, size_t count);
 void sl_batch_destroy(struct sl_batch *b);
-/* Make hb describe records[first .. first+count) of the read batch. 0 or -ENOMEM. */
-int sl_batch_view(struct sl_batch *b, size_t first, size_t count);
 
 struct sl_runner;
 

@@ -30,8 +30,9 @@ void sl_consumer_unref(struct sl_consumer *c)
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	for (uint32_t i = 0; i < c->nshards; i++) {
-		sl_runner_destroy(c->shards[i].runner);
-		sl_batch_destroy(c->shards[i].retry);
+		for (uint32_t l = 0; l < SL_CONSUMER_PARALLELISM_MAX; l++)
+			sl_runner_destroy(c->shards[i].lanes[l].runner);
+		sl_window_unref(c->shards[i].window);
 		pthread_mutex_destroy(&c->shards[i].err_mu);
 	}
 	free(c->shards);
@@ -78,7 +79,9 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 		s->c = c;
 		s->shard = &stream->shards[i];
 		s->owner = s->shard->owner;
-		s->batch_cap = cfg->batch_size;
+		s->nlanes = cfg->parallelism ? cfg->parallelism : 1;
+		for (uint32_t l = 0; l < s->nlanes; l++)
+			s->lanes[l].cap = cfg->batch_size;
 		pthread_mutex_init(&s->err_mu, NULL);
 		uint64_t seq;
 		int r = sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
@@ -392,14 +395,8 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		if (r < 0) {
 			sl_cshard_set_error(s, "reset failed: %s", sluice_strerror(r));
 		} else {
-			/* Results of a batch still out are dropped when they come back. */
-			s->epoch++;
-			sl_batch_destroy(s->retry);
-			s->retry = NULL;
-			s->attempt = 0;
-			s->handing_off = false;
-			s->give_up_reason = NULL;
-			s->batch_cap = s->c->cfg.batch_size;
+			/* Results of deliveries still out are dropped when they come back. */
+			sl_cshard_clear(s);
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);

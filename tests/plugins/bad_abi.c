@@ -8,8 +8,8 @@ static int bad_handle(void *state, const struct sluice_handler_batch *batch,
 }
 
 static const struct sluice_handler_v1 bad_abi = {
-	.abi_version = 999,
-	.handle = bad_handle,
+    .abi_version = 999,
+    .handle = bad_handle,
 };
 
 const struct sluice_handler_v1 *sluice_handler_entry_v1(void);

@@ -30,8 +30,8 @@ static int echo_handle(void *state, const struct sluice_handler_batch *batch,
 	c->batches++;
 	c->records += batch->count;
 	result->status = SLUICE_HANDLER_OK;
-	snprintf(result->message, sizeof(result->message), "ok batches=%lu records=%lu",
-		 c->batches, c->records);
+	snprintf(result->message, sizeof(result->message), "ok batches=%lu records=%lu", c->batches,
+		 c->records);
 	return 0;
 }
 
@@ -41,10 +41,10 @@ static void echo_close(void *state)
 }
 
 static const struct sluice_handler_v1 echo_ok = {
-	.abi_version = SLUICE_HANDLER_ABI_VERSION,
-	.init = echo_init,
-	.handle = echo_handle,
-	.close = echo_close,
+    .abi_version = SLUICE_HANDLER_ABI_VERSION,
+    .init = echo_init,
+    .handle = echo_handle,
+    .close = echo_close,
 };
 
 const struct sluice_handler_v1 *sluice_handler_entry_v1(void);

@@ -36,8 +36,8 @@ static int marker_handle(void *state, const struct sluice_handler_batch *batch,
 }
 
 static const struct sluice_handler_v1 fail_on_marker = {
-	.abi_version = SLUICE_HANDLER_ABI_VERSION,
-	.handle = marker_handle,
+    .abi_version = SLUICE_HANDLER_ABI_VERSION,
+    .handle = marker_handle,
 };
 
 const struct sluice_handler_v1 *sluice_handler_entry_v1(void);

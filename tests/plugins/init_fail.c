@@ -15,9 +15,9 @@ static int never_handle(void *state, const struct sluice_handler_batch *batch,
 }
 
 static const struct sluice_handler_v1 init_fail = {
-	.abi_version = SLUICE_HANDLER_ABI_VERSION,
-	.init = fail_init,
-	.handle = never_handle,
+    .abi_version = SLUICE_HANDLER_ABI_VERSION,
+    .init = fail_init,
+    .handle = never_handle,
 };
 
 const struct sluice_handler_v1 *sluice_handler_entry_v1(void);

@@ -22,8 +22,8 @@ static int slow_handle(void *state, const struct sluice_handler_batch *batch,
 }
 
 static const struct sluice_handler_v1 slow = {
-	.abi_version = SLUICE_HANDLER_ABI_VERSION,
-	.handle = slow_handle,
+    .abi_version = SLUICE_HANDLER_ABI_VERSION,
+    .handle = slow_handle,
 };
 
 const struct sluice_handler_v1 *sluice_handler_entry_v1(void);

@@ -53,8 +53,7 @@ static bool plain_number(const char *s)
  * flags); with units it follows the project syntax (500ms, 30s, 5m, 1h, 7d). The result is in
  * the flag's unit and must be exact. allow_minus_one: "-1" is accepted as -1.
  */
-static int parse_flag_duration(const char *s, int64_t unit_ms, bool allow_minus_one,
-			       int64_t *ret)
+static int parse_flag_duration(const char *s, int64_t unit_ms, bool allow_minus_one, int64_t *ret)
 {
 	if (allow_minus_one && strcmp(s, "-1") == 0) {
 		*ret = -1;
@@ -127,8 +126,8 @@ static int parse_args(struct cli *cli, const char *what, int argc, char **argv,
 			break;
 		case 'w':
 			if (parse_flag_duration(optarg, 1, false, &v) < 0 || v > UINT32_MAX)
-				return cli_usage_error(what, "bad --batch-window '%s' (MS or 500ms)",
-						       optarg);
+				return cli_usage_error(
+				    what, "bad --batch-window '%s' (MS or 500ms)", optarg);
 			a->opts.batch_window_ms = (uint32_t)v;
 			break;
 		case 'p': {
@@ -145,8 +144,8 @@ static int parse_args(struct cli *cli, const char *what, int argc, char **argv,
 			errno = 0;
 			long long n = strtoll(optarg, &end, 10);
 			if (errno || *end || end == optarg || n < -1 || n > INT32_MAX)
-				return cli_usage_error(what, "--max-retries wants -1 or 0.., not '%s'",
-						       optarg);
+				return cli_usage_error(
+				    what, "--max-retries wants -1 or 0.., not '%s'", optarg);
 			a->opts.max_retries = (int32_t)n;
 			break;
 		}
@@ -169,7 +168,8 @@ static int parse_args(struct cli *cli, const char *what, int argc, char **argv,
 			break;
 		case 'T':
 			if (parse_flag_duration(optarg, 1, false, &v) < 0 || v > UINT32_MAX)
-				return cli_usage_error(what, "bad --timeout '%s' (MS or 30s)", optarg);
+				return cli_usage_error(what, "bad --timeout '%s' (MS or 30s)",
+						       optarg);
 			a->opts.timeout_ms = (uint32_t)v;
 			break;
 		case 'f':
@@ -361,8 +361,8 @@ int cli_consumer(const struct cli *cli_in, int argc, char **argv)
 	bool is_create = strcmp(sub, "create") == 0, is_reset = strcmp(sub, "reset") == 0;
 	bool needs_name = strcmp(sub, "list") != 0;
 	if (npos != (needs_name ? 1 : 0))
-		return cli_usage_error(what,
-				       needs_name ? "wants one consumer NAME" : "takes no arguments");
+		return cli_usage_error(what, needs_name ? "wants one consumer NAME"
+							: "takes no arguments");
 	const char *name = needs_name ? pos[0] : NULL;
 	if (is_create && !a.stream)
 		return cli_usage_error(what, "--stream S is required");
@@ -379,7 +379,8 @@ int cli_consumer(const struct cli *cli_in, int argc, char **argv)
 			return cli_usage_error(what, "--to POSITION is required");
 		if (cli_parse_position(a.to, &to) < 0)
 			return cli_usage_error(
-			    what, "--to wants trim-horizon, latest, seq:N or time:ISO8601, not '%s'",
+			    what,
+			    "--to wants trim-horizon, latest, seq:N or time:ISO8601, not '%s'",
 			    a.to);
 	}
 

@@ -112,7 +112,8 @@ static int admin_handler(void *ctx, unsigned conn, const struct sl_frame_header 
 		st->deletes++;
 		assert_int_equal(sl_proto_decode_name(body, len, &name), 0);
 		if (name.len == 7 && memcmp(name.p, "missing", 7) == 0)
-			fake_answer_error(out, h, SLUICE_ERR_INVALID_ARGUMENT, "no consumer missing");
+			fake_answer_error(out, h, SLUICE_ERR_INVALID_ARGUMENT,
+					  "no consumer missing");
 		else
 			fake_answer_empty(out, h);
 		break;

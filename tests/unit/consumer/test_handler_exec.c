@@ -72,8 +72,8 @@ static void batch_make(struct test_batch *t, size_t n, const char *const *datas,
 			r->data_len = (uint32_t)size;
 		}
 	}
-	t->b = (struct sluice_handler_batch){.consumer = "audit", .stream = "orders",
-					     .shard_id = 7, .records = t->recs, .count = n};
+	t->b = (struct sluice_handler_batch){
+	    .consumer = "audit", .stream = "orders", .shard_id = 7, .records = t->recs, .count = n};
 }
 
 static void batch_free(struct test_batch *t)
@@ -172,10 +172,10 @@ static void exec_ok(void **state)
 
 static void exec_env_and_error(void **state)
 {
-	struct sl_exec_handler *h = make(script(
-		"env.sh", "while IFS= read -r line; do printf '{\"error\":\"%s %s %s %s\"}\\n' "
-			  "\"$SLUICE_CONSUMER\" \"$SLUICE_STREAM\" \"$SLUICE_SHARD\" "
-			  "\"$SLUICE_TIMEOUT_MS\"; done\n"));
+	struct sl_exec_handler *h = make(
+	    script("env.sh", "while IFS= read -r line; do printf '{\"error\":\"%s %s %s %s\"}\\n' "
+			     "\"$SLUICE_CONSUMER\" \"$SLUICE_STREAM\" \"$SLUICE_SHARD\" "
+			     "\"$SLUICE_TIMEOUT_MS\"; done\n"));
 	struct test_batch t;
 	batch_make(&t, 1, NULL, 1);
 	struct sluice_handler_result res;
@@ -217,7 +217,8 @@ static void exec_partial_failure(void **state)
 	while (fgets(line, sizeof(line), f)) {
 		char want[128];
 		snprintf(want, sizeof(want),
-			 "{\"shard\": 7, \"seq\": \"%" PRIu64 "\", \"key\": \"k\", \"data\": \"%s\"}",
+			 "{\"shard\": 7, \"seq\": \"%" PRIu64
+			 "\", \"key\": \"k\", \"data\": \"%s\"}",
 			 t.recs[n].seq, datas[n]);
 		assert_non_null(strstr(line, want));
 		n++;
@@ -258,7 +259,7 @@ static void exec_crash_then_restart(void **state)
 static void exec_signal(void **state)
 {
 	struct sl_exec_handler *h =
-		make(script("segv.sh", "IFS= read -r line; kill -SEGV $$; sleep 5\n"));
+	    make(script("segv.sh", "IFS= read -r line; kill -SEGV $$; sleep 5\n"));
 	/* Under `sh -c "sh segv.sh"` the outer shell reports the death as status 128+11; with
 	 * `exec` the handler is the child itself and its signal shows. */
 	struct test_batch t;
@@ -269,7 +270,8 @@ static void exec_signal(void **state)
 	sl_exec_handler_destroy(h);
 
 	char cmd[8300];
-	snprintf(cmd, sizeof(cmd), "exec %s", script("segv.sh", "IFS= read -r line; kill -SEGV $$\n"));
+	snprintf(cmd, sizeof(cmd), "exec %s",
+		 script("segv.sh", "IFS= read -r line; kill -SEGV $$\n"));
 	h = make(cmd);
 	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 5000, &res), SLUICE_ERR_INTERNAL);
 	assert_string_equal(res.message, "handler killed by signal 11");
@@ -324,8 +326,9 @@ static void exec_garbage(void **state)
 	batch_free(&t);
 
 	/* Same from sh: an unknown itemIdentifier. */
-	h = make(script("unknown.sh", "while IFS= read -r line; do echo "
-				      "'{\"batchItemFailures\":[{\"itemIdentifier\":\"5\"}]}'; done\n"));
+	h = make(script("unknown.sh",
+			"while IFS= read -r line; do echo "
+			"'{\"batchItemFailures\":[{\"itemIdentifier\":\"5\"}]}'; done\n"));
 	batch_make(&t, 2, NULL, 1);
 	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 5000, &res), SLUICE_ERR_PROTOCOL);
 	assert_non_null(strstr(res.message, "not a sequence number of this batch"));
@@ -354,19 +357,19 @@ static void exec_slow_reader(void **state)
 {
 	need_python();
 	/* Starts reading late and in small pieces: the big event must still get through. */
-	struct sl_exec_handler *h = make(
-		script("slow.py", "import sys, time\n"
-				  "time.sleep(0.3)\n"
-				  "buf = b''\n"
-				  "while True:\n"
-				  "    chunk = sys.stdin.buffer.raw.read(4096)\n"
-				  "    if not chunk:\n"
-				  "        break\n"
-				  "    buf += chunk\n"
-				  "    while b'\\n' in buf:\n"
-				  "        line, buf = buf.split(b'\\n', 1)\n"
-				  "        sys.stdout.write('{}\\n')\n"
-				  "        sys.stdout.flush()\n"));
+	struct sl_exec_handler *h =
+	    make(script("slow.py", "import sys, time\n"
+				   "time.sleep(0.3)\n"
+				   "buf = b''\n"
+				   "while True:\n"
+				   "    chunk = sys.stdin.buffer.raw.read(4096)\n"
+				   "    if not chunk:\n"
+				   "        break\n"
+				   "    buf += chunk\n"
+				   "    while b'\\n' in buf:\n"
+				   "        line, buf = buf.split(b'\\n', 1)\n"
+				   "        sys.stdout.write('{}\\n')\n"
+				   "        sys.stdout.flush()\n"));
 	struct test_batch t;
 	batch_make(&t, 3000, NULL, 1000);
 	struct sluice_handler_result res;
@@ -453,9 +456,9 @@ static void exec_one_shot_and_extra_lines(void **state)
 
 static void exec_destroy_stubborn(void **state)
 {
-	struct sl_exec_handler *h = make(
-		script("stubborn.sh", "trap '' TERM HUP\nIFS= read -r line; echo '{}'\n"
-				      "sleep 30 </dev/null\n"));
+	struct sl_exec_handler *h =
+	    make(script("stubborn.sh", "trap '' TERM HUP\nIFS= read -r line; echo '{}'\n"
+				       "sleep 30 </dev/null\n"));
 	struct test_batch t;
 	batch_make(&t, 1, NULL, 1);
 	struct sluice_handler_result res;
@@ -536,22 +539,22 @@ int main(void)
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(exec_ok, no_children),
-		cmocka_unit_test_teardown(exec_env_and_error, no_children),
-		cmocka_unit_test_teardown(exec_partial_failure, no_children),
-		cmocka_unit_test_teardown(exec_crash_then_restart, no_children),
-		cmocka_unit_test_teardown(exec_signal, no_children),
-		cmocka_unit_test_teardown(exec_hang_times_out, no_children),
-		cmocka_unit_test_teardown(exec_garbage, no_children),
-		cmocka_unit_test_teardown(exec_never_reads, no_children),
-		cmocka_unit_test_teardown(exec_slow_reader, no_children),
-		cmocka_unit_test_teardown(exec_answers_early, no_children),
-		cmocka_unit_test_teardown(exec_exits_without_reading, no_children),
-		cmocka_unit_test_teardown(exec_orphan_holds_stdout, no_children),
-		cmocka_unit_test_teardown(exec_one_shot_and_extra_lines, no_children),
-		cmocka_unit_test_teardown(exec_destroy_stubborn, no_children),
-		cmocka_unit_test_teardown(exec_lambda_shim, no_children),
-		cmocka_unit_test_teardown(exec_bad_command, no_children),
+	    cmocka_unit_test_teardown(exec_ok, no_children),
+	    cmocka_unit_test_teardown(exec_env_and_error, no_children),
+	    cmocka_unit_test_teardown(exec_partial_failure, no_children),
+	    cmocka_unit_test_teardown(exec_crash_then_restart, no_children),
+	    cmocka_unit_test_teardown(exec_signal, no_children),
+	    cmocka_unit_test_teardown(exec_hang_times_out, no_children),
+	    cmocka_unit_test_teardown(exec_garbage, no_children),
+	    cmocka_unit_test_teardown(exec_never_reads, no_children),
+	    cmocka_unit_test_teardown(exec_slow_reader, no_children),
+	    cmocka_unit_test_teardown(exec_answers_early, no_children),
+	    cmocka_unit_test_teardown(exec_exits_without_reading, no_children),
+	    cmocka_unit_test_teardown(exec_orphan_holds_stdout, no_children),
+	    cmocka_unit_test_teardown(exec_one_shot_and_extra_lines, no_children),
+	    cmocka_unit_test_teardown(exec_destroy_stubborn, no_children),
+	    cmocka_unit_test_teardown(exec_lambda_shim, no_children),
+	    cmocka_unit_test_teardown(exec_bad_command, no_children),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[256];

@@ -28,25 +28,26 @@ static struct sluice_handler_batch batch_of(struct sluice_handler_record *recs, 
 					    const char *const *datas)
 {
 	for (size_t i = 0; i < n; i++) {
-		recs[i] = (struct sluice_handler_record){
-			.seq = 50 + i, .ts_ms = 1, .key = "k", .key_len = 1,
-			.data = (const uint8_t *)datas[i], .data_len = (uint32_t)strlen(datas[i])};
+		recs[i] = (struct sluice_handler_record){.seq = 50 + i,
+							 .ts_ms = 1,
+							 .key = "k",
+							 .key_len = 1,
+							 .data = (const uint8_t *)datas[i],
+							 .data_len = (uint32_t)strlen(datas[i])};
 	}
-	return (struct sluice_handler_batch){.consumer = "c", .stream = "s", .shard_id = 2,
-					     .records = recs, .count = n};
+	return (struct sluice_handler_batch){
+	    .consumer = "c", .stream = "s", .shard_id = 2, .records = recs, .count = n};
 }
 
 static void plugin_ok_counts(void **state)
 {
 	char err[256] = "x";
 	struct sl_plugin_handler *a = NULL, *b = NULL;
-	assert_int_equal(sl_plugin_handler_create(plugin("echo_ok"), "c", "s", 2, &a, err,
-						  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    sl_plugin_handler_create(plugin("echo_ok"), "c", "s", 2, &a, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
-	assert_int_equal(sl_plugin_handler_create(plugin("echo_ok"), "c", "s", 3, &b, err,
-						  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    sl_plugin_handler_create(plugin("echo_ok"), "c", "s", 3, &b, err, sizeof(err)), 0);
 	static const char *const datas[] = {"one", "two", "three"};
 	struct sluice_handler_record recs[3];
 	struct sluice_handler_batch batch = batch_of(recs, 3, datas);
@@ -67,9 +68,9 @@ static void plugin_failed_from(void **state)
 {
 	char err[256];
 	struct sl_plugin_handler *h = NULL;
-	assert_int_equal(sl_plugin_handler_create(plugin("fail_on_marker"), "c", "s", 2, &h, err,
-						  sizeof(err)),
-			 0);
+	assert_int_equal(
+	    sl_plugin_handler_create(plugin("fail_on_marker"), "c", "s", 2, &h, err, sizeof(err)),
+	    0);
 	struct sluice_handler_record recs[4];
 	struct sluice_handler_result res;
 
@@ -142,9 +143,9 @@ int main(void)
 		return 77;
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(plugin_ok_counts),
-		cmocka_unit_test(plugin_failed_from),
-		cmocka_unit_test(plugin_refusals),
+	    cmocka_unit_test(plugin_ok_counts),
+	    cmocka_unit_test(plugin_failed_from),
+	    cmocka_unit_test(plugin_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

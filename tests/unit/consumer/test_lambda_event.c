@@ -18,14 +18,14 @@
 #include "consumer/lambda_event.h"
 
 static struct sluice_handler_batch make_batch(const struct sluice_handler_record *recs,
-					       size_t count)
+					      size_t count)
 {
 	struct sluice_handler_batch b = {
-		.consumer = "audit",
-		.stream = "orders",
-		.shard_id = 7,
-		.records = recs,
-		.count = count,
+	    .consumer = "audit",
+	    .stream = "orders",
+	    .shard_id = 7,
+	    .records = recs,
+	    .count = count,
 	};
 	return b;
 }
@@ -39,11 +39,11 @@ static json_t *encode_and_load(const struct sluice_handler_batch *b, struct sl_b
 	assert_int_equal(buf->data[buf->len - 1], '\n');
 	assert_null(memchr(buf->data, '\n', buf->len - 1));
 	json_error_t err;
-	json_t *root = json_loadb((const char *)buf->data, buf->len - 1, JSON_REJECT_DUPLICATES,
-				  &err);
+	json_t *root =
+	    json_loadb((const char *)buf->data, buf->len - 1, JSON_REJECT_DUPLICATES, &err);
 	if (!root)
-		fail_msg("event is not JSON: %s at %d: %.*s", err.text, err.position,
-			 (int)buf->len, buf->data);
+		fail_msg("event is not JSON: %s at %d: %.*s", err.text, err.position, (int)buf->len,
+			 buf->data);
 	return root;
 }
 
@@ -63,17 +63,33 @@ static void encode_fields(void **state)
 	uint8_t binary[256];
 	for (int i = 0; i < 256; i++)
 		binary[i] = (uint8_t)(255 - i);
-	static const char utf8_key[] = "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-\xf0\x9f\x94\x91"; /* ключ-🔑 */
+	static const char utf8_key[] =
+	    "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-\xf0\x9f\x94\x91"; /* ключ-🔑 */
 	struct sluice_handler_record recs[] = {
-		{.seq = 1, .ts_ms = 1545084650987, .key = "plain", .key_len = 5,
-		 .data = (const uint8_t *)"hello", .data_len = 5},
-		{.seq = 42, .ts_ms = 5, .key = "q\"u\\o/te", .key_len = 8, .data = binary,
-		 .data_len = sizeof(binary)},
-		{.seq = 43, .ts_ms = 0, .key = "c\x01\n\t\r\b\f\x1f\x7f", .key_len = 9,
-		 .data = NULL, .data_len = 0},
-		{.seq = UINT64_MAX, .ts_ms = 1000, .key = utf8_key,
-		 .key_len = (uint32_t)strlen(utf8_key), .data = (const uint8_t *)"\0\1\2\xff",
-		 .data_len = 4},
+	    {.seq = 1,
+	     .ts_ms = 1545084650987,
+	     .key = "plain",
+	     .key_len = 5,
+	     .data = (const uint8_t *)"hello",
+	     .data_len = 5},
+	    {.seq = 42,
+	     .ts_ms = 5,
+	     .key = "q\"u\\o/te",
+	     .key_len = 8,
+	     .data = binary,
+	     .data_len = sizeof(binary)},
+	    {.seq = 43,
+	     .ts_ms = 0,
+	     .key = "c\x01\n\t\r\b\f\x1f\x7f",
+	     .key_len = 9,
+	     .data = NULL,
+	     .data_len = 0},
+	    {.seq = UINT64_MAX,
+	     .ts_ms = 1000,
+	     .key = utf8_key,
+	     .key_len = (uint32_t)strlen(utf8_key),
+	     .data = (const uint8_t *)"\0\1\2\xff",
+	     .data_len = 4},
 	};
 	struct sluice_handler_batch b = make_batch(recs, 4);
 	struct sl_buf buf;
@@ -142,8 +158,11 @@ static void encode_fields(void **state)
 static void encode_odd_inputs(void **state)
 {
 	/* Invalid UTF-8 becomes U+FFFD (the line must stay valid JSON for strict readers). */
-	struct sluice_handler_record rec = {.seq = 9, .ts_ms = -1500, .key = "a\xff\xc3(\xed\xa0\x80z",
-					    .key_len = 8, .data = (const uint8_t *)"x",
+	struct sluice_handler_record rec = {.seq = 9,
+					    .ts_ms = -1500,
+					    .key = "a\xff\xc3(\xed\xa0\x80z",
+					    .key_len = 8,
+					    .data = (const uint8_t *)"x",
 					    .data_len = 1};
 	struct sluice_handler_batch b = make_batch(&rec, 1);
 	b.stream = "we\"ird";
@@ -176,10 +195,12 @@ static void encode_fast(void **state)
 	char keys[N][16];
 	for (size_t i = 0; i < N; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "key-%zu", i);
-		recs[i] = (struct sluice_handler_record){.seq = 1000000 + i, .ts_ms = 1700000000000,
+		recs[i] = (struct sluice_handler_record){.seq = 1000000 + i,
+							 .ts_ms = 1700000000000,
 							 .key = keys[i],
 							 .key_len = (uint32_t)strlen(keys[i]),
-							 .data = data, .data_len = sizeof(data)};
+							 .data = data,
+							 .data_len = sizeof(data)};
 	}
 	struct sluice_handler_batch b = make_batch(recs, N);
 	struct sl_buf buf;
@@ -223,7 +244,10 @@ static void parse_success(void **state)
 {
 	struct sluice_handler_result res;
 	static const char *const ok[] = {
-		"{}", " { } \r", "{\"batchItemFailures\":[]}", "{\"batchItemFailures\":null}",
+	    "{}",
+	    " { } \r",
+	    "{\"batchItemFailures\":[]}",
+	    "{\"batchItemFailures\":null}",
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		assert_int_equal(parse(ok[i], &res), 0);
@@ -241,11 +265,12 @@ static void parse_failures(void **state)
 	assert_non_null(strstr(res.message, "205"));
 
 	/* Out of order, duplicated, extra fields in items: the lowest wins. */
-	assert_int_equal(parse("{\"batchItemFailures\":[{\"itemIdentifier\":\"18446744073709551615\"},"
-			       "{\"itemIdentifier\":\"310\",\"why\":\"x\"},"
-			       "{\"itemIdentifier\":\"310\"}]}",
-			       &res),
-			 0);
+	assert_int_equal(
+	    parse("{\"batchItemFailures\":[{\"itemIdentifier\":\"18446744073709551615\"},"
+		  "{\"itemIdentifier\":\"310\",\"why\":\"x\"},"
+		  "{\"itemIdentifier\":\"310\"}]}",
+		  &res),
+	    0);
 	assert_int_equal(res.status, SLUICE_HANDLER_FAILED_FROM);
 	assert_int_equal(res.failed_from, 2);
 
@@ -271,33 +296,33 @@ static void parse_garbage(void **state)
 {
 	struct sluice_handler_result res;
 	static const char *const bad[] = {
-		"",
-		"hello",
-		"{",
-		"{} {}",
-		"[]",
-		"null",
-		"\"{}\"",
-		"42",
-		"{\"statusCode\":200}",
-		"{\"error\":42}",
-		"{\"error\":null}",
-		"{\"error\":\"a\",\"error\":\"b\"}", /* duplicate keys */
-		"{\"batchItemFailures\":{}}",
-		"{\"batchItemFailures\":\"100\"}",
-		"{\"batchItemFailures\":[\"100\"]}",
-		"{\"batchItemFailures\":[{}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":null}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":100}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"101\"}]}",   /* unknown */
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"0100\"}]}",  /* not canonical */
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"+100\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\" 100\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"100x\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"18446744073709551616\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"205\"},{\"itemIdentifier\":\"7\"}]}",
-		"{\"batchItemFailures\":[{\"itemIdentifier\":\"205\",\"itemIdentifier\":\"100\"}]}",
+	    "",
+	    "hello",
+	    "{",
+	    "{} {}",
+	    "[]",
+	    "null",
+	    "\"{}\"",
+	    "42",
+	    "{\"statusCode\":200}",
+	    "{\"error\":42}",
+	    "{\"error\":null}",
+	    "{\"error\":\"a\",\"error\":\"b\"}", /* duplicate keys */
+	    "{\"batchItemFailures\":{}}",
+	    "{\"batchItemFailures\":\"100\"}",
+	    "{\"batchItemFailures\":[\"100\"]}",
+	    "{\"batchItemFailures\":[{}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":null}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":100}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"101\"}]}",  /* unknown */
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"0100\"}]}", /* not canonical */
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"+100\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\" 100\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"100x\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"18446744073709551616\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"205\"},{\"itemIdentifier\":\"7\"}]}",
+	    "{\"batchItemFailures\":[{\"itemIdentifier\":\"205\",\"itemIdentifier\":\"100\"}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (parse(bad[i], &res) != SLUICE_ERR_PROTOCOL)
@@ -356,10 +381,10 @@ static void parse_sizes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(encode_fields),  cmocka_unit_test(encode_odd_inputs),
-		cmocka_unit_test(encode_fast),    cmocka_unit_test(parse_success),
-		cmocka_unit_test(parse_failures), cmocka_unit_test(parse_garbage),
-		cmocka_unit_test(parse_sizes),
+	    cmocka_unit_test(encode_fields),  cmocka_unit_test(encode_odd_inputs),
+	    cmocka_unit_test(encode_fast),    cmocka_unit_test(parse_success),
+	    cmocka_unit_test(parse_failures), cmocka_unit_test(parse_garbage),
+	    cmocka_unit_test(parse_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,8 +51,7 @@ static void rm_rf(const char *path)
 	}
 }
 
-static void ckpt_path(const char *dir, const char *consumer, uint32_t shard, char *out,
-		      size_t len)
+static void ckpt_path(const char *dir, const char *consumer, uint32_t shard, char *out, size_t len)
 {
 	snprintf(out, len, "%s/checkpoints/%s/shardId-%012" PRIu32, dir, consumer, shard);
 }
@@ -68,8 +67,7 @@ static void write_raw(const char *dir, const char *consumer, uint32_t shard, con
 	fclose(f);
 }
 
-static void read_raw(const char *dir, const char *consumer, uint32_t shard, char *out,
-		     size_t cap)
+static void read_raw(const char *dir, const char *consumer, uint32_t shard, char *out, size_t cap)
 {
 	char p[PATH_MAX];
 	ckpt_path(dir, consumer, shard, p, sizeof(p));
@@ -154,7 +152,8 @@ static void hand_edited_and_corrupt(void **state)
 	assert_int_equal(seq, 12345);
 	/* Uppercase hex checksum is accepted too. */
 	char good[64];
-	int n = snprintf(good, sizeof(good), "77\n%016" PRIX64 "\n", (uint64_t)XXH3_64bits("77", 2));
+	int n =
+	    snprintf(good, sizeof(good), "77\n%016" PRIX64 "\n", (uint64_t)XXH3_64bits("77", 2));
 	write_raw(dir, "c", 0, good, (size_t)n);
 	assert_int_equal(sl_checkpoint_load(dir, "c", 0, &seq), 0);
 	assert_int_equal(seq, 77);

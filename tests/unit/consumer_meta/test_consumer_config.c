@@ -133,8 +133,8 @@ static void handler_specs(void **state)
 	assert_string_equal(t, "");
 
 	static const char *const bad[] = {
-	    "", "exec:", "plugin:", "remote:", "remote:x", "Exec:x", "lambda:x", "exec", "plugin",
-	    "exec:\xff",
+	    "",	      "exec:",	  "plugin:", "remote:", "remote:x",
+	    "Exec:x", "lambda:x", "exec",    "plugin",	"exec:\xff",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		kind = SL_HANDLER_EXEC;
@@ -503,7 +503,8 @@ static void json_corrupt(void **state)
 		const struct corruption *k = &corruptions[i];
 		json_t *root = valid_doc();
 		if (k->value_json) {
-			json_t *v = json_loads(k->value_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+			json_t *v =
+			    json_loads(k->value_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 			assert_non_null(v);
 			assert_int_equal(json_object_set_new(root, k->field, v), 0);
 		} else {
@@ -522,7 +523,7 @@ static void json_corrupt(void **state)
 		free(text);
 	}
 	/* Not JSON, not an object, duplicate keys, truncated. */
-	static const char *const docs[] = {"", "{", "[]", "42", "{\"format\":1,\"format\":1}",
+	static const char *const docs[] = {"",	  "{", "[]", "42", "{\"format\":1,\"format\":1}",
 					   "\xff"};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		msg[0] = '\0';

@@ -23,12 +23,12 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return d;
 }
 
-static struct sl_str S(const char *s)
-{
+static struct sl_str S(const char *s) {
 	return (struct sl_str){.p = s, .len = strlen(s)};
 }
 
-static void assert_str_eq(struct sl_str a, const char *b)
+static void
+assert_str_eq(struct sl_str a, const char *b)
 {
 	assert_int_equal(a.len, strlen(b));
 	assert_memory_equal(a.p, b, a.len);
@@ -157,7 +157,8 @@ static void create_round_trip(void **state)
 	assert_int_equal(sl_proto_decode_consumer_create(b.data, b.len, &d), 0);
 	assert_config_equal(&c, &d);
 	/* Borrowed pointers point into the body. */
-	assert_true((const uint8_t *)d.name.p > b.data && (const uint8_t *)d.name.p < b.data + b.len);
+	assert_true((const uint8_t *)d.name.p > b.data &&
+		    (const uint8_t *)d.name.p < b.data + b.len);
 	truncations(&b, dec_create, sizeof(struct sl_consumer_wire));
 
 	/* The reader form agrees, and leaves the reader after the config. */
@@ -280,19 +281,20 @@ static void shard_status_round_trip(void **state)
 	(void)state;
 	struct sl_buf b;
 	sl_buf_init(&b);
-	struct sl_consumer_shard_status s = {
-	    .shard_id = 7,
-	    .checkpoint_seq = 123456789012ull,
-	    .lag_records = 42,
-	    .lag_ms = 1500,
-	    .state = SL_PROTO_CONSUMER_RETRYING,
-	    .delivered = 1000,
-	    .batches_failed = 3,
-	    .retries = 9,
-	    .sent_to_on_failure = 2,
-	    .expired = 1,
-	    .last_error = S("handler exited with status 1"),
-	},
+	struct sl_consumer_shard_status s =
+					    {
+						.shard_id = 7,
+						.checkpoint_seq = 123456789012ull,
+						.lag_records = 42,
+						.lag_ms = 1500,
+						.state = SL_PROTO_CONSUMER_RETRYING,
+						.delivered = 1000,
+						.batches_failed = 3,
+						.retries = 9,
+						.sent_to_on_failure = 2,
+						.expired = 1,
+						.last_error = S("handler exited with status 1"),
+					    },
 					s2;
 	assert_int_equal(sl_proto_put_consumer_shard_status(&b, &s), 0);
 	assert_int_equal(b.len, SL_PROTO_CONSUMER_SHARD_STATUS_BYTES_MIN + s.last_error.len);
@@ -339,8 +341,8 @@ static void describe_response(void **state)
 	struct sl_buf b;
 	sl_buf_init(&b);
 	size_t start;
-	assert_int_equal(
-	    sl_proto_encode_response_head(&b, SL_OP_CONSUMER_DESCRIBE, 5, 0, &start), 0);
+	assert_int_equal(sl_proto_encode_response_head(&b, SL_OP_CONSUMER_DESCRIBE, 5, 0, &start),
+			 0);
 	struct sl_consumer_wire c = sample_config(), d;
 	assert_int_equal(sl_proto_put_consumer_config(&b, &c), 0);
 	assert_int_equal(sl_buf_put_u64(&b, (uint64_t)1764291723000ll), 0);
@@ -582,10 +584,10 @@ static void batch_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(opcodes_and_push),	     cmocka_unit_test(create_round_trip),
-	    cmocka_unit_test(create_checks),	     cmocka_unit_test(shard_status_round_trip),
-	    cmocka_unit_test(describe_response),     cmocka_unit_test(reset_round_trip),
-	    cmocka_unit_test(ack_round_trip),	     cmocka_unit_test(batch_round_trip),
+	    cmocka_unit_test(opcodes_and_push),	 cmocka_unit_test(create_round_trip),
+	    cmocka_unit_test(create_checks),	 cmocka_unit_test(shard_status_round_trip),
+	    cmocka_unit_test(describe_response), cmocka_unit_test(reset_round_trip),
+	    cmocka_unit_test(ack_round_trip),	 cmocka_unit_test(batch_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
