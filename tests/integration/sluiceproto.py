@@ -18,6 +18,13 @@ import traceback
 OP_PING, OP_AUTH = 0x01, 0x02
 OP_CREATE, OP_DELETE, OP_LIST, OP_DESCRIBE, OP_LIST_SHARDS = 0x10, 0x11, 0x12, 0x13, 0x14
 OP_PRODUCE, OP_READ = 0x20, 0x21
+OP_CONSUMER_CREATE, OP_CONSUMER_DELETE, OP_CONSUMER_LIST = 0x30, 0x31, 0x32
+OP_CONSUMER_DESCRIBE, OP_CONSUMER_RESET, OP_CONSUMER_ATTACH = 0x33, 0x34, 0x35
+OP_CONSUMER_BATCH, OP_CONSUMER_ACK = 0x36, 0x37  # BATCH: push frames only
+HANDLER_EXEC, HANDLER_PLUGIN, HANDLER_REMOTE = 0, 1, 2
+HANDLER_KIND = {"exec": HANDLER_EXEC, "plugin": HANDLER_PLUGIN, "remote": HANDLER_REMOTE}
+CONSUMER_STATES = {0: "IDLE", 1: "DELIVERING", 2: "RETRYING", 3: "FINISHED", 4: "WAITING_REMOTE"}
+ACK_OK, ACK_FAILED_FROM, ACK_ERROR = 0, 1, 2
 FLAG_RESPONSE, FLAG_PUSH = 0x0001, 0x0002  # frame header flags
 POS_TRIM_HORIZON, POS_LATEST, POS_AT_SEQ, POS_AFTER_SEQ, POS_AT_TIMESTAMP = 0, 1, 2, 3, 4
 
@@ -220,6 +227,273 @@ class Client:
             res = self.read(stream, shard, POS_AT_SEQ, res["next_seq"])
         raise AssertionError("read_all: no end after %d reads" % max_reads)
 
+    # ---- consumers (docs/protocol.md, "Consumers"; consumer_config / consumer_shard_status) ----
+
+    @staticmethod
+    def consumer_config_body(name, stream, handler, batch_size=100, batch_window_ms=0,
+                             start="latest", max_retries=-1, max_record_age_s=-1,
+                             bisect_on_error=False, on_failure="", parallelism=1,
+                             timeout_ms=60000, flags=None):
+        """handler: "exec:CMD", "plugin:PATH", "remote", or (kind, target) to send anything.
+        start: "trim-horizon", "latest", ("time", unix_ms), or (type, value) raw."""
+        if isinstance(handler, tuple):
+            kind, target = handler
+        elif handler == "remote":
+            kind, target = HANDLER_REMOTE, ""
+        else:
+            prefix, sep, target = handler.partition(":")
+            if not sep or prefix not in ("exec", "plugin"):
+                raise ValueError("handler spec must be exec:CMD, plugin:PATH or remote")
+            kind = HANDLER_KIND[prefix]
+        if start == "trim-horizon":
+            st, sv = POS_TRIM_HORIZON, 0
+        elif start == "latest":
+            st, sv = POS_LATEST, 0
+        elif isinstance(start, tuple) and start[0] == "time":
+            st, sv = POS_AT_TIMESTAMP, start[1]
+        else:
+            st, sv = start
+        if flags is None:
+            flags = 1 if bisect_on_error else 0
+        return (str8(name) + str8(stream) + struct.pack("<B", kind) + str16(target)
+                + struct.pack("<IIBQiqB", batch_size, batch_window_ms, st, sv, max_retries,
+                              max_record_age_s, flags)
+                + str8(on_failure) + struct.pack("<II", parallelism, timeout_ms))
+
+    def create_consumer(self, name, stream, handler, **opts):
+        self.call(OP_CONSUMER_CREATE, self.consumer_config_body(name, stream, handler, **opts))
+
+    def delete_consumer(self, name):
+        self.call(OP_CONSUMER_DELETE, str8(name))
+
+    def list_consumers(self):
+        r = self.call(OP_CONSUMER_LIST)
+        (n,) = struct.unpack_from("<I", r)
+        off, names = 4, []
+        for _ in range(n):
+            ln = r[off]
+            names.append(r[off + 1: off + 1 + ln].decode())
+            off += 1 + ln
+        assert off == len(r), ("trailing bytes in CONSUMER_LIST response", off, len(r))
+        return names
+
+    @staticmethod
+    def parse_consumer_config(r, off=0):
+        def s8(o):
+            n = r[o]
+            return r[o + 1:o + 1 + n].decode(), o + 1 + n
+
+        def s16(o):
+            (n,) = struct.unpack_from("<H", r, o)
+            return r[o + 2:o + 2 + n].decode(errors="replace"), o + 2 + n
+        c = {}
+        c["name"], off = s8(off)
+        c["stream"], off = s8(off)
+        c["handler_kind"] = r[off]
+        off += 1
+        c["handler_target"], off = s16(off)
+        (c["batch_size"], c["batch_window_ms"], c["start_type"], c["start_value"],
+         c["max_retries"], c["max_record_age_s"], flags) = struct.unpack_from("<IIBQiqB", r, off)
+        off += 4 + 4 + 1 + 8 + 4 + 8 + 1
+        c["bisect_on_error"] = bool(flags & 1)
+        c["flags"] = flags
+        c["on_failure"], off = s8(off)
+        c["parallelism"], c["timeout_ms"] = struct.unpack_from("<II", r, off)
+        off += 8
+        return c, off
+
+    def describe_consumer(self, name):
+        """The config (a dict) plus created_ms and shards: [dict per consumer_shard_status]."""
+        r = self.call(OP_CONSUMER_DESCRIBE, str8(name))
+        d, off = self.parse_consumer_config(r)
+        d["created_ms"], n = struct.unpack_from("<qI", r, off)
+        off += 12
+        d["shards"] = []
+        for _ in range(n):
+            st = {}
+            (st["id"], st["checkpoint"], st["lag_records"], st["lag_ms"], state,
+             st["delivered"], st["batches_failed"], st["retries"], st["sent_to_on_failure"],
+             st["expired"], elen) = struct.unpack_from("<IQQQBQQQQQH", r, off)
+            off += 4 + 8 * 3 + 1 + 8 * 5 + 2
+            st["state_code"] = state
+            st["state"] = CONSUMER_STATES.get(state, "UNKNOWN(%d)" % state)
+            st["last_error"] = r[off:off + elen].decode(errors="replace")
+            off += elen
+            d["shards"].append(st)
+        assert off == len(r), ("trailing bytes in CONSUMER_DESCRIBE response", off, len(r))
+        return d
+
+    def reset_consumer(self, name, shard_id=-1, pos_type=POS_TRIM_HORIZON, pos_value=0):
+        self.call(OP_CONSUMER_RESET, str8(name) + struct.pack("<qBQ", shard_id, pos_type,
+                                                                 pos_value))
+
+
+def parse_records_out(r, off, n):
+    """n record_outs from r at off; returns (records, new offset)."""
+    recs = []
+    for _ in range(n):
+        seq, ts, klen = struct.unpack_from("<QqH", r, off)
+        off += 18
+        key = r[off:off + klen]
+        off += klen
+        flags = r[off]
+        off += 1
+        hk = None
+        if flags & 1:
+            hk = int.from_bytes(r[off:off + 16], "big")
+            off += 16
+        (dlen,) = struct.unpack_from("<I", r, off)
+        off += 4
+        recs.append(dict(seq=seq, ts=ts, key=key, hash_key=hk, data=r[off:off + dlen]))
+        off += dlen
+    return recs, off
+
+
+class RemoteConsumer:
+    """A connection attached to a remote consumer (CONSUMER_ATTACH), receiving CONSUMER_BATCH
+    push frames and answering them with CONSUMER_ACK requests. Responses (to the ATTACH and to
+    ACKs) and pushes arrive interleaved; pushes are queued until next_batch() takes them."""
+
+    def __init__(self, port, name, host="127.0.0.1", timeout=30):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.name = name
+        self.buf = b""
+        self.next_id = 1
+        self.pushes = []     # parsed batches not yet taken
+        self.responses = {}  # request id -> (opcode, body)
+        self.attach_id = self._send(OP_CONSUMER_ATTACH, str8(name))
+        op, body = self._wait_response(self.attach_id, timeout)
+        assert op == OP_CONSUMER_ATTACH, op
+        Client.check(body)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _send(self, opcode, body):
+        rid = self.next_id
+        self.next_id += 1
+        self.sock.sendall(frame(opcode, rid, body))
+        return rid
+
+    def _read_frames(self, timeout):
+        """Read what arrives within timeout (at least one frame if any comes); sort it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = False
+            while len(self.buf) >= 4:
+                (length,) = struct.unpack_from("<I", self.buf)
+                if len(self.buf) < 4 + length:
+                    break
+                f = self.buf[:4 + length]
+                self.buf = self.buf[4 + length:]
+                _, ver, op, flags, rid = struct.unpack_from("<IBBHI", f)
+                assert ver == 1, ver
+                assert flags in (FLAG_RESPONSE, FLAG_PUSH), ("frame flags", flags)
+                if flags == FLAG_PUSH:
+                    assert op == OP_CONSUMER_BATCH, ("unknown push opcode", op)
+                    self.pushes.append(self.parse_batch(rid, f[12:]))
+                else:
+                    self.responses[rid] = (op, f[12:])
+                got = True
+            if got:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                return False
+            if not chunk:
+                raise ConnectionError("server closed the attached connection")
+            self.buf += chunk
+
+    @staticmethod
+    def parse_batch(delivery_id, r):
+        off = 0
+        n = r[off]
+        consumer = r[off + 1:off + 1 + n].decode()
+        off += 1 + n
+        n = r[off]
+        stream = r[off + 1:off + 1 + n].decode()
+        off += 1 + n
+        shard, attempt, count = struct.unpack_from("<III", r, off)
+        off += 12
+        assert 1 <= count <= 10000, count
+        recs, off = parse_records_out(r, off, count)
+        assert off == len(r), ("trailing bytes in CONSUMER_BATCH", off, len(r))
+        return dict(delivery_id=delivery_id, consumer=consumer, stream=stream, shard=shard,
+                    attempt=attempt, records=recs)
+
+    def _wait_response(self, rid, timeout):
+        deadline = time.monotonic() + timeout
+        while rid not in self.responses:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no response to request %d within %ss" % (rid, timeout))
+            self._read_frames(left)
+        return self.responses.pop(rid)
+
+    def next_batch(self, timeout=5.0):
+        """The next pushed batch (dict), or None when none came within timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.pushes:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read_frames(left):
+                if not self.pushes:
+                    return None
+        return self.pushes.pop(0)
+
+    def ack(self, delivery_id, status=ACK_OK, failed_from=0, message="", timeout=10):
+        """Send CONSUMER_ACK and wait for its answer; raises SluiceError on an error status."""
+        rid = self._send(OP_CONSUMER_ACK, struct.pack("<IBI", delivery_id, status, failed_from)
+                         + str16(message))
+        op, body = self._wait_response(rid, timeout)
+        assert op == OP_CONSUMER_ACK, op
+        Client.check(body)
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Poll pred() until it returns a true value (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def plugin_path(name):
+    """A test plugin built from tests/plugins/NAME.c."""
+    return os.path.join(build_dir(), "tests", "plugins", name + ".so")
+
+
+def source_dir():
+    return os.environ.get("SLUICE_SOURCE_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def http_get(port, path, timeout=10):
+    """A plain HTTP/1.0 GET on 127.0.0.1; returns (status, body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
 
 def build_dir():
     return os.environ.get("SLUICE_BUILD_DIR") or os.path.join(
@@ -270,8 +544,9 @@ class Server:
 
     instances = []  # every Server made, so a failed run can show their logs
 
-    def __init__(self, data_dir=None, args=(), threads=2, log_path=None):
+    def __init__(self, data_dir=None, args=(), threads=2, log_path=None, env=None):
         Server.instances.append(self)
+        self.env = dict(env or {})  # extra environment variables for sluiced (and its handlers)
         self.own_dir = data_dir is None
         if self.own_dir:
             self.root = tempfile.mkdtemp(prefix="sluice-it-")
@@ -293,8 +568,12 @@ class Server:
     def _spawn(self):
         log = open(self.log_path, "ab")
         try:
+            env = None
+            if self.env:
+                env = dict(os.environ)
+                env.update(self.env)
             return subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, env=env)
         finally:
             log.close()
 
@@ -343,6 +622,20 @@ class Server:
             raise AssertionError("sluiced did not exit within %ss (it should have refused)"
                                  % timeout)
         return proc.returncode, out.decode(errors="replace")
+
+    def http_port(self, timeout=10):
+        """The /metrics port of the running server, from its log line
+        'http (/healthz, /metrics) on 127.0.0.1:PORT' (the last one: restarts append)."""
+        def find():
+            try:
+                with open(self.log_path, "rb") as f:
+                    text = f.read().decode(errors="replace")
+            except OSError:
+                return None
+            ports = [ln.rsplit(":", 1)[1].strip() for ln in text.splitlines()
+                     if "http (/healthz, /metrics) on " in ln]
+            return int(ports[-1]) if ports else None
+        return wait_until(find, timeout, "the http listening line in " + self.log_path)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
