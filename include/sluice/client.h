@@ -329,8 +329,8 @@ void sluice_producer_destroy(struct sluice_producer *p);
 
 /* The policy of a consumer. Initialize with sluice_consumer_options_init, then change fields. */
 struct sluice_consumer_options {
-	uint32_t batch_size;	      /* records per invocation, 1..10000; default 100 */
-	uint32_t batch_window_ms;     /* wait up to this long to fill a batch, 0..300000; default 0 */
+	uint32_t batch_size;	  /* records per invocation, 1..10000; default 100 */
+	uint32_t batch_window_ms; /* wait up to this long to fill a batch, 0..300000; default 0 */
 	struct sluice_position start; /* TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP */
 	int32_t max_retries;	      /* retries of a failing batch; -1 (default): until expiry */
 	int64_t max_record_age_s;     /* give up on older records; -1 (default): the retention */

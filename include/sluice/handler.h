@@ -41,8 +41,8 @@ extern "C" {
 
 struct sluice_handler_record {
 	uint64_t seq;
-	int64_t ts_ms;       /* arrival time, Unix ms */
-	const char *key;     /* partition key, not NUL-terminated */
+	int64_t ts_ms;	 /* arrival time, Unix ms */
+	const char *key; /* partition key, not NUL-terminated */
 	uint32_t key_len;
 	const uint8_t *data;
 	uint32_t data_len;
@@ -53,8 +53,8 @@ struct sluice_handler_batch {
 	const char *stream;   /* NUL-terminated */
 	uint32_t shard_id;
 	const struct sluice_handler_record *records;
-	size_t count;         /* >= 1 */
-	uint32_t attempt;     /* 0 on first delivery, then 1, 2, ... for retries of the same records */
+	size_t count;	  /* >= 1 */
+	uint32_t attempt; /* 0 on first delivery, then 1, 2, ... for retries of the same records */
 };
 
 enum sluice_handler_status {
@@ -65,8 +65,8 @@ enum sluice_handler_status {
 
 struct sluice_handler_result {
 	enum sluice_handler_status status;
-	size_t failed_from;  /* with SLUICE_HANDLER_FAILED_FROM: index of the first failed record */
-	char message[256];   /* optional, NUL-terminated */
+	size_t failed_from; /* with SLUICE_HANDLER_FAILED_FROM: index of the first failed record */
+	char message[256];  /* optional, NUL-terminated */
 };
 
 struct sluice_handler_v1 {

@@ -58,7 +58,8 @@ static int scale_u64(uint64_t whole, uint64_t frac_micro, uint64_t unit, uint64_
 	if (unit && whole > UINT64_MAX / unit)
 		return -ERANGE;
 	uint64_t v = whole * unit;
-	uint64_t f = (unit >= 1000000) ? frac_micro * (unit / 1000000) : frac_micro * unit / 1000000;
+	uint64_t f =
+	    (unit >= 1000000) ? frac_micro * (unit / 1000000) : frac_micro * unit / 1000000;
 	if (v > UINT64_MAX - f)
 		return -ERANGE;
 	*ret = v + f;
@@ -71,9 +72,8 @@ int sl_parse_duration_ms(const char *s, int64_t *ret_ms)
 		const char *suffix;
 		uint64_t ms;
 	} units[] = {
-		{"", 1000},     {"ms", 1},        {"s", 1000},     {"sec", 1000},
-		{"m", 60000},   {"min", 60000},   {"h", 3600000},  {"d", 86400000},
-		{"w", 604800000},
+	    {"", 1000},	    {"ms", 1},	    {"s", 1000},     {"sec", 1000},    {"m", 60000},
+	    {"min", 60000}, {"h", 3600000}, {"d", 86400000}, {"w", 604800000},
 	};
 	uint64_t whole, frac;
 	const char *suffix;
@@ -101,19 +101,19 @@ int sl_parse_size_bytes(const char *s, uint64_t *ret_bytes)
 		const char *suffix;
 		uint64_t bytes;
 	} units[] = {
-		{"", 1},
-		{"B", 1},
-		{"KiB", 1ull << 10},
-		{"MiB", 1ull << 20},
-		{"GiB", 1ull << 30},
-		{"TiB", 1ull << 40},
-		{"KB", 1000},
-		{"MB", 1000000},
-		{"GB", 1000000000},
-		{"TB", 1000000000000ull},
-		{"K", 1ull << 10},
-		{"M", 1ull << 20},
-		{"G", 1ull << 30},
+	    {"", 1},
+	    {"B", 1},
+	    {"KiB", 1ull << 10},
+	    {"MiB", 1ull << 20},
+	    {"GiB", 1ull << 30},
+	    {"TiB", 1ull << 40},
+	    {"KB", 1000},
+	    {"MB", 1000000},
+	    {"GB", 1000000000},
+	    {"TB", 1000000000000ull},
+	    {"K", 1ull << 10},
+	    {"M", 1ull << 20},
+	    {"G", 1ull << 30},
 	};
 	uint64_t whole, frac;
 	const char *suffix;
@@ -196,7 +196,12 @@ int sl_parse_timestamp_ms(const char *s, int64_t *ret_ms)
 		return -EINVAL;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -EINVAL;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	struct tm tm = {.tm_year = y - 1900,
+			.tm_mon = mo - 1,
+			.tm_mday = d,
+			.tm_hour = h,
+			.tm_min = mi,
+			.tm_sec = sec};
 	time_t t = timegm(&tm);
 	if (t == (time_t)-1)
 		return -EINVAL;
@@ -212,7 +217,8 @@ void sl_format_duration(int64_t ms, char *out, size_t out_len)
 	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (ms != 0 && ms % units[i].ms == 0) {
-			snprintf(out, out_len, "%lld%s", (long long)(ms / units[i].ms), units[i].suffix);
+			snprintf(out, out_len, "%lld%s", (long long)(ms / units[i].ms),
+				 units[i].suffix);
 			return;
 		}
 	}
@@ -229,6 +235,6 @@ void sl_format_timestamp(int64_t ms, char *out, size_t out_len)
 	}
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }

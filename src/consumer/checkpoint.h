@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 /* 0, SLUICE_ERR_INVALID_NAME, -errno. Creates folders as needed. */
-int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id,
-		       uint64_t seq);
+int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id, uint64_t seq);
 /* 0 and *ret_seq, -ENOENT when none was saved, SLUICE_ERR_CORRUPT, -errno. */
 int sl_checkpoint_load(const char *data_dir, const char *consumer, uint32_t shard_id,
 		       uint64_t *ret_seq);

@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_CONSUMER_BATCH_SIZE_MAX 10000   /* records per invocation (Lambda's limit) */
+#define SL_CONSUMER_BATCH_SIZE_MAX 10000 /* records per invocation (Lambda's limit) */
 #define SL_CONSUMER_BATCH_SIZE_DEFAULT 100
 #define SL_CONSUMER_BATCH_WINDOW_MS_MAX 300000 /* 5 minutes, as Lambda */
 #define SL_CONSUMER_PARALLELISM_MAX 10
 #define SL_CONSUMER_TIMEOUT_MS_DEFAULT 60000
-#define SL_CONSUMER_TIMEOUT_MS_MAX 900000  /* 15 minutes, as Lambda */
-#define SL_CONSUMER_HANDLER_LEN_MAX 4096   /* "exec:COMMAND..." */
+#define SL_CONSUMER_TIMEOUT_MS_MAX 900000 /* 15 minutes, as Lambda */
+#define SL_CONSUMER_HANDLER_LEN_MAX 4096  /* "exec:COMMAND..." */
 
 enum sl_handler_kind {
 	SL_HANDLER_EXEC = 0,   /* exec:COMMAND, run with /bin/sh -c */
@@ -33,15 +33,15 @@ struct sl_consumer_config {
 	char stream[SLUICE_NAME_LEN_MAX + 1];
 	enum sl_handler_kind handler_kind;
 	char handler_target[SL_CONSUMER_HANDLER_LEN_MAX]; /* command or .so path; "" for remote */
-	uint32_t batch_size;        /* 1..SL_CONSUMER_BATCH_SIZE_MAX */
-	uint32_t batch_window_ms;   /* 0..SL_CONSUMER_BATCH_WINDOW_MS_MAX */
+	uint32_t batch_size;				  /* 1..SL_CONSUMER_BATCH_SIZE_MAX */
+	uint32_t batch_window_ms;			  /* 0..SL_CONSUMER_BATCH_WINDOW_MS_MAX */
 	struct sluice_position start; /* TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP */
-	int32_t max_retries;        /* -1: until the records expire */
-	int64_t max_record_age_s;   /* -1: the stream's retention */
+	int32_t max_retries;	      /* -1: until the records expire */
+	int64_t max_record_age_s;     /* -1: the stream's retention */
 	bool bisect_on_error;
 	char on_failure[SLUICE_NAME_LEN_MAX + 1]; /* "" = none */
-	uint32_t parallelism;       /* 1..SL_CONSUMER_PARALLELISM_MAX */
-	uint32_t timeout_ms;        /* per invocation, 1..SL_CONSUMER_TIMEOUT_MS_MAX */
+	uint32_t parallelism;			  /* 1..SL_CONSUMER_PARALLELISM_MAX */
+	uint32_t timeout_ms; /* per invocation, 1..SL_CONSUMER_TIMEOUT_MS_MAX */
 	int64_t created_ms;
 };
 
@@ -67,10 +67,8 @@ int sl_consumer_config_save(const char *meta_dir, const struct sl_consumer_confi
 int sl_consumer_config_remove(const char *meta_dir, const char *name);
 /* Calls loaded() for every good file (cfg is the callee's to copy), corrupt() for bad ones;
  * returns the count loaded or a negative error. */
-int sl_consumer_config_load_all(const char *meta_dir,
-				int (*loaded)(void *ctx, const struct sl_consumer_config *cfg),
-				void (*corrupt)(void *ctx, const char *file, int err,
-						const char *msg),
-				void *ctx);
+int sl_consumer_config_load_all(
+    const char *meta_dir, int (*loaded)(void *ctx, const struct sl_consumer_config *cfg),
+    void (*corrupt)(void *ctx, const char *file, int err, const char *msg), void *ctx);
 
 #endif

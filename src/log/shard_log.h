@@ -44,27 +44,28 @@ enum sl_fsync_mode {
 #define SL_INDEX_INTERVAL_BYTES_DEFAULT (64u << 10)
 
 struct sl_shard_log_config {
-	const char *dir;              /* the shard's folder; created (with parents) if missing */
+	const char *dir;	      /* the shard's folder; created (with parents) if missing */
 	uint64_t segment_bytes_max;   /* roll when a segment would pass this; 0 = default */
-	int64_t retention_ms;         /* records older than this expire; 0 = never */
+	int64_t retention_ms;	      /* records older than this expire; 0 = never */
 	uint64_t retention_bytes_max; /* delete oldest segments past this total; 0 = no cap */
 	enum sl_fsync_mode fsync_mode;
-	int64_t fsync_interval_ms;    /* for SL_FSYNC_INTERVAL */
-	uint32_t index_interval_bytes;/* one sparse index entry per this many log bytes; 0 = default */
-	uint64_t first_seq;           /* sequence number of the first record of a new log; 0 means 1 */
-	uint32_t record_bytes_max;    /* largest data accepted; 0 = SLUICE_RECORD_BYTES_LIMIT */
+	int64_t fsync_interval_ms; /* for SL_FSYNC_INTERVAL */
+	uint32_t
+	    index_interval_bytes;  /* one sparse index entry per this many log bytes; 0 = default */
+	uint64_t first_seq;	   /* sequence number of the first record of a new log; 0 means 1 */
+	uint32_t record_bytes_max; /* largest data accepted; 0 = SLUICE_RECORD_BYTES_LIMIT */
 };
 
 /* A record to append. Pointers are only read during the append call. */
 struct sl_record_in {
 	const uint8_t *key;
-	uint16_t key_len;  /* 1..SLUICE_KEY_LEN_MAX */
+	uint16_t key_len; /* 1..SLUICE_KEY_LEN_MAX */
 	bool has_hash_key;
 	struct sluice_hash_key hash_key;
 	const uint8_t *data;
 	uint32_t data_len;
-	uint64_t seq;      /* 0: assign the next one; else (restore/import) must exceed the last seq */
-	int64_t ts_ms;     /* 0: the now_ms given to append; else kept as is (restore/import) */
+	uint64_t seq;  /* 0: assign the next one; else (restore/import) must exceed the last seq */
+	int64_t ts_ms; /* 0: the now_ms given to append; else kept as is (restore/import) */
 };
 
 /*
@@ -99,7 +100,7 @@ void sl_shard_log_service(struct sl_shard_log *log, int64_t now_ms);
 
 /* A sync in progress: run fdatasync(fd), then pass the result to sl_shard_log_sync_end(). */
 struct sl_sync_ticket {
-	int fd;            /* owned by the log; stays open until sync_end */
+	int fd;		   /* owned by the log; stays open until sync_end */
 	uint64_t upto_seq; /* every record with seq < upto_seq is covered */
 	uint64_t id;
 };
@@ -120,8 +121,8 @@ struct sl_read_batch {
 	size_t count;
 	size_t cap;
 	struct sl_buf bytes;
-	uint64_t next_seq;  /* read from here (SLUICE_POS_AT_SEQ) to continue */
-	size_t data_bytes;  /* sum of key + data lengths */
+	uint64_t next_seq; /* read from here (SLUICE_POS_AT_SEQ) to continue */
+	size_t data_bytes; /* sum of key + data lengths */
 };
 void sl_read_batch_init(struct sl_read_batch *b);
 void sl_read_batch_finish(struct sl_read_batch *b);
@@ -148,13 +149,13 @@ int sl_shard_log_enforce_retention(struct sl_shard_log *log, int64_t now_ms);
 void sl_shard_log_set_retention(struct sl_shard_log *log, int64_t retention_ms);
 
 struct sl_shard_log_stats {
-	uint64_t first_seq;      /* oldest stored record (may be expired but not yet deleted) */
-	uint64_t next_seq;       /* what the next append gets: the tip */
-	uint64_t durable_seq;    /* every record below this is acknowledged */
-	int64_t last_ts_ms;      /* arrival time of the newest record, 0 if none */
-	uint64_t bytes;          /* on disk, all segments */
+	uint64_t first_seq;   /* oldest stored record (may be expired but not yet deleted) */
+	uint64_t next_seq;    /* what the next append gets: the tip */
+	uint64_t durable_seq; /* every record below this is acknowledged */
+	int64_t last_ts_ms;   /* arrival time of the newest record, 0 if none */
+	uint64_t bytes;	      /* on disk, all segments */
 	uint32_t segments;
-	bool failed;             /* a sync or write failed: appends are refused */
+	bool failed; /* a sync or write failed: appends are refused */
 };
 void sl_shard_log_stats(const struct sl_shard_log *log, struct sl_shard_log_stats *ret);
 

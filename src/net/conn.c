@@ -29,8 +29,8 @@ struct sl_conn {
 	struct sl_op recv_op;
 	bool recv_armed;
 
-	struct sl_buf out;      /* responses queued */
-	struct sl_buf sending;  /* bytes in flight on the socket */
+	struct sl_buf out;     /* responses queued */
+	struct sl_buf sending; /* bytes in flight on the socket */
 	size_t sending_off;
 	struct sl_op send_op;
 	bool send_armed;
@@ -38,7 +38,7 @@ struct sl_conn {
 	struct sl_op close_op;
 	uint64_t inflight_bytes;
 	unsigned refs;
-	bool closed;       /* socket shut; no more reads */
+	bool closed; /* socket shut; no more reads */
 	bool close_after_flush;
 	bool fd_closed;
 	bool shut_down;
@@ -211,7 +211,8 @@ static void recv_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 	int r = process_frames(c);
 	c->dispatching = false;
 	if (r < 0) {
-		SL_DEBUG("closing connection: %s", r == SLUICE_ERR_PROTOCOL ? "bad frame" : "error");
+		SL_DEBUG("closing connection: %s",
+			 r == SLUICE_ERR_PROTOCOL ? "bad frame" : "error");
 		sl_conn_close(c, true);
 	} else {
 		if (c->rbuf.len == 0 && c->rbuf.cap > RBUF_KEEP_BYTES) {

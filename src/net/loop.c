@@ -106,7 +106,8 @@ int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret)
 		return r;
 	}
 	if (!(p.features & IORING_FEAT_NODROP))
-		SL_WARN("io_uring lacks IORING_FEAT_NODROP: completions may be lost under overload");
+		SL_WARN(
+		    "io_uring lacks IORING_FEAT_NODROP: completions may be lost under overload");
 	loop->id = cfg->id;
 	loop->tick = cfg->tick;
 	loop->tick_ctx = cfg->tick_ctx;
@@ -189,7 +190,8 @@ static void defer(struct sl_loop *loop, struct sl_op *op)
 		size_t cap = loop->deferred_cap ? loop->deferred_cap * 2 : 64;
 		struct sl_op **d = realloc(loop->deferred, cap * sizeof(*d));
 		if (!d) {
-			/* Nothing sensible remains: a lost message would lose an acknowledgement. */
+			/* Nothing sensible remains: a lost message would lose an acknowledgement.
+			 */
 			SL_ERROR("out of memory queueing a loop message");
 			abort();
 		}
@@ -227,8 +229,7 @@ static void run_deferred(struct sl_loop *loop)
 		if (op->post_target == loop) {
 			op->post_target = NULL;
 			op->complete(loop, op, 0, 0);
-		}
-		else
+		} else
 			sl_loop_post(loop, op->post_target, op);
 	}
 	free(list);
@@ -263,8 +264,8 @@ int sl_loop_run(struct sl_loop *loop)
 {
 	while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
 		struct __kernel_timespec ts = {
-			.tv_sec = loop->tick_interval_ms / 1000,
-			.tv_nsec = (long long)(loop->tick_interval_ms % 1000) * 1000000,
+		    .tv_sec = loop->tick_interval_ms / 1000,
+		    .tv_nsec = (long long)(loop->tick_interval_ms % 1000) * 1000000,
 		};
 		struct io_uring_cqe *cqe;
 		int r = io_uring_submit_and_wait_timeout(&loop->ring, &cqe,

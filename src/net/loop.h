@@ -32,10 +32,10 @@ typedef void (*sl_loop_tick_fn)(struct sl_loop *loop, void *ctx);
 
 struct sl_loop_config {
 	unsigned id;
-	unsigned sq_entries;       /* 0 = default */
+	unsigned sq_entries; /* 0 = default */
 	sl_loop_tick_fn tick;
 	void *tick_ctx;
-	int tick_interval_ms;      /* the longest the loop sleeps without a CQE */
+	int tick_interval_ms; /* the longest the loop sleeps without a CQE */
 };
 
 int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret);

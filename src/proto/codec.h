@@ -292,9 +292,9 @@ int sl_proto_get_record_out(struct sl_reader *r, struct sluice_record *ret);
 #define SL_PROTO_RECORD_OUT_BYTES_MIN (8 + 8 + 2 + 1 + 1 + 4)
 
 enum sl_proto_handler_kind { /* values of enum sl_handler_kind */
-	SL_PROTO_HANDLER_EXEC = 0,
-	SL_PROTO_HANDLER_PLUGIN = 1,
-	SL_PROTO_HANDLER_REMOTE = 2,
+			     SL_PROTO_HANDLER_EXEC = 0,
+			     SL_PROTO_HANDLER_PLUGIN = 1,
+			     SL_PROTO_HANDLER_REMOTE = 2,
 };
 
 enum sl_proto_consumer_state {
@@ -306,9 +306,9 @@ enum sl_proto_consumer_state {
 };
 
 enum sl_proto_ack_status { /* values of enum sluice_handler_status */
-	SL_PROTO_ACK_OK = 0,
-	SL_PROTO_ACK_FAILED_FROM = 1,
-	SL_PROTO_ACK_ERROR = 2,
+			   SL_PROTO_ACK_OK = 0,
+			   SL_PROTO_ACK_FAILED_FROM = 1,
+			   SL_PROTO_ACK_ERROR = 2,
 };
 
 /* consumer_config. Strings borrow the frame (decoders) or the caller's memory (encoders). */
@@ -394,8 +394,7 @@ int sl_proto_decode_consumer_reset(const uint8_t *body, size_t len,
 /* CONSUMER_ACK: PROTOCOL (structure, message over SL_PROTO_MESSAGE_MAX), then INVALID_ARGUMENT
  * (unknown status). put returns -EINVAL for a message over SL_PROTO_MESSAGE_MAX. */
 int sl_proto_put_consumer_ack(struct sl_buf *out, const struct sl_req_consumer_ack *req);
-int sl_proto_decode_consumer_ack(const uint8_t *body, size_t len,
-				 struct sl_req_consumer_ack *ret);
+int sl_proto_decode_consumer_ack(const uint8_t *body, size_t len, struct sl_req_consumer_ack *ret);
 
 /*
  * CONSUMER_BATCH. encode_push_head writes a PUSH header (flags SL_FRAME_PUSH, request_id =

@@ -91,7 +91,8 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 			return;
 		}
 		name_to_cstr(&q.name, name);
-		int64_t retention = q.retention_ms ? (int64_t)q.retention_ms : SL_RETENTION_DEFAULT_MS;
+		int64_t retention =
+		    q.retention_ms ? (int64_t)q.retention_ms : SL_RETENTION_DEFAULT_MS;
 		r = sl_registry_create_stream(srv->registry, name, q.shard_count, retention, msg,
 					      sizeof(msg));
 		if (r < 0) {

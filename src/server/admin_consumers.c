@@ -59,8 +59,8 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 	struct sl_consumer_config cfg;
 	sl_consumer_config_defaults(&cfg);
 	if (q.handler_target.len >= sizeof(cfg.handler_target)) {
-		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT, "handler is longer than %zu bytes",
-			       sizeof(cfg.handler_target) - 1);
+		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT,
+			       "handler is longer than %zu bytes", sizeof(cfg.handler_target) - 1);
 		return;
 	}
 	copy_str(cfg.name, sizeof(cfg.name), &q.name);
@@ -113,17 +113,17 @@ static void describe(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 	for (uint32_t i = 0; r == 0 && i < info->nshards; i++) {
 		const struct sl_consumer_shard_info *d = &info->shards[i];
 		struct sl_consumer_shard_status st = {
-			.shard_id = d->shard_id,
-			.checkpoint_seq = d->checkpoint,
-			.lag_records = d->lag_records,
-			.lag_ms = d->lag_ms,
-			.state = (uint8_t)d->state,
-			.delivered = d->delivered,
-			.batches_failed = d->batches_failed,
-			.retries = d->retries,
-			.sent_to_on_failure = d->sent_to_on_failure,
-			.expired = d->expired,
-			.last_error = {d->last_error, strlen(d->last_error)},
+		    .shard_id = d->shard_id,
+		    .checkpoint_seq = d->checkpoint,
+		    .lag_records = d->lag_records,
+		    .lag_ms = d->lag_ms,
+		    .state = (uint8_t)d->state,
+		    .delivered = d->delivered,
+		    .batches_failed = d->batches_failed,
+		    .retries = d->retries,
+		    .sent_to_on_failure = d->sent_to_on_failure,
+		    .expired = d->expired,
+		    .last_error = {d->last_error, strlen(d->last_error)},
 		};
 		r = sl_proto_put_consumer_shard_status(out, &st);
 	}

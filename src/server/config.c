@@ -13,20 +13,20 @@
 #include <string.h>
 
 static const char usage[] =
-	"usage: sluiced [options]\n"
-	"  --data-dir DIR            data folder (default ./sluice-data)\n"
-	"  --listen HOST:PORT        native protocol (default 127.0.0.1:7400; port 0 = any)\n"
-	"  --http-listen HOST:PORT   /healthz and /metrics (default 127.0.0.1:7401; 'off' = none)\n"
-	"  --threads N               event loops (default: number of cores)\n"
-	"  --fsync MODE              group (default) | interval=DURATION | never\n"
-	"  --max-record-bytes SIZE   largest record data (default 1MiB, at most 64MiB)\n"
-	"  --max-connections N       connections accepted at once (default 10000)\n"
-	"  --max-inflight-bytes SIZE per connection, before reading pauses (default 64MiB)\n"
-	"  --segment-bytes SIZE      log segment size (default 128MiB)\n"
-	"  --auth-token-file FILE    require this token from clients\n"
-	"  --log-level LEVEL         debug | info (default) | warn | error\n"
-	"  --config FILE             read KEY = VALUE lines (the flags above without --)\n"
-	"  --help, --version\n";
+    "usage: sluiced [options]\n"
+    "  --data-dir DIR            data folder (default ./sluice-data)\n"
+    "  --listen HOST:PORT        native protocol (default 127.0.0.1:7400; port 0 = any)\n"
+    "  --http-listen HOST:PORT   /healthz and /metrics (default 127.0.0.1:7401; 'off' = none)\n"
+    "  --threads N               event loops (default: number of cores)\n"
+    "  --fsync MODE              group (default) | interval=DURATION | never\n"
+    "  --max-record-bytes SIZE   largest record data (default 1MiB, at most 64MiB)\n"
+    "  --max-connections N       connections accepted at once (default 10000)\n"
+    "  --max-inflight-bytes SIZE per connection, before reading pauses (default 64MiB)\n"
+    "  --segment-bytes SIZE      log segment size (default 128MiB)\n"
+    "  --auth-token-file FILE    require this token from clients\n"
+    "  --log-level LEVEL         debug | info (default) | warn | error\n"
+    "  --config FILE             read KEY = VALUE lines (the flags above without --)\n"
+    "  --help, --version\n";
 
 void sl_server_config_defaults(struct sl_server_config *cfg)
 {
@@ -247,7 +247,8 @@ int sl_server_config_parse(struct sl_server_config *cfg, int argc, char **argv)
 			return -EINVAL;
 		}
 		if (r < 0) {
-			fprintf(stderr, "sluiced: bad value '%s' for --%s (see --help)\n", val, key);
+			fprintf(stderr, "sluiced: bad value '%s' for --%s (see --help)\n", val,
+				key);
 			return -EINVAL;
 		}
 	}

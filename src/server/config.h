@@ -21,7 +21,7 @@ struct sl_server_config {
 	char data_dir[4096];
 	char listen[256];
 	char http_listen[256];
-	unsigned threads;               /* 0 = number of cores */
+	unsigned threads; /* 0 = number of cores */
 	enum sl_fsync_mode fsync_mode;
 	int64_t fsync_interval_ms;
 	uint32_t max_record_bytes;
@@ -29,7 +29,7 @@ struct sl_server_config {
 	uint64_t max_inflight_bytes;
 	uint64_t segment_bytes;
 	char auth_token_file[4096];
-	int log_level;                  /* enum sl_msg_level */
+	int log_level; /* enum sl_msg_level */
 };
 
 void sl_server_config_defaults(struct sl_server_config *cfg);

@@ -182,10 +182,11 @@ static char *failure_record(const struct sl_cshard *s, const struct sluice_handl
 	if (!b64)
 		return NULL;
 	EVP_EncodeBlock((unsigned char *)b64, r->data, (int)r->data_len);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s%, s:s, s:s, s:s, s:i}", "consumer",
-			      s->c->cfg.name, "stream", s->c->cfg.stream, "shard", shard, "seq", seq,
-			      "ts", (json_int_t)r->ts_ms, "key", r->key, (size_t)r->key_len, "data",
-			      b64, "reason", reason, "error", error, "attempts", (int)attempts);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:s%, s:s, s:s, s:s, s:i}", "consumer",
+		      s->c->cfg.name, "stream", s->c->cfg.stream, "shard", shard, "seq", seq, "ts",
+		      (json_int_t)r->ts_ms, "key", r->key, (size_t)r->key_len, "data", b64,
+		      "reason", reason, "error", error, "attempts", (int)attempts);
 	free(b64);
 	if (!o)
 		return NULL;
@@ -205,8 +206,8 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 		snprintf(l->give_up_error, sizeof(l->give_up_error), "%s", error);
 	if (!s->c->cfg.on_failure[0]) {
 		SL_WARN("consumer %s shard %u: dropping %u records (seq %llu..): %s: %s",
-			s->c->cfg.name, s->shard->id, count, (unsigned long long)recs[0].seq, reason,
-			error);
+			s->c->cfg.name, s->shard->id, count, (unsigned long long)recs[0].seq,
+			reason, error);
 		atomic_fetch_add(&s->st.expired, count);
 		l->pos += count;
 		l->attempt = 0;
@@ -215,7 +216,7 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 		return;
 	}
 	struct sl_stream *dst =
-		sl_worker_find_stream(w, s->c->cfg.on_failure, strlen(s->c->cfg.on_failure));
+	    sl_worker_find_stream(w, s->c->cfg.on_failure, strlen(s->c->cfg.on_failure));
 	struct sl_record_in *in = calloc(count, sizeof(*in));
 	char **texts = calloc(count, sizeof(*texts));
 	struct handoff *h = calloc(1, sizeof(*h));
@@ -227,15 +228,15 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 			break;
 		}
 		in[i] = (struct sl_record_in){
-			.key = (const uint8_t *)recs[i].key,
-			.key_len = (uint16_t)recs[i].key_len,
-			.data = (const uint8_t *)texts[i],
-			.data_len = (uint32_t)strlen(texts[i]),
+		    .key = (const uint8_t *)recs[i].key,
+		    .key_len = (uint16_t)recs[i].key_len,
+		    .data = (const uint8_t *)texts[i],
+		    .data_len = (uint32_t)strlen(texts[i]),
 		};
 	}
 	if (r == 0) {
 		*h = (struct handoff){
-			.s = s, .lane = (uint32_t)(l - s->lanes), .epoch = s->epoch, .count = count};
+		    .s = s, .lane = (uint32_t)(l - s->lanes), .epoch = s->epoch, .count = count};
 		sl_consumer_ref(s->c);
 		r = sl_produce_internal(w, dst, in, count, handoff_done, h);
 		if (r < 0)
@@ -258,8 +259,8 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 /* ---- results ---- */
 
 /* The lane's delivery of count records failed with message. */
-static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
-		       uint32_t count, const char *message, int64_t now)
+static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l, uint32_t count,
+		       const char *message, int64_t now)
 {
 	const struct sl_consumer_config *cfg = &s->c->cfg;
 	const struct sluice_handler_record *recs = s->window->recs + l->off + l->pos;
@@ -278,7 +279,10 @@ static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane 
 		return;
 	}
 	if (expired || too_old || exhausted) {
-		give_up(w, s, l, count, expired ? "expired" : too_old ? "max_record_age" : "max_retries",
+		give_up(w, s, l, count,
+			expired	  ? "expired"
+			: too_old ? "max_record_age"
+				  : "max_retries",
 			message);
 		return;
 	}
@@ -309,7 +313,8 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 		if (b->result.status == SLUICE_HANDLER_OK)
 			ok = count;
 		else if (b->result.status == SLUICE_HANDLER_FAILED_FROM)
-			ok = b->result.failed_from < count ? (uint32_t)b->result.failed_from : count;
+			ok =
+			    b->result.failed_from < count ? (uint32_t)b->result.failed_from : count;
 	}
 	if (ok) {
 		atomic_fetch_add(&s->st.delivered, ok);
@@ -335,13 +340,13 @@ static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 		return 0;
 	const struct sl_consumer_config *cfg = &s->c->cfg;
 	struct sl_runner_config rc = {
-		.kind = cfg->handler_kind,
-		.target = cfg->handler_target,
-		.consumer = cfg->name,
-		.stream = cfg->stream,
-		.shard_id = s->shard->id,
-		.timeout_ms = cfg->timeout_ms,
-		.owner = owner_worker(s)->loop,
+	    .kind = cfg->handler_kind,
+	    .target = cfg->handler_target,
+	    .consumer = cfg->name,
+	    .stream = cfg->stream,
+	    .shard_id = s->shard->id,
+	    .timeout_ms = cfg->timeout_ms,
+	    .owner = owner_worker(s)->loop,
 	};
 	return sl_runner_create(&rc, &l->runner);
 }
@@ -480,10 +485,10 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	uint64_t first = win->rb.records[0].seq;
 	if (first > s->next_seq) /* the records before first expired before we got to them */
 		atomic_fetch_add(&s->st.expired, first - s->next_seq);
-	atomic_store_explicit(&s->st.iterator_age_ms,
-			      (uint64_t)(now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms
-									: 0),
-			      memory_order_relaxed);
+	atomic_store_explicit(
+	    &s->st.iterator_age_ms,
+	    (uint64_t)(now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms : 0),
+	    memory_order_relaxed);
 	if (sl_window_arrange(win, s->nlanes) < 0) {
 		sl_window_unref(win);
 		return false;
@@ -511,7 +516,8 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			struct sl_lane *l = &s->lanes[i];
 			if (l->inflight)
 				check_timeout(w, s, l, now);
-			if (!l->inflight && !l->handing_off && l->pos < l->len && now >= l->retry_at_ms) {
+			if (!l->inflight && !l->handing_off && l->pos < l->len &&
+			    now >= l->retry_at_ms) {
 				if (l->give_up_reason)
 					give_up(w, s, l, l->give_up_count, l->give_up_reason,
 						l->give_up_error);
@@ -526,7 +532,7 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			int st = atomic_load_explicit(&s->st.state, memory_order_relaxed);
 			if (st != SL_CSHARD_WAITING_REMOTE || busy)
 				sl_cshard_set_state(s, retrying ? SL_CSHARD_RETRYING
-							       : SL_CSHARD_DELIVERING);
+								: SL_CSHARD_DELIVERING);
 			return;
 		}
 		update_checkpoint(s);

@@ -28,14 +28,14 @@ struct sl_consumer;
 /* One lane of a shard worker: the records of its keys in the current window, delivered in
  * order, one delivery at a time (--parallelism N gives N lanes). */
 struct sl_lane {
-	uint32_t off, len;          /* its records: window->recs[off .. off+len) */
-	uint32_t pos;               /* first record not finished */
-	uint32_t cap;               /* records per delivery (bisecting halves it) */
-	struct sl_batch *inflight;  /* the delivery out, or NULL */
+	uint32_t off, len;	   /* its records: window->recs[off .. off+len) */
+	uint32_t pos;		   /* first record not finished */
+	uint32_t cap;		   /* records per delivery (bisecting halves it) */
+	struct sl_batch *inflight; /* the delivery out, or NULL */
 	uint32_t dispatch_count;
-	uint32_t attempt;           /* failed deliveries of the records at pos */
-	int64_t retry_at_ms;        /* no delivery before this */
-	bool handing_off;           /* records on their way to the on-failure stream */
+	uint32_t attempt;	    /* failed deliveries of the records at pos */
+	int64_t retry_at_ms;	    /* no delivery before this */
+	bool handing_off;	    /* records on their way to the on-failure stream */
 	const char *give_up_reason; /* set while records wait to be handed off */
 	uint32_t give_up_count;
 	char give_up_error[256];
@@ -48,11 +48,11 @@ struct sl_cshard {
 	unsigned owner;
 	/* owner loop only */
 	bool resolved;
-	uint64_t next_seq;          /* the next record to fetch */
+	uint64_t next_seq; /* the next record to fetch */
 	uint64_t epoch;
-	int64_t window_start_ms;    /* --batch-window: when records first waited */
+	int64_t window_start_ms; /* --batch-window: when records first waited */
 	int64_t fetch_retry_at_ms;
-	struct sl_window *window;   /* records being delivered, or NULL */
+	struct sl_window *window; /* records being delivered, or NULL */
 	uint32_t nlanes;
 	struct sl_lane lanes[SL_CONSUMER_PARALLELISM_MAX];
 	/* shared */
@@ -96,9 +96,8 @@ struct sl_consumers {
 		size_t count;
 		struct sl_consumer **held;
 		size_t held_count;
-	} *views;
+	} * views;
 };
-
 
 struct sl_remote *sl_remote_pick(struct sl_consumer *c, uint32_t shard_index);
 void sl_remote_deliver(struct sl_worker *owner, struct sl_remote *r, struct sl_batch *b);
@@ -109,7 +108,7 @@ void sl_cshard_clear(struct sl_cshard *cs);
 void sl_consumer_ref(struct sl_consumer *c);
 void sl_consumer_unref(struct sl_consumer *c);
 void sl_cshard_set_error(struct sl_cshard *cs, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static inline void sl_cshard_set_state(struct sl_cshard *cs, enum sl_cshard_state s)
 {

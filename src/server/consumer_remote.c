@@ -97,24 +97,24 @@ static void push_on_conn_loop(struct sl_loop *loop, struct sl_op *op, int res, u
 	struct sl_buf *out = sl_conn_out(r->conn);
 	size_t start;
 	struct sl_consumer_batch_head head = {
-		.consumer = {s->c->cfg.name, strlen(s->c->cfg.name)},
-		.stream = {s->c->cfg.stream, strlen(s->c->cfg.stream)},
-		.shard_id = s->shard->id,
-		.attempt = b->hb.attempt,
-		.count = (uint32_t)b->hb.count,
+	    .consumer = {s->c->cfg.name, strlen(s->c->cfg.name)},
+	    .stream = {s->c->cfg.stream, strlen(s->c->cfg.stream)},
+	    .shard_id = s->shard->id,
+	    .attempt = b->hb.attempt,
+	    .count = (uint32_t)b->hb.count,
 	};
-	int e = sl_proto_encode_push_head(out, SL_OP_CONSUMER_BATCH, (uint32_t)b->delivery_id,
-					  &start);
+	int e =
+	    sl_proto_encode_push_head(out, SL_OP_CONSUMER_BATCH, (uint32_t)b->delivery_id, &start);
 	e = e ?: sl_proto_put_consumer_batch_head(out, &head);
 	for (size_t i = 0; e == 0 && i < b->hb.count; i++) {
 		const struct sluice_handler_record *hr = &b->hb.records[i];
 		struct sluice_record rec = {
-			.seq = hr->seq,
-			.ts_ms = hr->ts_ms,
-			.key = hr->key,
-			.key_len = (uint16_t)hr->key_len,
-			.data = hr->data,
-			.data_len = hr->data_len,
+		    .seq = hr->seq,
+		    .ts_ms = hr->ts_ms,
+		    .key = hr->key,
+		    .key_len = (uint16_t)hr->key_len,
+		    .data = hr->data,
+		    .data_len = hr->data_len,
 		};
 		e = sl_proto_put_record_out(out, &rec);
 	}
@@ -258,8 +258,8 @@ int sl_remote_ack(struct sl_remote *r, const struct sl_req_consumer_ack *ack, ch
 		b->result.status = (enum sluice_handler_status)ack->status;
 		b->result.failed_from = ack->failed_from;
 		size_t n = ack->message.len < sizeof(b->result.message) - 1
-				   ? ack->message.len
-				   : sizeof(b->result.message) - 1;
+			       ? ack->message.len
+			       : sizeof(b->result.message) - 1;
 		memcpy(b->result.message, ack->message.p, n);
 		b->result.message[n] = '\0';
 		send_back(r->loop, b);

@@ -61,8 +61,8 @@ int sl_window_arrange(struct sl_window *win, uint32_t nlanes)
 		if (!lane)
 			return -ENOMEM;
 		for (size_t i = 0; i < n; i++) {
-			lane[i] = (uint8_t)lane_of(win->rb.records[i].key, win->rb.records[i].key_len,
-						   nlanes);
+			lane[i] = (uint8_t)lane_of(win->rb.records[i].key,
+						   win->rb.records[i].key_len, nlanes);
 			win->lane_len[lane[i]]++;
 		}
 	} else {
@@ -78,12 +78,12 @@ int sl_window_arrange(struct sl_window *win, uint32_t nlanes)
 		const struct sluice_record *r = &win->rb.records[i];
 		uint32_t l = lane ? lane[i] : 0;
 		win->recs[fill[l]++] = (struct sluice_handler_record){
-			.seq = r->seq,
-			.ts_ms = r->ts_ms,
-			.key = r->key,
-			.key_len = r->key_len,
-			.data = r->data,
-			.data_len = r->data_len,
+		    .seq = r->seq,
+		    .ts_ms = r->ts_ms,
+		    .key = r->key,
+		    .key_len = r->key_len,
+		    .data = r->data,
+		    .data_len = r->data_len,
 		};
 	}
 	free(lane);
@@ -155,8 +155,8 @@ static void invoke(struct sl_runner *r, struct sl_batch *b)
 	char err[256] = "";
 	if (r->kind == SL_HANDLER_PLUGIN) {
 		if (!r->plugin) {
-			int e = sl_plugin_handler_create(r->target, r->consumer, r->stream, r->shard_id,
-							 &r->plugin, err, sizeof(err));
+			int e = sl_plugin_handler_create(r->target, r->consumer, r->stream,
+							 r->shard_id, &r->plugin, err, sizeof(err));
 			if (e < 0) {
 				fail(b, e, err[0] ? err : sluice_strerror(e));
 				return;

@@ -28,11 +28,11 @@
  */
 struct sl_window {
 	atomic_int refs;
-	struct sl_read_batch rb;             /* owns the record bytes */
-	struct sluice_handler_record *recs;  /* rb.count entries, grouped by lane */
+	struct sl_read_batch rb;	    /* owns the record bytes */
+	struct sluice_handler_record *recs; /* rb.count entries, grouped by lane */
 	uint32_t lane_off[SL_CONSUMER_PARALLELISM_MAX];
 	uint32_t lane_len[SL_CONSUMER_PARALLELISM_MAX];
-	uint64_t last_seq;                   /* the highest sequence number in the window */
+	uint64_t last_seq; /* the highest sequence number in the window */
 };
 
 struct sl_window *sl_window_create(void);
@@ -43,16 +43,16 @@ void sl_window_unref(struct sl_window *win);
 
 /* One delivery of some of a window's records to a handler. */
 struct sl_batch {
-	struct sl_op op;              /* complete() runs on the owner loop with the result */
-	void *cshard;                 /* the engine's; opaque here */
+	struct sl_op op; /* complete() runs on the owner loop with the result */
+	void *cshard;	 /* the engine's; opaque here */
 	uint32_t lane;
-	uint64_t epoch;               /* the shard's epoch at dispatch: resets discard old results */
-	struct sl_window *win;        /* a reference */
+	uint64_t epoch;	       /* the shard's epoch at dispatch: resets discard old results */
+	struct sl_window *win; /* a reference */
 	struct sluice_handler_batch hb; /* hb.records points into win->recs */
 	struct sluice_handler_result result;
-	int invoke_status;            /* 0, or why no result came (crash, timeout, disconnect) */
+	int invoke_status; /* 0, or why no result came (crash, timeout, disconnect) */
 	int64_t dispatched_ms;
-	uint64_t delivery_id;         /* remote handlers */
+	uint64_t delivery_id; /* remote handlers */
 };
 
 /* A delivery of win->recs[first .. first+count) (takes a window reference). */

@@ -91,9 +91,10 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 			s->resolved = true;
 			s->next_seq = seq + 1;
 		} else if (r != -ENOENT) {
-			SL_WARN("consumer %s shard %u: checkpoint unreadable (%s); starting from its "
-				"start position",
-				cfg->name, s->shard->id, sluice_strerror(r));
+			SL_WARN(
+			    "consumer %s shard %u: checkpoint unreadable (%s); starting from its "
+			    "start position",
+			    cfg->name, s->shard->id, sluice_strerror(r));
 			sl_cshard_set_error(s, "checkpoint unreadable: %s", sluice_strerror(r));
 		}
 	}
@@ -194,10 +195,11 @@ static void write_checkpoints(struct sl_consumers *cs)
 			uint64_t cp = atomic_load_explicit(&s->st.checkpoint, memory_order_relaxed);
 			if (cp == atomic_load_explicit(&s->checkpoint_saved, memory_order_relaxed))
 				continue;
-			int r = sl_checkpoint_save(cs->srv->cfg.data_dir, c->cfg.name, s->shard->id, cp);
+			int r = sl_checkpoint_save(cs->srv->cfg.data_dir, c->cfg.name, s->shard->id,
+						   cp);
 			if (r < 0) {
-				SL_ERROR("consumer %s shard %u: cannot save checkpoint: %s", c->cfg.name,
-					 s->shard->id, sluice_strerror(r));
+				SL_ERROR("consumer %s shard %u: cannot save checkpoint: %s",
+					 c->cfg.name, s->shard->id, sluice_strerror(r));
 				continue;
 			}
 			atomic_store_explicit(&s->checkpoint_saved, cp, memory_order_relaxed);
@@ -401,8 +403,8 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);
 			sl_cshard_set_state(s, SL_CSHARD_IDLE);
-			SL_INFO("consumer %s shard %u reset to sequence number %llu", s->c->cfg.name,
-				sh->id, (unsigned long long)seq);
+			SL_INFO("consumer %s shard %u reset to sequence number %llu",
+				s->c->cfg.name, sh->id, (unsigned long long)seq);
 		}
 	}
 	sl_consumer_unref(s->c);
@@ -469,8 +471,7 @@ int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_co
 	return 0;
 }
 
-int sl_consumers_describe(struct sl_consumers *cs, const char *name,
-			  struct sl_consumer_info **ret)
+int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_consumer_info **ret)
 {
 	pthread_mutex_lock(&cs->mu);
 	ssize_t i = find_index(cs, name);
@@ -527,13 +528,13 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 	} m[] = {
 #define M(field, type, help)                                                                       \
 	{"sluice_consumer_" #field, help, type, offsetof(struct sl_cshard_stats, field)}
-		M(delivered, "counter", "Records whose handler succeeded."),
-		M(batches_failed, "counter", "Handler invocations that failed."),
-		M(retries, "counter", "Batch retries."),
-		M(sent_to_on_failure, "counter", "Records handed to the on-failure stream."),
-		M(expired, "counter", "Records given up on without an on-failure stream, or expired."),
-		M(iterator_age_ms, "gauge", "How far behind the tip the consumer is, in ms."),
-		M(lag_records, "gauge", "Acknowledged records not yet delivered."),
+	    M(delivered, "counter", "Records whose handler succeeded."),
+	    M(batches_failed, "counter", "Handler invocations that failed."),
+	    M(retries, "counter", "Batch retries."),
+	    M(sent_to_on_failure, "counter", "Records handed to the on-failure stream."),
+	    M(expired, "counter", "Records given up on without an on-failure stream, or expired."),
+	    M(iterator_age_ms, "gauge", "How far behind the tip the consumer is, in ms."),
+	    M(lag_records, "gauge", "Acknowledged records not yet delivered."),
 #undef M
 	};
 	pthread_mutex_lock(&cs->mu);
@@ -546,9 +547,10 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 			struct sl_consumer *c = cs->list[i];
 			for (uint32_t k = 0; k < c->nshards; k++) {
 				_Atomic uint64_t *v =
-					(_Atomic uint64_t *)((char *)&c->shards[k].st + m[j].off);
-				n = snprintf(line, sizeof(line), "%s{consumer=\"%s\",shard=\"%u\"} %llu\n",
-					     m[j].name, c->cfg.name, c->shards[k].shard->id,
+				    (_Atomic uint64_t *)((char *)&c->shards[k].st + m[j].off);
+				n = snprintf(line, sizeof(line),
+					     "%s{consumer=\"%s\",shard=\"%u\"} %llu\n", m[j].name,
+					     c->cfg.name, c->shards[k].shard->id,
 					     (unsigned long long)atomic_load(v));
 				sl_buf_put(out, line, (size_t)n);
 			}

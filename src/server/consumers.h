@@ -42,12 +42,12 @@ enum sl_cshard_state {
 
 /* Figures of one consumer shard, published by the owner loop for describe and /metrics. */
 struct sl_cshard_stats {
-	_Atomic uint64_t checkpoint;       /* last finished sequence number, 0 = none */
-	_Atomic uint64_t delivered;        /* records whose handler succeeded */
+	_Atomic uint64_t checkpoint; /* last finished sequence number, 0 = none */
+	_Atomic uint64_t delivered;  /* records whose handler succeeded */
 	_Atomic uint64_t batches_failed;
 	_Atomic uint64_t retries;
 	_Atomic uint64_t sent_to_on_failure;
-	_Atomic uint64_t expired;          /* dropped unprocessed (expired, or no on-failure stream) */
+	_Atomic uint64_t expired; /* dropped unprocessed (expired, or no on-failure stream) */
 	_Atomic uint64_t lag_records;
 	_Atomic uint64_t iterator_age_ms;
 	_Atomic int state;
@@ -78,7 +78,7 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 struct sl_consumer_shard_info {
 	uint32_t shard_id;
 	uint64_t checkpoint, lag_records, lag_ms, delivered, batches_failed, retries,
-		sent_to_on_failure, expired;
+	    sent_to_on_failure, expired;
 	int state;
 	char last_error[256];
 };
@@ -87,8 +87,7 @@ struct sl_consumer_info {
 	uint32_t nshards;
 	struct sl_consumer_shard_info *shards;
 };
-int sl_consumers_describe(struct sl_consumers *cs, const char *name,
-			  struct sl_consumer_info **ret);
+int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_consumer_info **ret);
 void sl_consumer_info_free(struct sl_consumer_info *info);
 /* Names, sorted; free with free() on each and on the array. */
 int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_count);

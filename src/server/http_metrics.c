@@ -54,7 +54,8 @@ static uint64_t sum(struct sl_server *srv, size_t field_offset)
 {
 	uint64_t total = 0;
 	for (unsigned i = 0; i < srv->nworkers; i++) {
-		_Atomic uint64_t *p = (_Atomic uint64_t *)((char *)&srv->workers[i].m + field_offset);
+		_Atomic uint64_t *p =
+		    (_Atomic uint64_t *)((char *)&srv->workers[i].m + field_offset);
 		total += atomic_load_explicit(p, memory_order_relaxed);
 	}
 	return total;
@@ -68,17 +69,17 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 		size_t off;
 	} counters[] = {
 #define C(field, help) {"sluice_" #field "_total", help, offsetof(struct sl_worker_metrics, field)}
-		C(requests, "Requests received on the native protocol."),
-		C(request_errors, "Requests answered with an error."),
-		C(records_produced, "Records acknowledged to producers."),
-		C(bytes_produced, "Record data bytes appended."),
-		C(records_rejected, "Records refused individually (bad key, too large)."),
-		C(records_read, "Records returned to readers."),
-		C(syncs, "fdatasync calls completed by group commit."),
-		C(frames_rejected, "Frames that closed their connection."),
-		C(connections_accepted, "Connections accepted."),
-		C(connections_refused, "Connections refused (limit or shutdown)."),
-		C(auth_failures, "Requests refused for a missing or wrong token."),
+	    C(requests, "Requests received on the native protocol."),
+	    C(request_errors, "Requests answered with an error."),
+	    C(records_produced, "Records acknowledged to producers."),
+	    C(bytes_produced, "Record data bytes appended."),
+	    C(records_rejected, "Records refused individually (bad key, too large)."),
+	    C(records_read, "Records returned to readers."),
+	    C(syncs, "fdatasync calls completed by group commit."),
+	    C(frames_rejected, "Frames that closed their connection."),
+	    C(connections_accepted, "Connections accepted."),
+	    C(connections_refused, "Connections refused (limit or shutdown)."),
+	    C(auth_failures, "Requests refused for a missing or wrong token."),
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
@@ -86,18 +87,21 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 		    counters[i].help, counters[i].name, counters[i].name,
 		    (unsigned long long)sum(srv, counters[i].off));
 	}
-	put(b, "# HELP sluice_connections Open connections.\n# TYPE sluice_connections gauge\n"
-	       "sluice_connections %u\n",
+	put(b,
+	    "# HELP sluice_connections Open connections.\n# TYPE sluice_connections gauge\n"
+	    "sluice_connections %u\n",
 	    sl_conn_count());
-	put(b, "# HELP sluice_uptime_seconds Seconds since start.\n# TYPE sluice_uptime_seconds "
-	       "gauge\nsluice_uptime_seconds %lld\n",
+	put(b,
+	    "# HELP sluice_uptime_seconds Seconds since start.\n# TYPE sluice_uptime_seconds "
+	    "gauge\nsluice_uptime_seconds %lld\n",
 	    (long long)((sl_wall_ms() - srv->started_ms) / 1000));
 
 	struct sl_stream **list;
 	size_t n;
 	if (sl_registry_list(srv->registry, &list, &n, NULL) < 0)
 		return;
-	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n", n);
+	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n",
+	    n);
 	put(b, "# HELP sluice_shard_records_in_total Records appended per shard.\n"
 	       "# TYPE sluice_shard_records_in_total counter\n");
 	for (size_t i = 0; i < n; i++)
@@ -123,8 +127,9 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	       "# TYPE sluice_shard_failed gauge\n");
 	for (size_t i = 0; i < n; i++)
 		for (uint32_t k = 0; k < list[i]->nshards; k++)
-			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n", list[i]->name,
-			    list[i]->shards[k].id, atomic_load(&list[i]->shards[k].failed) ? 1 : 0);
+			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n",
+			    list[i]->name, list[i]->shards[k].id,
+			    atomic_load(&list[i]->shards[k].failed) ? 1 : 0);
 	sl_registry_release_list(list, n);
 	if (srv->consumers)
 		sl_consumers_render_metrics(srv->consumers, b);

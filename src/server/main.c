@@ -33,7 +33,8 @@ void sl_server_join_workers(struct sl_server *srv);
 static int lock_data_dir(const char *dir)
 {
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "sluiced: cannot create data folder %s: %s\n", dir, strerror(errno));
+		fprintf(stderr, "sluiced: cannot create data folder %s: %s\n", dir,
+			strerror(errno));
 		return -1;
 	}
 	char path[4200];
@@ -65,7 +66,8 @@ static int read_token(struct sl_server *srv)
 		     srv->auth_token[n - 1] == ' '))
 		n--;
 	if (n == 0) {
-		fprintf(stderr, "sluiced: --auth-token-file %s is empty\n", srv->cfg.auth_token_file);
+		fprintf(stderr, "sluiced: --auth-token-file %s is empty\n",
+			srv->cfg.auth_token_file);
 		return -1;
 	}
 	srv->auth_token_len = n;
@@ -107,13 +109,14 @@ int main(int argc, char **argv)
 	atomic_init(&srv.draining, false);
 
 	struct sl_registry_config rc = {
-		.data_dir = srv.cfg.data_dir,
-		.loops = srv.nworkers,
-		.log = {
-			.segment_bytes_max = srv.cfg.segment_bytes,
-			.fsync_mode = srv.cfg.fsync_mode,
-			.fsync_interval_ms = srv.cfg.fsync_interval_ms,
-			.record_bytes_max = srv.cfg.max_record_bytes,
+	    .data_dir = srv.cfg.data_dir,
+	    .loops = srv.nworkers,
+	    .log =
+		{
+		    .segment_bytes_max = srv.cfg.segment_bytes,
+		    .fsync_mode = srv.cfg.fsync_mode,
+		    .fsync_interval_ms = srv.cfg.fsync_interval_ms,
+		    .record_bytes_max = srv.cfg.max_record_bytes,
 		},
 	};
 	int64_t t0 = sl_mono_ms();

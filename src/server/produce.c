@@ -38,8 +38,8 @@ struct record_result {
 };
 
 struct produce_req {
-	struct sl_conn *conn;      /* NULL for internal requests (see sl_produce_internal) */
-	sl_produce_done_fn done;   /* internal requests: called instead of answering */
+	struct sl_conn *conn;	 /* NULL for internal requests (see sl_produce_internal) */
+	sl_produce_done_fn done; /* internal requests: called instead of answering */
 	void *done_ctx;
 	struct sl_worker *origin;
 	struct sl_stream *stream;
@@ -220,7 +220,8 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		return;
 	}
 	if (head.count == 0) {
-		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT, "a PRODUCE needs at least one record");
+		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT,
+			       "a PRODUCE needs at least one record");
 		return;
 	}
 	struct sl_stream *s = find_stream(w, head.stream.p, head.stream.len);
@@ -293,12 +294,12 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 			shard_of[i] = pos;
 			counts[pos]++;
 			views[i] = (struct sl_record_in){
-				.key = v.key,
-				.key_len = v.key_len,
-				.has_hash_key = v.has_hash_key,
-				.hash_key = v.hash_key,
-				.data = v.data,
-				.data_len = v.data_len,
+			    .key = v.key,
+			    .key_len = v.key_len,
+			    .has_hash_key = v.has_hash_key,
+			    .hash_key = v.hash_key,
+			    .data = v.data,
+			    .data_len = v.data_len,
 			};
 			req->results[i].status = 0;
 		} else if (r == SLUICE_ERR_INVALID_KEY || r == SLUICE_ERR_RECORD_TOO_LARGE) {
@@ -315,7 +316,8 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	struct sl_record_view extra;
 	if (sl_proto_produce_next(&head, max_bytes, &extra) != 0) {
 		free(block);
-		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL, "PRODUCE has bytes after its last record");
+		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL,
+			       "PRODUCE has bytes after its last record");
 		return;
 	}
 
@@ -325,7 +327,7 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		if (!counts[k])
 			continue;
 		req->parts[nparts] = (struct part){
-			.req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		    .req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
 		at += counts[k];
 		counts[k] = nparts++; /* now: the part index of shard k */
 	}
@@ -417,7 +419,7 @@ int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct s
 		if (!counts[k])
 			continue;
 		req->parts[nparts] = (struct part){
-			.req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		    .req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
 		at += counts[k];
 		counts[k] = nparts++;
 	}

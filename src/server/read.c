@@ -77,10 +77,11 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 		if (r == SLUICE_ERR_INVALID_ARGUMENT &&
 		    (rr->q.position.type == SLUICE_POS_AT_SEQ ||
 		     rr->q.position.type == SLUICE_POS_AFTER_SEQ))
-			snprintf(msg, sizeof(msg),
-				 "sequence number %llu is beyond the tip of shard %u (next is %llu)",
-				 (unsigned long long)rr->q.position.value, sh->id,
-				 (unsigned long long)st.next_seq);
+			snprintf(
+			    msg, sizeof(msg),
+			    "sequence number %llu is beyond the tip of shard %u (next is %llu)",
+			    (unsigned long long)rr->q.position.value, sh->id,
+			    (unsigned long long)st.next_seq);
 		else
 			snprintf(msg, sizeof(msg), "cannot resolve the position: %s",
 				 sluice_strerror(r));

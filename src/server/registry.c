@@ -112,8 +112,8 @@ static int stream_build(struct sl_registry *reg, struct sl_stream_meta *meta,
 		lc.retention_ms = meta->retention_ms;
 		r = sl_shard_log_open(&lc, &sh->log);
 		if (r < 0) {
-			SL_ERROR("stream %s shard %u: cannot open log in %s: %s", s->name, sh->id, dir,
-				 sluice_strerror(r));
+			SL_ERROR("stream %s shard %u: cannot open log in %s: %s", s->name, sh->id,
+				 dir, sluice_strerror(r));
 			goto fail;
 		}
 		struct sl_shard_log_stats st;
@@ -266,8 +266,9 @@ int sl_registry_create_stream(struct sl_registry *reg, const char *name, uint32_
 	if (r < 0) {
 		if (r == SLUICE_ERR_INVALID_ARGUMENT)
 			snprintf(err_msg, err_msg_len,
-				 "shard count must be 1..%d and retention %llds..%llds", SLUICE_SHARDS_MAX,
-				 SL_STREAM_RETENTION_MS_MIN / 1000, SL_STREAM_RETENTION_MS_MAX / 1000);
+				 "shard count must be 1..%d and retention %llds..%llds",
+				 SLUICE_SHARDS_MAX, SL_STREAM_RETENTION_MS_MIN / 1000,
+				 SL_STREAM_RETENTION_MS_MAX / 1000);
 		return r;
 	}
 	pthread_mutex_lock(&reg->mu);

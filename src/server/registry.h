@@ -29,8 +29,8 @@ struct sl_stream;
 struct sl_shard {
 	struct sl_stream *stream;
 	uint32_t id;
-	unsigned owner;            /* index of the owning loop */
-	struct sl_shard_log *log;  /* owner only; NULL once closed */
+	unsigned owner;		  /* index of the owning loop */
+	struct sl_shard_log *log; /* owner only; NULL once closed */
 	/* group commit state, owner only */
 	bool sync_inflight;
 	bool dirty;

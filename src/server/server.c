@@ -37,8 +37,8 @@ struct sl_worker *sl_worker_of_loop(struct sl_loop *loop)
 	return sl_loop_userdata(loop);
 }
 
-void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status,
-		    const char *fmt, ...)
+void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status, const char *fmt,
+		    ...)
 {
 	char msg[SL_PROTO_MESSAGE_MAX];
 	if (fmt) {
@@ -234,9 +234,9 @@ static void handle_remote(struct sl_session *sess, struct sl_conn *c,
 }
 
 static const struct sl_conn_handler conn_handler = {
-	.on_frame = on_frame,
-	.on_close = on_close,
-	.on_free = free,
+    .on_frame = on_frame,
+    .on_close = on_close,
+    .on_free = free,
 };
 
 /* ---- accept ---- */
@@ -245,12 +245,12 @@ static void arm_accept(struct sl_worker *w);
 
 static void accept_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
-	struct sl_worker *w = (struct sl_worker *)((char *)op - offsetof(struct sl_worker, accept_op));
+	struct sl_worker *w =
+	    (struct sl_worker *)((char *)op - offsetof(struct sl_worker, accept_op));
 	if (res >= 0) {
 		int fd = res;
 		struct sl_server *srv = w->srv;
-		if (sl_conn_count() >= srv->cfg.max_connections ||
-		    atomic_load(&srv->draining)) {
+		if (sl_conn_count() >= srv->cfg.max_connections || atomic_load(&srv->draining)) {
 			sl_counter_add(&w->m.connections_refused, 1);
 			close(fd);
 		} else {
@@ -260,8 +260,8 @@ static void accept_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_
 			if (sess)
 				sess->w = w;
 			struct sl_conn_limits lim = {
-				.inflight_bytes_max = srv->cfg.max_inflight_bytes,
-				.frame_bytes_max = SL_PROTO_FRAME_MAX,
+			    .inflight_bytes_max = srv->cfg.max_inflight_bytes,
+			    .frame_bytes_max = SL_PROTO_FRAME_MAX,
 			};
 			struct sl_conn *c;
 			if (!sess || sl_conn_create(loop, fd, &conn_handler, &lim, sess, &c) < 0) {
@@ -432,7 +432,7 @@ int sl_server_start_workers(struct sl_server *srv)
 		sl_read_batch_init(&w->read_batch);
 		w->accept_op.complete = accept_done;
 		struct sl_loop_config lc = {
-			.id = i, .tick = tick, .tick_ctx = w, .tick_interval_ms = 50};
+		    .id = i, .tick = tick, .tick_ctx = w, .tick_interval_ms = 50};
 		int r = sl_loop_create(&lc, &w->loop);
 		if (r < 0) {
 			SL_ERROR("cannot create io_uring loop: %s", strerror(-r));
@@ -452,7 +452,8 @@ int sl_server_start_workers(struct sl_server *srv)
 		arm_accept(w);
 	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
-		int r = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+		int r =
+		    pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (r) {
 			SL_ERROR("cannot start worker thread: %s", strerror(r));
 			return -r;

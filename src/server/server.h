@@ -64,7 +64,7 @@ struct sl_server {
 	size_t auth_token_len;
 	int64_t started_ms;
 	struct sockaddr_in listen_addr; /* after bind: the real port */
-	int listen_fd;                  /* shared by every worker's multishot accept */
+	int listen_fd;			/* shared by every worker's multishot accept */
 };
 
 /* Per-connection state. */
@@ -80,8 +80,8 @@ struct sl_worker *sl_worker_of_loop(struct sl_loop *loop);
 void sl_worker_mark_dirty(struct sl_worker *w, struct sl_shard *sh);
 
 /* Answering: encode into the conn's output and flush. */
-void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status, const char *fmt,
+		    ...) __attribute__((format(printf, 4, 5)));
 
 /* Handlers (one file each): produce.c, read.c, admin.c. */
 void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,

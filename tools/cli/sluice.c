@@ -181,7 +181,8 @@ bool cli_wants_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = {.server = getenv("SLUICE_SERVER"), .auth_token = getenv("SLUICE_AUTH_TOKEN")};
+	struct cli cli = {.server = getenv("SLUICE_SERVER"),
+			  .auth_token = getenv("SLUICE_AUTH_TOKEN")};
 	if (!cli.server || !cli.server[0])
 		cli.server = SLUICE_DEFAULT_SERVER;
 	if (cli.auth_token && !cli.auth_token[0])

@@ -69,9 +69,9 @@ static void consume_moves_rest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_and_read_back),
-		cmocka_unit_test(reader_never_overreads),
-		cmocka_unit_test(consume_moves_rest),
+	    cmocka_unit_test(put_and_read_back),
+	    cmocka_unit_test(reader_never_overreads),
+	    cmocka_unit_test(consume_moves_rest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,10 +84,10 @@ static void duration_format(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(durations),
-		cmocka_unit_test(sizes),
-		cmocka_unit_test(timestamps),
-		cmocka_unit_test(duration_format),
+	    cmocka_unit_test(durations),
+	    cmocka_unit_test(sizes),
+	    cmocka_unit_test(timestamps),
+	    cmocka_unit_test(duration_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
