@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct sl_window *sl_window_create(void)
 {
@@ -128,6 +129,17 @@ struct sl_runner {
 	struct sl_plugin_handler *plugin;
 };
 
+static atomic_int live_runners;
+
+int sl_runners_wait(int timeout_ms)
+{
+	for (int waited = 0; atomic_load(&live_runners) > 0 && waited < timeout_ms; waited += 10) {
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(&live_runners);
+}
+
 static void runner_free(struct sl_runner *r)
 {
 	sl_exec_handler_destroy(r->exec);
@@ -201,12 +213,13 @@ static void *runner_main(void *arg)
 			sl_batch_destroy(b);
 			break;
 		}
-		pthread_mutex_unlock(&r->mu);
+		/* Post while holding the lock: once abandon() returned, we never touch the loop
+		 * again (it may be gone at shutdown). */
 		sl_loop_post_external(r->owner, &b->op);
-		pthread_mutex_lock(&r->mu);
 	}
 	pthread_mutex_unlock(&r->mu);
 	runner_free(r);
+	atomic_fetch_sub(&live_runners, 1);
 	return NULL;
 }
 
@@ -231,9 +244,11 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&live_runners, 1);
 	int e = pthread_create(&r->thread, &attr, runner_main, r);
 	pthread_attr_destroy(&attr);
 	if (e) {
+		atomic_fetch_sub(&live_runners, 1);
 		runner_free(r);
 		return -e;
 	}
@@ -253,12 +268,11 @@ void sl_runner_submit(struct sl_runner *r, struct sl_batch *b)
 void sl_runner_abandon(struct sl_runner *r)
 {
 	pthread_mutex_lock(&r->mu);
-	if (r->busy) {
-		r->abandoned = true;
-	} else {
-		r->stop = true;
-		pthread_cond_signal(&r->cv);
-	}
+	if (r->busy)
+		r->abandoned =
+		    true; /* the thread frees the batch and itself when the call returns */
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 }
 

@@ -76,6 +76,9 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 void sl_runner_submit(struct sl_runner *r, struct sl_batch *b);
 /* Give up on the batch in progress (timeout): the thread frees it and itself when done. */
 void sl_runner_abandon(struct sl_runner *r);
+/* Wait until every runner thread ended (their handlers closed, exec processes reaped), at most
+ * timeout_ms; returns how many are still running (stuck in a handler call). */
+int sl_runners_wait(int timeout_ms);
 /* Stop and free an idle runner (or abandon a busy one). Accepts NULL. */
 void sl_runner_destroy(struct sl_runner *r);
 

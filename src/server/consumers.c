@@ -288,6 +288,10 @@ void sl_consumers_close(struct sl_consumers *cs)
 		view_clear(&cs->views[i]);
 	for (size_t i = 0; i < cs->count; i++)
 		sl_consumer_unref(cs->list[i]);
+	/* Let handlers close and exec processes exit before the process does. */
+	int stuck = sl_runners_wait(3000);
+	if (stuck)
+		SL_WARN("%d handler calls still running at shutdown; abandoning them", stuck);
 	free(cs->list);
 	free(cs->views);
 	pthread_mutex_destroy(&cs->mu);

@@ -29,6 +29,7 @@
 
 int sl_server_start_workers(struct sl_server *srv);
 void sl_server_join_workers(struct sl_server *srv);
+void sl_server_destroy_workers(struct sl_server *srv);
 
 static int lock_data_dir(const char *dir)
 {
@@ -173,6 +174,7 @@ int main(int argc, char **argv)
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
 	sl_consumers_close(srv.consumers);
+	sl_server_destroy_workers(&srv);
 	sl_registry_close(srv.registry);
 	free(srv.workers);
 	SL_INFO("stopped cleanly");

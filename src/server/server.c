@@ -467,6 +467,12 @@ void sl_server_join_workers(struct sl_server *srv)
 {
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
+}
+
+/* After the consumers closed: their runner threads may post to the loops until then. */
+void sl_server_destroy_workers(struct sl_server *srv);
+void sl_server_destroy_workers(struct sl_server *srv)
+{
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct sl_worker *w = &srv->workers[i];
 		sl_stream_cache_finish(&w->cache);
