@@ -27,6 +27,9 @@
 
 enum bench_fsync { BENCH_FSYNC_GROUP, BENCH_FSYNC_INTERVAL, BENCH_FSYNC_NEVER };
 
+/* consume: the handler kinds. */
+enum bench_handler { BENCH_HANDLER_PLUGIN, BENCH_HANDLER_REMOTE, BENCH_HANDLER_EXEC };
+
 struct bench_args {
 	const char *cmd;
 	const char *dir;    /* parent of the scratch folder; NULL: the current folder */
@@ -49,9 +52,17 @@ struct bench_args {
 	uint32_t linger_ms;
 	bool linger_set;
 	uint32_t key_bytes; /* partition key length */
+	bool records_set;   /* --records given (consume has per-handler defaults) */
+	/* consume */
+	enum bench_handler handlers[BENCH_LIST_MAX];
+	size_t nhandlers;
+	uint32_t batch_size; /* consumer --batch-size; 0: per handler (10000, exec 1000) */
+	uint64_t burst;	     /* records of the burst after catching up */
+	bool burst_set;	     /* else records / 10 */
 };
 
 const char *bench_fsync_name(enum bench_fsync m);
+const char *bench_handler_name(enum bench_handler h);
 
 /* Set by SIGINT/SIGTERM: every loop checks it and unwinds through its normal cleanup. */
 extern volatile sig_atomic_t bench_stop;
@@ -125,5 +136,6 @@ int bench_stream_delete(const char *addr, const char *stream);
 int bench_log_main(struct bench_args *a);
 int bench_produce_main(struct bench_args *a);
 int bench_read_main(struct bench_args *a);
+int bench_consume_main(struct bench_args *a);
 
 #endif

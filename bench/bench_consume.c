@@ -21,6 +21,7 @@
  */
 #include "bench.h"
 #include "bench_counter.h"
+#include "diskbw.h"
 
 #include "common/clock.h"
 
@@ -83,8 +84,8 @@ static int helper_path(const char *name, char *out, size_t out_len)
 	if (snprintf(out, out_len, "%s/%s", self, name) >= (int)out_len)
 		return bench_fail("path too long: %s/%s", self, name);
 	if (access(out, R_OK) < 0)
-		return bench_fail("%s: %s (consume runs from the build tree: build bench/ fully)", out,
-				  strerror(errno));
+		return bench_fail("%s: %s (consume runs from the build tree: build bench/ fully)",
+				  out, strerror(errno));
 	return 0;
 }
 
@@ -189,7 +190,8 @@ static void *remote_main(void *arg)
 		int r = sluice_consumer_attach(t->addr, t->consumer, NULL, &rc);
 		if (r == 0)
 			break;
-		if (r != SLUICE_ERR_CONSUMER_NOT_FOUND) {
+		/* An unknown consumer is reported as "not found" (the stream code). */
+		if (r != SLUICE_ERR_STREAM_NOT_FOUND) {
 			t->err = r;
 			snprintf(t->msg, sizeof(t->msg), "attach: %s", sluice_strerror(r));
 			return NULL;
@@ -235,19 +237,19 @@ struct consume_row {
 	const char *mode;
 	enum bench_handler handler;
 	uint32_t size, shards, batch;
-	uint64_t records;	   /* acknowledged by the produce phase */
-	uint64_t delivered;	   /* per describe at the end */
-	double produce_s;	   /* produce phase */
-	double seconds;		   /* create -> describe shows everything delivered */
-	bool time_bound;	   /* --seconds ran out first */
-	bool counted;		   /* the handler counter works */
-	uint64_t handler_records;  /* counted by the handler */
-	double handler_s;	   /* create -> the handler's last batch */
-	uint64_t burst;		   /* burst records acknowledged (0: no burst) */
-	double burst_produce_s;	   /* first send -> last acknowledgement */
-	double burst_drain_s;	   /* last acknowledgement -> lag 0 everywhere */
-	double burst_total_s;	   /* first send -> lag 0 everywhere */
-	uint64_t burst_peak_lag;   /* largest total lag_records seen after the burst */
+	uint64_t records;	  /* acknowledged by the produce phase */
+	uint64_t delivered;	  /* per describe at the end */
+	double produce_s;	  /* produce phase */
+	double seconds;		  /* create -> describe shows everything delivered */
+	bool time_bound;	  /* --seconds ran out first */
+	bool counted;		  /* the handler counter works */
+	uint64_t handler_records; /* counted by the handler */
+	double handler_s;	  /* create -> the handler's last batch */
+	uint64_t burst;		  /* burst records acknowledged (0: no burst) */
+	double burst_produce_s;	  /* first send -> last acknowledgement */
+	double burst_drain_s;	  /* last acknowledgement -> lag 0 everywhere */
+	double burst_total_s;	  /* first send -> lag 0 everywhere */
+	uint64_t burst_peak_lag;  /* largest total lag_records seen after the burst */
 	bool burst_time_bound;
 };
 
@@ -273,11 +275,12 @@ static int poll_consumer(struct sluice_client *c, const char *consumer, const ui
 		const struct sluice_consumer_shard_status *s = &info->shards[i];
 		uint64_t want = s->shard_id < BENCH_SHARDS_MAX ? expect[s->shard_id] : 0;
 		if (s->batches_failed || s->expired || s->sent_to_on_failure) {
-			ret = bench_fail("consumer %s shard %u: %llu failed batches, %llu expired "
-					 "records: %s",
-					 consumer, s->shard_id, (unsigned long long)s->batches_failed,
-					 (unsigned long long)s->expired,
-					 s->last_error[0] ? s->last_error : "(no message)");
+			ret =
+			    bench_fail("consumer %s shard %u: %llu failed batches, %llu expired "
+				       "records: %s",
+				       consumer, s->shard_id, (unsigned long long)s->batches_failed,
+				       (unsigned long long)s->expired,
+				       s->last_error[0] ? s->last_error : "(no message)");
 			break;
 		}
 		if (s->delivered > want) {
@@ -321,10 +324,34 @@ static int wait_delivered(struct sluice_client *c, const char *consumer, const u
 	}
 }
 
+/* The burst's producer, on a thread so that lag can be sampled meanwhile. */
+struct burst_job {
+	pthread_t th;
+	const struct bench_args *a;
+	const char *addr;
+	const char *stream;
+	uint64_t records;
+	uint32_t size;
+	struct bench_produce_result *pr;
+	int r;
+	int64_t end_ns; /* the last acknowledgement */
+	atomic_bool done;
+};
+
+static void *burst_main(void *arg)
+{
+	struct burst_job *j = arg;
+	j->r = bench_produce_drive(j->a, j->addr, j->stream, j->records, j->size,
+				   j->a->connections[0], j->pr);
+	j->end_ns = sl_mono_ns();
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
 static int consume_one(const struct bench_args *a, const char *addr, const char *scratch,
 		       struct consume_row *w)
 {
-	char stream[SLUICE_NAME_LEN_MAX], consumer[SLUICE_NAME_LEN_MAX], spec[PATH_MAX + 64];
+	char stream[SLUICE_NAME_LEN_MAX], consumer[SLUICE_NAME_LEN_MAX], spec[2 * PATH_MAX + 64];
 	const char *hname = bench_handler_name(w->handler);
 	snprintf(stream, sizeof(stream), "bench-cons-%ld-%s-%u-%u", (long)getpid(), hname, w->size,
 		 w->shards);
@@ -343,8 +370,11 @@ static int consume_one(const struct bench_args *a, const char *addr, const char 
 		if (helper_path(CONSUME_EXEC_NAME, path, sizeof(path)) < 0)
 			return -1;
 		if (strchr(path, '\'') || strchr(scratch, '\''))
-			return bench_fail("the exec handler's paths may not contain a quote: %s", path);
-		snprintf(spec, sizeof(spec), "exec:exec '%s' '%s/%s.cnt'", path, scratch, consumer);
+			return bench_fail("the exec handler's paths may not contain a quote: %s",
+					  path);
+		if (snprintf(spec, sizeof(spec), "exec:exec '%s' '%s/%s.cnt'", path, scratch,
+			     consumer) >= (int)sizeof(spec))
+			return bench_fail("the exec handler's command is too long");
 	} else {
 		snprintf(spec, sizeof(spec), "remote");
 	}
@@ -454,13 +484,42 @@ static int consume_one(const struct bench_args *a, const char *addr, const char 
 		goto out;
 	}
 
-	/* 4. A burst while the consumer runs: how long until lag is back to zero. */
+	/* 4. A burst while the consumer runs: how long until lag is back to zero. The producer
+	 * runs on a thread of its own while this one samples lag_records for the peak. */
 	uint64_t burst = a->burst_set ? a->burst : records / 10;
 	if (burst && !w->time_bound && !bench_stop) {
-		int64_t b0 = sl_mono_ns();
-		if (bench_produce_drive(a, addr, stream, burst, w->size, a->connections[0], pr) < 0)
+		struct burst_job job = {.a = a,
+					.addr = addr,
+					.stream = stream,
+					.records = burst,
+					.size = w->size,
+					.pr = pr};
+		uint64_t *unbounded = calloc(BENCH_SHARDS_MAX, sizeof(*unbounded));
+		if (!unbounded) {
+			bench_fail("out of memory");
 			goto out;
-		int64_t b1 = sl_mono_ns();
+		}
+		for (uint32_t i = 0; i < BENCH_SHARDS_MAX; i++)
+			unbounded[i] = UINT64_MAX;
+		int64_t b0 = sl_mono_ns();
+		r = pthread_create(&job.th, NULL, burst_main, &job);
+		if (r != 0) {
+			free(unbounded);
+			bench_fail("cannot start the burst producer: %s", strerror(r));
+			goto out;
+		}
+		int pr_ok = 0;
+		while (!atomic_load(&job.done) && pr_ok == 0) {
+			usleep(CONSUME_POLL_MS * 1000);
+			pr_ok = poll_consumer(c, consumer, unbounded, w->shards, &ps);
+			if (ps.lag > w->burst_peak_lag)
+				w->burst_peak_lag = ps.lag;
+		}
+		pthread_join(job.th, NULL);
+		free(unbounded);
+		if (pr_ok < 0 || job.r < 0)
+			goto out;
+		int64_t b1 = job.end_ns;
 		for (uint32_t i = 0; i < BENCH_SHARDS_MAX; i++)
 			expect[i] += pr->per_shard[i];
 		w->burst = pr->acked;
@@ -587,8 +646,8 @@ static void print_targets(const struct bench_args *a, const struct consume_row *
 		}
 		if (any)
 			fprintf(f, "  %-6s: %.2f M records/s (target >= %.1f M): %s\n",
-				bench_handler_name((enum bench_handler)h), best / 1e6, want[h] / 1e6,
-				best >= want[h] ? "met" : "MISSED");
+				bench_handler_name((enum bench_handler)h), best / 1e6,
+				want[h] / 1e6, best >= want[h] ? "met" : "MISSED");
 	}
 }
 
@@ -609,12 +668,14 @@ int bench_consume_main(struct bench_args *a)
 		a->server ? a->server : "spawned sluiced", scratch, fs, a->connections[0],
 		a->seconds);
 	if (a->server)
-		fprintf(f, "note: with --server the plugin cannot count (hdl rec/s n/a) unless that "
-			   "sluiced has " BENCH_COUNTER_DIR_ENV " set\n");
-	fprintf(f, "rec/s = delivered / (create -> describe shows all delivered, polled every %d "
-		   "ms); hdl rec/s = the handler's own count / (create -> its last batch);\n"
-		   "burst: records produced while running; drain = last ack -> lag 0 on every "
-		   "shard; total = first send -> lag 0\n\n",
+		fprintf(f,
+			"note: with --server the plugin cannot count (hdl rec/s n/a) unless that "
+			"sluiced has " BENCH_COUNTER_DIR_ENV " set\n");
+	fprintf(f,
+		"rec/s = delivered / (create -> describe shows all delivered, polled every %d "
+		"ms); hdl rec/s = the handler's own count / (create -> its last batch);\n"
+		"burst: records produced while running; drain = last ack -> lag 0 on every "
+		"shard; total = first send -> lag 0\n\n",
 		CONSUME_POLL_MS);
 	print_header(f);
 	size_t nmodes = a->server ? 1 : a->nfsyncs;

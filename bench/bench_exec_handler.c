@@ -100,7 +100,8 @@ int main(int argc, char **argv)
 		if (slot) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			bench_counter_add(slot, records, 0, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+			bench_counter_add(slot, records, 0,
+					  (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 		}
 		len -= line_len + 1;
 		memmove(buf, nl + 1, len);

@@ -1,8 +1,9 @@
 /*
  * sluice-bench: measures the shard log on its own (`log`), the whole produce path through
- * sluiced (`produce`) and the read path (`read`), each against this machine's own sequential
- * write bandwidth. Every run is bounded in records and in time, and talks only to 127.0.0.1
- * unless --server says otherwise. docs/benchmarks.md explains the figures.
+ * sluiced (`produce`), the read path (`read`), each against this machine's own sequential
+ * write bandwidth, and the consumer engine's delivery to its handlers (`consume`). Every run is
+ * bounded in records and in time, and talks only to 127.0.0.1 unless --server says otherwise.
+ * docs/benchmarks.md explains the figures.
  */
 #include "bench.h"
 
@@ -28,10 +29,13 @@ static const char usage[] =
     "  log       append to and read a shard log directly (no server)\n"
     "  produce   produce through sluiced with libsluice async producers\n"
     "  read      produce, then read back with libsluice shard readers\n"
+    "  consume   produce, then deliver to a consumer (plugin, remote, exec handlers)\n"
     "\n"
     "common options:\n"
-    "  --records N          records per combination (default 1000000)\n"
-    "  --seconds DURATION   time bound per combination (log 5s, produce/read 10s)\n"
+    "  --records N          records per combination (default 1000000; consume: 2000000,\n"
+    "                       exec 500000)\n"
+    "  --seconds DURATION   time bound per combination (log 5s, produce/read 10s; consume\n"
+    "                       60s per phase)\n"
     "  --sizes LIST         record data sizes (default 100,1024)\n"
     "  --dir DIR            where the scratch folder goes (default: the current folder)\n"
     "  --json               JSON lines on stdout (the table goes to stderr)\n"
@@ -41,7 +45,7 @@ static const char usage[] =
     "  --batches LIST       records per append (default 1,16,256)\n"
     "  --fsync LIST         group,interval,never (default all three)\n"
     "\n"
-    "produce / read options:\n"
+    "produce / read / consume options:\n"
     "  --spawn              start a private sluiced per fsync mode (default)\n"
     "  --server HOST:PORT   use a running sluiced instead (its fsync mode applies)\n"
     "  --shards LIST        shards per stream (default 1,4)\n"
@@ -51,6 +55,12 @@ static const char usage[] =
     "  --request-records N  records per produce request (default: libsluice's, 500)\n"
     "  --linger-ms N        producer linger (default: libsluice's, 5)\n"
     "  --key-bytes N        partition key length (default 16)\n"
+    "\n"
+    "consume options (defaults: --sizes 100 --shards 4 --connections 4 --fsync never):\n"
+    "  --handlers LIST      plugin,remote,exec (default all three)\n"
+    "  --batch-size N       consumer batch size (default 10000; exec 1000)\n"
+    "  --burst N            records produced after catching up, to time lag back to 0\n"
+    "                       (default records / 10; 0: no burst)\n"
     "\n"
     "  --help\n";
 
@@ -245,6 +255,32 @@ static int parse_fsyncs(const char *s, struct bench_args *a)
 	return 0;
 }
 
+static int parse_handlers(const char *s, struct bench_args *a)
+{
+	char tmp[256];
+	if (snprintf(tmp, sizeof(tmp), "%s", s) >= (int)sizeof(tmp))
+		return bench_fail("--handlers: bad list '%s'", s);
+	size_t n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (n == BENCH_LIST_MAX)
+			return bench_fail("--handlers: too many values");
+		if (strcmp(t, "plugin") == 0)
+			a->handlers[n++] = BENCH_HANDLER_PLUGIN;
+		else if (strcmp(t, "remote") == 0)
+			a->handlers[n++] = BENCH_HANDLER_REMOTE;
+		else if (strcmp(t, "exec") == 0)
+			a->handlers[n++] = BENCH_HANDLER_EXEC;
+		else
+			return bench_fail("--handlers: unknown kind '%s' (plugin, remote, exec)",
+					  t);
+	}
+	if (n == 0)
+		return bench_fail("--handlers: empty list");
+	a->nhandlers = n;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct bench_args *a)
 {
 	bool records_set = false, seconds_set = false;
@@ -307,6 +343,15 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 			a->linger_set = true;
 		} else if (strcmp(f, "--key-bytes") == 0) {
 			r = parse_u32(f, v, 1, 256, false, &a->key_bytes);
+		} else if (strcmp(f, "--handlers") == 0) {
+			r = parse_handlers(v, a);
+		} else if (strcmp(f, "--batch-size") == 0) {
+			r = parse_u32(f, v, 1, 10000, false, &a->batch_size);
+		} else if (strcmp(f, "--burst") == 0) {
+			if (sl_parse_u64(v, &a->burst) < 0 || a->burst > BENCH_RECORDS_MAX)
+				return bench_fail("--burst: '%s' is not a number in 0..%llu", v,
+						  (unsigned long long)BENCH_RECORDS_MAX);
+			a->burst_set = true;
 		} else {
 			return bench_fail("unknown flag: %s (see --help)", f);
 		}
@@ -315,10 +360,29 @@ static int parse_args(int argc, char **argv, struct bench_args *a)
 	}
 	bool is_log = strcmp(a->cmd, "log") == 0;
 	bool is_read = strcmp(a->cmd, "read") == 0;
+	bool is_consume = strcmp(a->cmd, "consume") == 0;
+	a->records_set = records_set;
 	if (!records_set)
 		a->records = 1000000;
 	if (!seconds_set)
-		a->seconds = is_log ? 5.0 : 10.0;
+		a->seconds = is_log ? 5.0 : is_consume ? 60.0 : 10.0;
+	if (is_consume) {
+		/* One workload: 100 B records, 4 shards, 4 producer connections, fsync never. */
+		if (a->nsizes == 0)
+			a->sizes[a->nsizes++] = 100;
+		if (a->nshards == 0)
+			a->shards[a->nshards++] = 4;
+		if (a->nconnections == 0)
+			a->connections[a->nconnections++] = 4;
+		if (a->nfsyncs == 0)
+			a->fsyncs[a->nfsyncs++] = BENCH_FSYNC_NEVER;
+		if (a->nhandlers == 0) {
+			a->handlers[0] = BENCH_HANDLER_PLUGIN;
+			a->handlers[1] = BENCH_HANDLER_REMOTE;
+			a->handlers[2] = BENCH_HANDLER_EXEC;
+			a->nhandlers = 3;
+		}
+	}
 	if (a->nsizes == 0) {
 		a->sizes[0] = 100;
 		a->sizes[1] = 1024;
@@ -397,8 +461,10 @@ int main(int argc, char **argv)
 		run = bench_produce_main;
 	else if (strcmp(a.cmd, "read") == 0)
 		run = bench_read_main;
+	else if (strcmp(a.cmd, "consume") == 0)
+		run = bench_consume_main;
 	else {
-		bench_fail("unknown command '%s' (log, produce, read; see --help)", a.cmd);
+		bench_fail("unknown command '%s' (log, produce, read, consume; see --help)", a.cmd);
 		return 2;
 	}
 	int r = parse_args(argc, argv, &a);

@@ -458,14 +458,15 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 			return false;
 	}
 	s->window_start_ms = 0;
-	struct sl_window *win = sl_window_create();
+	struct sl_window *win = s->spare ? s->spare : sl_window_create();
+	s->spare = NULL;
 	if (!win)
 		return false;
 	int r = sl_shard_log_read(sh->log, s->next_seq, want, BATCH_BYTES_MAX * s->nlanes, now,
 				  &win->rb);
 	if (r < 0) {
 		sl_cshard_set_error(s, "cannot read the shard: %s", sluice_strerror(r));
-		sl_window_unref(win);
+		s->spare = win;
 		s->fetch_retry_at_ms = now + BACKOFF_CAP_MS / 10;
 		return false;
 	}
@@ -479,7 +480,7 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 			sl_cshard_set_checkpoint(s, win->rb.next_seq - 1);
 			s->next_seq = win->rb.next_seq;
 		}
-		sl_window_unref(win);
+		s->spare = win;
 		return false;
 	}
 	uint64_t first = win->rb.records[0].seq;
@@ -536,7 +537,11 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			return;
 		}
 		update_checkpoint(s);
-		sl_window_unref(s->window);
+		/* Keep the window's buffers for the next fetch when no delivery holds it. */
+		if (!s->spare && atomic_load(&s->window->refs) == 1)
+			s->spare = s->window;
+		else
+			sl_window_unref(s->window);
 		s->window = NULL;
 		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 	}

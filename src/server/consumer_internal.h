@@ -53,6 +53,7 @@ struct sl_cshard {
 	int64_t window_start_ms; /* --batch-window: when records first waited */
 	int64_t fetch_retry_at_ms;
 	struct sl_window *window; /* records being delivered, or NULL */
+	struct sl_window *spare;  /* a finished window nobody else holds, reused by fetch */
 	uint32_t nlanes;
 	struct sl_lane lanes[SL_CONSUMER_PARALLELISM_MAX];
 	/* shared */

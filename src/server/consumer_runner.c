@@ -51,10 +51,14 @@ static uint32_t lane_of(const char *key, size_t len, uint32_t nlanes)
 int sl_window_arrange(struct sl_window *win, uint32_t nlanes)
 {
 	size_t n = win->rb.count;
-	free(win->recs);
-	win->recs = calloc(n ? n : 1, sizeof(*win->recs));
-	if (!win->recs)
-		return -ENOMEM;
+	if (win->recs_cap < n) {
+		/* Windows are reused: grow only, so steady state allocates nothing. */
+		struct sluice_handler_record *recs = realloc(win->recs, n * sizeof(*recs));
+		if (!recs)
+			return -ENOMEM;
+		win->recs = recs;
+		win->recs_cap = n;
+	}
 	memset(win->lane_len, 0, sizeof(win->lane_len));
 	uint8_t *lane = NULL;
 	if (nlanes > 1) {

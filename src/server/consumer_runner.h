@@ -30,6 +30,7 @@ struct sl_window {
 	atomic_int refs;
 	struct sl_read_batch rb;	    /* owns the record bytes */
 	struct sluice_handler_record *recs; /* rb.count entries, grouped by lane */
+	size_t recs_cap;
 	uint32_t lane_off[SL_CONSUMER_PARALLELISM_MAX];
 	uint32_t lane_len[SL_CONSUMER_PARALLELISM_MAX];
 	uint64_t last_seq; /* the highest sequence number in the window */

@@ -33,6 +33,7 @@ void sl_consumer_unref(struct sl_consumer *c)
 		for (uint32_t l = 0; l < SL_CONSUMER_PARALLELISM_MAX; l++)
 			sl_runner_destroy(c->shards[i].lanes[l].runner);
 		sl_window_unref(c->shards[i].window);
+		sl_window_unref(c->shards[i].spare);
 		pthread_mutex_destroy(&c->shards[i].err_mu);
 	}
 	free(c->shards);

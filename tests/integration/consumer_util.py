@@ -23,11 +23,13 @@ def exec_handler_fail(log_path):
         shlex.quote(log_path), shlex.quote(sys.executable), shlex.quote(handler_fail_path()))
 
 
-def exec_log_handler(log_path, sleep_ms=0, fail_prefix=None):
+def exec_log_handler(log_path, sleep_ms=0, fail_prefix=None, sleep_per_record_ms=0):
     """tests/integration/log_handler.py: one log line per finished batch, written before the
     answer."""
     cmd = "exec:exec %s %s --log %s --sleep-ms %s" % (
         shlex.quote(sys.executable), shlex.quote(LOG_HANDLER), shlex.quote(log_path), sleep_ms)
+    if sleep_per_record_ms:
+        cmd += " --sleep-per-record-ms %s" % sleep_per_record_ms
     if fail_prefix:
         cmd += " --fail-prefix " + shlex.quote(fail_prefix)
     return cmd

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exec handler for the consumer integration tests (python3 stdlib only).
 
-Reads one Lambda-style Kinesis event per stdin line. For each batch it sleeps --sleep-ms, then
+Reads one Lambda-style Kinesis event per stdin line. For each batch it sleeps --sleep-ms (plus --sleep-per-record-ms per record), then
 appends ONE JSON line to --log describing the whole batch, and only then answers {} (so a batch
 in the log is one the handler finished before sluiced could hear about it: a checkpoint may never
 pass a record that is not in the log):
@@ -25,6 +25,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--sleep-ms", type=float, default=0)
+    ap.add_argument("--sleep-per-record-ms", type=float, default=0)
     ap.add_argument("--fail-prefix", default=None)
     a = ap.parse_args()
     fd = os.open(a.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -42,8 +43,9 @@ def main():
                          data.decode("utf-8", "backslashreplace")])
             if fail is not None and data.startswith(fail):
                 failures.append({"itemIdentifier": k["sequenceNumber"]})
-        if a.sleep_ms:
-            time.sleep(a.sleep_ms / 1000.0)
+        pause = a.sleep_ms + a.sleep_per_record_ms * len(recs)
+        if pause:
+            time.sleep(pause / 1000.0)
         entry = {"gen": gen, "pid": os.getpid(), "shard": shard, "t0": t0, "t1": time.time(),
                  "recs": recs}
         if failures:
@@ -54,4 +56,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BrokenPipeError, KeyboardInterrupt):
+        # sluiced went away (killed by a test) while we answered: nothing more to do.
+        os._exit(0)

@@ -1,0 +1,568 @@
+/*
+ * `compare`, the sluice engine: a private sluiced (bench_server_start: --fsync group for the
+ * fsync class, --fsync never for async), libsluice async producers (one producer, one connection
+ * and one sending thread per connection, library defaults), libsluice shard readers for consume
+ * and for the end-to-end reader.
+ */
+#include "compare.h"
+
+#include <sluice/client.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define SL_RETENTION_MS (24ull * 3600 * 1000)
+#define SL_FLUSH_TIMEOUT_MS 120000
+/* e2e reader: sleep this long after a round over all shards found nothing. */
+#define SL_POLL_SLEEP_NS 100000
+/* How long the e2e reader waits for the last acknowledged records after the producers are done. */
+#define SL_E2E_DRAIN_NS 10000000000ll
+#define CTX_THREAD_SHIFT 58
+#define CTX_NS_MASK ((1ull << CTX_THREAD_SHIFT) - 1)
+
+struct sl_priv {
+	struct bench_server srv;
+	bool fsync;
+};
+
+/* ---- server ---- */
+
+static void sluiced_version(char *out, size_t len)
+{
+	char self[PATH_MAX], cmd[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	snprintf(out, len, "sluiced (unknown version)");
+	if (n <= 0)
+		return;
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	snprintf(cmd, sizeof(cmd), "'%s/../src/server/sluiced' --version", self);
+	if (access(cmd + 1, X_OK) != 0 && snprintf(cmd, sizeof(cmd), "sluiced --version") < 0)
+		return;
+	cmp_command_line(cmd, out, len);
+	if (!out[0])
+		snprintf(out, len, "sluiced (unknown version)");
+}
+
+static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
+{
+	struct sl_priv *s = e->priv;
+	s->fsync = fsync;
+	sluiced_version(e->version, sizeof(e->version));
+	if (bench_server_start(scratch, fsync ? BENCH_FSYNC_GROUP : BENCH_FSYNC_NEVER, &s->srv) < 0)
+		return cmp_fail(e, "sluiced did not start");
+	cmp_child_add(s->srv.pid);
+	snprintf(e->settings, sizeof(e->settings),
+		 "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen off, other "
+		 "flags default; libsluice producer per connection with defaults (500 records or "
+		 "1 MiB per request, linger 5 ms, 8 requests in flight, 32 MiB buffer); consume: "
+		 "shard readers from TRIM_HORIZON; e2e: one thread, one connection, shard readers "
+		 "from LATEST polled round robin (100 us sleep after an empty round)",
+		 fsync ? "group" : "never",
+		 fsync ? "group-committed fdatasync" : "the write to the page cache");
+	return 0;
+}
+
+static int sl_stop(struct cmp_engine *e)
+{
+	struct sl_priv *s = e->priv;
+	pid_t pid = s->srv.pid;
+	if (pid <= 0)
+		return 0;
+	int r = bench_server_stop(&s->srv);
+	cmp_child_forget(pid);
+	return r;
+}
+
+static int sl_create(struct cmp_engine *e, const struct cmp_params *p)
+{
+	struct sl_priv *s = e->priv;
+	return bench_stream_create(s->srv.addr, p->tag, p->shards) < 0
+		   ? cmp_fail(e, "cannot create stream %s", p->tag)
+		   : 0;
+}
+
+static int sl_drop(struct cmp_engine *e, const struct cmp_params *p)
+{
+	struct sl_priv *s = e->priv;
+	return bench_stream_delete(s->srv.addr, p->tag) < 0
+		   ? cmp_fail(e, "cannot delete stream %s", p->tag)
+		   : 0;
+}
+
+/* ---- producers ---- */
+
+struct prod {
+	pthread_t th;
+	uint32_t idx;
+	const struct cmp_params *p;
+	const char *addr;
+	pthread_barrier_t *barrier;
+	int err;
+	uint64_t sent;
+	bool time_bound;
+	int64_t t_start, t_end;
+	/* written by the producer's I/O thread (callbacks), read after destroy */
+	uint64_t acked, failed;
+	int first_error;
+	uint64_t per_shard[BENCH_SHARDS_MAX];
+	struct bench_hist lat;
+};
+
+static struct prod *g_prods;
+static int64_t g_epoch;
+
+static void on_ack(void *ctx, int status, uint32_t shard_id, uint64_t seq)
+{
+	(void)seq;
+	uint64_t v = (uint64_t)(uintptr_t)ctx;
+	struct prod *t = &g_prods[v >> CTX_THREAD_SHIFT];
+	if (status == 0) {
+		int64_t due = g_epoch + (int64_t)(v & CTX_NS_MASK);
+		t->acked++;
+		bench_hist_record(&t->lat, (uint64_t)(cmp_now_ns() - due));
+		if (shard_id < BENCH_SHARDS_MAX)
+			t->per_shard[shard_id]++;
+	} else {
+		t->failed++;
+		if (!t->first_error)
+			t->first_error = status;
+	}
+}
+
+static void *prod_main(void *arg)
+{
+	struct prod *t = arg;
+	const struct cmp_params *p = t->p;
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	struct sluice_producer_options o = {.connections = 1};
+	struct sluice_producer *pr = NULL;
+	uint8_t *data = cmp_data_new(p->size, t->idx);
+	int r = data ? sluice_producer_create(t->addr, &o, &pr) : -ENOMEM;
+	if (r < 0)
+		t->err = r;
+	pthread_barrier_wait(t->barrier);
+	if (r < 0)
+		goto out;
+	uint64_t n = cmp_share(p, t->idx);
+	int64_t limit = (int64_t)(p->seconds * 1e9);
+	char key[CMP_KEY_BYTES];
+	t->t_start = cmp_now_ns();
+	int64_t t0 = t->t_start;
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t now = cmp_now_ns();
+		if (i % 256 == 0 && (bench_stop || now - t0 >= limit)) {
+			t->time_bound = !bench_stop;
+			break;
+		}
+		int64_t due = cmp_due_ns(p, t0, i);
+		if (p->rate > 0 && due > now)
+			cmp_sleep_until(due);
+		else if (p->rate <= 0)
+			due = now;
+		cmp_key(key, t->idx, i);
+		uint8_t *d = data + i % 256;
+		cmp_stamp(d, due);
+		uint64_t ctx =
+		    ((uint64_t)t->idx << CTX_THREAD_SHIFT) | ((uint64_t)(due - g_epoch) & CTX_NS_MASK);
+		r = sluice_producer_send(pr, p->tag, key, CMP_KEY_BYTES, d, p->size, on_ack,
+					 (void *)(uintptr_t)ctx);
+		if (r < 0) {
+			t->err = r;
+			break;
+		}
+		t->sent++;
+	}
+	r = sluice_producer_flush(pr, SL_FLUSH_TIMEOUT_MS);
+	if (r < 0 && !t->err)
+		t->err = r;
+	t->t_end = cmp_now_ns();
+out:
+	sluice_producer_destroy(pr);
+	free(data);
+	return NULL;
+}
+
+/* Run p->connections producers to the end; fills r (records, sent, seconds, per_shard, lat).
+ * `ready` (may be NULL) is called once every producer is connected, before the clock starts. */
+static int produce_run(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
+{
+	struct sl_priv *s = e->priv;
+	struct prod *th = calloc(p->connections, sizeof(*th));
+	if (!th)
+		return cmp_fail(e, "out of memory");
+	pthread_barrier_t barrier;
+	pthread_barrier_init(&barrier, NULL, p->connections);
+	g_prods = th;
+	g_epoch = cmp_now_ns();
+	for (uint32_t i = 0; i < p->connections; i++) {
+		th[i].idx = i;
+		th[i].p = p;
+		th[i].addr = s->srv.addr;
+		th[i].barrier = &barrier;
+		bench_hist_init(&th[i].lat);
+		int err = pthread_create(&th[i].th, NULL, prod_main, &th[i]);
+		if (err != 0) {
+			cmp_fail(e, "cannot start a producer thread: %s", strerror(err));
+			exit(1); /* the barrier would never open */
+		}
+	}
+	for (uint32_t i = 0; i < p->connections; i++)
+		pthread_join(th[i].th, NULL);
+	pthread_barrier_destroy(&barrier);
+	int ret = 0;
+	int64_t t0 = INT64_MAX, t1 = 0;
+	for (uint32_t i = 0; i < p->connections; i++) {
+		struct prod *t = &th[i];
+		r->sent += t->sent;
+		r->records += t->acked;
+		r->time_bound |= t->time_bound;
+		for (uint32_t k = 0; k < BENCH_SHARDS_MAX; k++)
+			r->per_shard[k] += t->per_shard[k];
+		bench_hist_merge(&r->lat, &t->lat);
+		if (t->t_start && t->t_start < t0)
+			t0 = t->t_start;
+		if (t->t_end > t1)
+			t1 = t->t_end;
+		if (t->err && ret == 0)
+			ret = cmp_fail(e, "producer %u: %s", i, sluice_strerror(t->err));
+		if (t->failed && ret == 0)
+			ret = cmp_fail(e, "producer %u: %llu records failed: %s", i,
+				       (unsigned long long)t->failed,
+				       sluice_strerror(t->first_error));
+	}
+	r->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+	g_prods = NULL;
+	free(th);
+	return ret;
+}
+
+static int sl_produce(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
+{
+	return produce_run(e, p, r);
+}
+
+/* ---- consume: shard readers ---- */
+
+struct reader {
+	pthread_t th;
+	uint32_t idx, nthreads;
+	const struct cmp_params *p;
+	const char *addr;
+	const struct sluice_shard_info *shards;
+	size_t nshards;
+	const struct cmp_result *produced;
+	pthread_barrier_t *barrier;
+	int err;
+	char msg[256];
+	uint64_t got;
+	bool time_bound;
+	int64_t t_start, t_end;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *t = arg;
+	const struct cmp_params *p = t->p;
+	struct sluice_client *c = NULL;
+	int r = sluice_client_connect(t->addr, NULL, &c);
+	if (r < 0) {
+		t->err = r;
+		snprintf(t->msg, sizeof(t->msg), "cannot connect: %s", sluice_strerror(r));
+	}
+	pthread_barrier_wait(t->barrier);
+	if (r < 0)
+		goto out;
+	t->t_start = cmp_now_ns();
+	int64_t limit = (int64_t)(p->seconds * 1e9);
+	for (size_t k = t->idx; k < t->nshards && !t->err; k += t->nthreads) {
+		uint32_t id = t->shards[k].shard_id;
+		uint64_t expect = id < BENCH_SHARDS_MAX ? t->produced->per_shard[id] : 0;
+		struct sluice_position pos = {.type = SLUICE_POS_TRIM_HORIZON};
+		struct sluice_shard_reader *rd = NULL;
+		r = sluice_shard_reader_create(c, p->tag, id, &pos, &rd);
+		uint64_t got = 0;
+		while (r == 0 && got < expect && !bench_stop) {
+			const struct sluice_read_result *b;
+			r = sluice_shard_reader_next(rd, p->batch, 0, &b);
+			if (r < 0)
+				break;
+			for (size_t i = 0; i < b->count; i++) {
+				if (b->records[i].data_len != p->size) {
+					t->err = -1;
+					snprintf(t->msg, sizeof(t->msg),
+						 "shard %u: a record of %u bytes, %u expected", id,
+						 b->records[i].data_len, p->size);
+					break;
+				}
+			}
+			got += b->count;
+			if (t->err || (b->count == 0 && sluice_shard_reader_caught_up(rd)))
+				break;
+			if (cmp_now_ns() - t->t_start >= limit) {
+				t->time_bound = true;
+				break;
+			}
+		}
+		sluice_shard_reader_destroy(rd);
+		t->got += got;
+		if (r < 0 && !t->err) {
+			t->err = r;
+			snprintf(t->msg, sizeof(t->msg), "shard %u: read failed: %s", id,
+				 sluice_strerror(r));
+		} else if (!t->err && !t->time_bound && !bench_stop && got != expect) {
+			t->err = -1;
+			snprintf(t->msg, sizeof(t->msg), "shard %u: read %llu records of %llu", id,
+				 (unsigned long long)got, (unsigned long long)expect);
+		}
+		if (t->time_bound)
+			break;
+	}
+	t->t_end = cmp_now_ns();
+out:
+	sluice_client_close(c);
+	return NULL;
+}
+
+static int list_shards(struct cmp_engine *e, const struct cmp_params *p,
+		       struct sluice_shard_info **ret, size_t *ret_n)
+{
+	struct sl_priv *s = e->priv;
+	struct sluice_client *c = NULL;
+	int r = sluice_client_connect(s->srv.addr, NULL, &c);
+	if (r == 0)
+		r = sluice_list_shards(c, p->tag, ret, ret_n);
+	sluice_client_close(c);
+	return r < 0 ? cmp_fail(e, "cannot list the shards of %s: %s", p->tag, sluice_strerror(r))
+		     : 0;
+}
+
+static int sl_consume(struct cmp_engine *e, const struct cmp_params *p,
+		      const struct cmp_result *produced, struct cmp_result *r)
+{
+	struct sl_priv *s = e->priv;
+	struct sluice_shard_info *shards = NULL;
+	size_t nshards = 0;
+	if (list_shards(e, p, &shards, &nshards) < 0)
+		return -1;
+	uint32_t n = p->connections < nshards ? p->connections : (uint32_t)nshards;
+	struct reader *th = calloc(n, sizeof(*th));
+	if (!th) {
+		sluice_shards_free(shards);
+		return cmp_fail(e, "out of memory");
+	}
+	pthread_barrier_t barrier;
+	pthread_barrier_init(&barrier, NULL, n);
+	for (uint32_t i = 0; i < n; i++) {
+		th[i] = (struct reader){.idx = i,
+					.nthreads = n,
+					.p = p,
+					.addr = s->srv.addr,
+					.shards = shards,
+					.nshards = nshards,
+					.produced = produced,
+					.barrier = &barrier};
+		int err = pthread_create(&th[i].th, NULL, reader_main, &th[i]);
+		if (err != 0) {
+			cmp_fail(e, "cannot start a reader thread: %s", strerror(err));
+			exit(1);
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		pthread_join(th[i].th, NULL);
+	pthread_barrier_destroy(&barrier);
+	int ret = 0;
+	int64_t t0 = INT64_MAX, t1 = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (th[i].err && ret == 0)
+			ret = cmp_fail(e, "consume: %s", th[i].msg);
+		r->records += th[i].got;
+		r->time_bound |= th[i].time_bound;
+		if (th[i].t_start && th[i].t_start < t0)
+			t0 = th[i].t_start;
+		if (th[i].t_end > t1)
+			t1 = th[i].t_end;
+	}
+	r->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+	if (ret == 0 && !r->time_bound && r->records != produced->records)
+		ret = cmp_fail(e, "consume: read %llu records of %llu",
+			       (unsigned long long)r->records,
+			       (unsigned long long)produced->records);
+	free(th);
+	sluice_shards_free(shards);
+	return ret;
+}
+
+/* ---- e2e ---- */
+
+struct e2e_reader {
+	pthread_t th;
+	struct cmp_engine *e;
+	const struct cmp_params *p;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state; /* 0 starting, 1 ready, 2 failed */
+	volatile int producers_done;
+	volatile uint64_t acked; /* set with producers_done */
+	int err;
+	char msg[256];
+	uint64_t seen;
+	struct bench_hist lat;
+};
+
+static void e2e_set_state(struct e2e_reader *t, int state)
+{
+	pthread_mutex_lock(&t->mu);
+	t->state = state;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+static void *e2e_main(void *arg)
+{
+	struct e2e_reader *t = arg;
+	struct sl_priv *s = t->e->priv;
+	const struct cmp_params *p = t->p;
+	prctl(PR_SET_TIMERSLACK, 1UL);
+	struct sluice_client *c = NULL;
+	struct sluice_shard_info *shards = NULL;
+	size_t n = 0;
+	struct sluice_shard_reader *rd[BENCH_SHARDS_MAX] = {0};
+	int r = sluice_client_connect(s->srv.addr, NULL, &c);
+	if (r == 0)
+		r = sluice_list_shards(c, p->tag, &shards, &n);
+	if (r == 0 && n > BENCH_SHARDS_MAX)
+		r = -E2BIG;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct sluice_position pos = {.type = SLUICE_POS_LATEST};
+		const struct sluice_read_result *b;
+		r = sluice_shard_reader_create(c, p->tag, shards[i].shard_id, &pos, &rd[i]);
+		if (r == 0) /* pin the position before the producers start */
+			r = sluice_shard_reader_next(rd[i], p->batch, 0, &b);
+	}
+	if (r < 0) {
+		t->err = r;
+		snprintf(t->msg, sizeof(t->msg), "e2e reader: %s", sluice_strerror(r));
+		e2e_set_state(t, 2);
+		goto out;
+	}
+	e2e_set_state(t, 1);
+	int64_t done_at = 0;
+	for (;;) {
+		if (bench_stop)
+			break;
+		if (t->producers_done) {
+			if (t->seen >= t->acked)
+				break;
+			if (!done_at)
+				done_at = cmp_now_ns();
+			else if (cmp_now_ns() - done_at > SL_E2E_DRAIN_NS)
+				break;
+		}
+		size_t round = 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct sluice_read_result *b;
+			r = sluice_shard_reader_next(rd[i], p->batch, 0, &b);
+			if (r < 0) {
+				t->err = r;
+				snprintf(t->msg, sizeof(t->msg), "e2e reader: %s",
+					 sluice_strerror(r));
+				goto out;
+			}
+			int64_t now = cmp_now_ns();
+			for (size_t k = 0; k < b->count; k++) {
+				int64_t due = cmp_stamp_read(b->records[k].data);
+				bench_hist_record(&t->lat, (uint64_t)(now - due));
+			}
+			t->seen += b->count;
+			round += b->count;
+		}
+		if (round == 0)
+			cmp_sleep_until(cmp_now_ns() + SL_POLL_SLEEP_NS);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		sluice_shard_reader_destroy(rd[i]);
+	sluice_shards_free(shards);
+	sluice_client_close(c);
+	return NULL;
+}
+
+static int sl_e2e(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
+{
+	struct e2e_reader *t = calloc(1, sizeof(*t));
+	if (!t)
+		return cmp_fail(e, "out of memory");
+	t->e = e;
+	t->p = p;
+	bench_hist_init(&t->lat);
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	int err = pthread_create(&t->th, NULL, e2e_main, t);
+	if (err != 0) {
+		free(t);
+		return cmp_fail(e, "cannot start the reader: %s", strerror(err));
+	}
+	pthread_mutex_lock(&t->mu);
+	while (t->state == 0)
+		pthread_cond_wait(&t->cv, &t->mu);
+	int state = t->state;
+	pthread_mutex_unlock(&t->mu);
+	int ret = 0;
+	struct cmp_result *pr = calloc(1, sizeof(*pr));
+	if (!pr)
+		ret = cmp_fail(e, "out of memory");
+	if (state == 1 && ret == 0) {
+		bench_hist_init(&pr->lat);
+		ret = produce_run(e, p, pr);
+		t->acked = pr->records;
+	}
+	__atomic_store_n(&t->producers_done, 1, __ATOMIC_RELEASE);
+	pthread_join(t->th, NULL);
+	if (t->err && ret == 0)
+		ret = cmp_fail(e, "%s", t->msg);
+	if (ret == 0 && pr->records != pr->sent)
+		ret = cmp_fail(e, "e2e: %llu of %llu records not acknowledged",
+			       (unsigned long long)(pr->sent - pr->records),
+			       (unsigned long long)pr->sent);
+	if (ret == 0 && t->seen != pr->records && !bench_stop)
+		ret = cmp_fail(e, "e2e: the reader saw %llu records, %llu were acknowledged",
+			       (unsigned long long)t->seen, (unsigned long long)pr->records);
+	if (pr) {
+		r->sent = pr->sent;
+		r->seconds = pr->seconds;
+		r->time_bound = pr->time_bound;
+	}
+	r->records = t->seen;
+	bench_hist_merge(&r->lat, &t->lat);
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->cv);
+	free(pr);
+	free(t);
+	return ret;
+}
+
+void cmp_sluice_init(struct cmp_engine *e)
+{
+	static struct sl_priv priv;
+	*e = (struct cmp_engine){
+	    .name = "sluice",
+	    .priv = &priv,
+	    .start = sl_start,
+	    .stop = sl_stop,
+	    .create = sl_create,
+	    .drop = sl_drop,
+	    .produce = sl_produce,
+	    .consume = sl_consume,
+	    .e2e = sl_e2e,
+	};
+}

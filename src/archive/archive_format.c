@@ -1,0 +1,902 @@
+/* The archive object format: see archive_format.h for the layout and the reader's checks. */
+#include "archive/archive_format.h"
+
+#include "common/buf.h"
+
+#include <sluice/errors.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <zstd.h>
+
+#define SHARD_ID_PREFIX "shardId-"
+#define SHARD_ID_DIGITS 12
+#define SEQ_DIGITS 20
+
+struct sl_archive_writer {
+	struct sl_archive_options opt;
+	char stream[SLUICE_NAME_LEN_MAX + 1];
+	uint32_t shard_id;
+	/* `{"stream":"S","shard":"shardId-000000000000","seq":"`: the same for every line. */
+	char head[SLUICE_NAME_LEN_MAX + 80];
+	size_t head_len;
+	ZSTD_CCtx *cctx; /* NULL without compression */
+	struct sl_buf line;
+	struct sl_buf out;
+	struct sl_archive_writer_info info;
+	bool finished;
+};
+
+static void set_err(char *err_msg, size_t err_msg_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err_msg, size_t err_msg_len, const char *fmt, ...)
+{
+	if (!err_msg || err_msg_len == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err_msg, err_msg_len, fmt, ap);
+	va_end(ap);
+}
+
+static bool name_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > SLUICE_NAME_LEN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): what jansson accepts back. */
+static bool utf8_valid(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n;
+		uint32_t cp;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* ---- base64 (RFC 4648 section 4, with padding) ---- */
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static size_t b64_encoded_len(size_t n)
+{
+	return (n + 2) / 3 * 4;
+}
+
+static size_t b64_encode(char *out, const uint8_t *in, size_t n)
+{
+	char *o = out;
+	size_t i = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		*o++ = b64_alphabet[v >> 18];
+		*o++ = b64_alphabet[(v >> 12) & 63];
+		*o++ = b64_alphabet[(v >> 6) & 63];
+		*o++ = b64_alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		*o++ = b64_alphabet[v >> 18];
+		*o++ = b64_alphabet[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		*o++ = b64_alphabet[v >> 18];
+		*o++ = b64_alphabet[(v >> 12) & 63];
+		*o++ = b64_alphabet[(v >> 6) & 63];
+		*o++ = '=';
+	}
+	return (size_t)(o - out);
+}
+
+static int8_t b64_value(uint8_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (int8_t)(c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return (int8_t)(c - 'a' + 26);
+	if (c >= '0' && c <= '9')
+		return (int8_t)(c - '0' + 52);
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decode into out (reset first). 0, -ENOMEM, or -EINVAL for anything but padded base64. */
+static int b64_decode(const char *in, size_t n, struct sl_buf *out)
+{
+	sl_buf_reset(out);
+	if (n % 4 != 0)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (sl_buf_reserve(out, n / 4 * 3) < 0)
+		return -ENOMEM;
+	uint8_t *o = out->data;
+	const uint8_t *p = (const uint8_t *)in;
+	for (size_t i = 0; i < n; i += 4) {
+		bool last = i + 4 == n;
+		int8_t a = b64_value(p[i]), b = b64_value(p[i + 1]);
+		if (a < 0 || b < 0)
+			return -EINVAL;
+		if (last && p[i + 2] == '=') {
+			if (p[i + 3] != '=')
+				return -EINVAL;
+			*o++ = (uint8_t)(a << 2 | b >> 4);
+			break;
+		}
+		int8_t c = b64_value(p[i + 2]);
+		if (c < 0)
+			return -EINVAL;
+		if (last && p[i + 3] == '=') {
+			*o++ = (uint8_t)(a << 2 | b >> 4);
+			*o++ = (uint8_t)(b << 4 | c >> 2);
+			break;
+		}
+		int8_t d = b64_value(p[i + 3]);
+		if (d < 0)
+			return -EINVAL;
+		*o++ = (uint8_t)(a << 2 | b >> 4);
+		*o++ = (uint8_t)(b << 4 | c >> 2);
+		*o++ = (uint8_t)(c << 6 | d);
+	}
+	out->len = (size_t)(o - out->data);
+	return 0;
+}
+
+/* ---- writer ---- */
+
+const char *sl_archive_ext(enum sl_archive_format format, enum sl_archive_compression compression)
+{
+	bool zstd = compression == SL_ARCHIVE_ZSTD;
+	if (format == SL_ARCHIVE_RAW)
+		return zstd ? ".raw.zst" : ".raw";
+	return zstd ? ".jsonl.zst" : ".jsonl";
+}
+
+static int cctx_setup(struct sl_archive_writer *w)
+{
+	if (!w->cctx)
+		return 0;
+	ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
+						w->opt.zstd_level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)))
+		return SLUICE_ERR_INTERNAL;
+	return 0;
+}
+
+int sl_archive_writer_create(const char *stream, uint32_t shard_id,
+			     const struct sl_archive_options *opt, struct sl_archive_writer **ret)
+{
+	struct sl_archive_options o = {.format = SL_ARCHIVE_JSONL, .compression = SL_ARCHIVE_ZSTD};
+	if (opt)
+		o = *opt;
+	if (o.zstd_level == 0)
+		o.zstd_level = SL_ARCHIVE_ZSTD_LEVEL_DEFAULT;
+	if (!stream || !name_valid(stream, strlen(stream)))
+		return SLUICE_ERR_INVALID_NAME;
+	if ((o.format != SL_ARCHIVE_JSONL && o.format != SL_ARCHIVE_RAW) ||
+	    (o.compression != SL_ARCHIVE_ZSTD && o.compression != SL_ARCHIVE_NONE) ||
+	    o.zstd_level < ZSTD_minCLevel() || o.zstd_level > ZSTD_maxCLevel())
+		return SLUICE_ERR_INVALID_ARGUMENT;
+
+	struct sl_archive_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->opt = o;
+	w->shard_id = shard_id;
+	strcpy(w->stream, stream);
+	int n = snprintf(w->head, sizeof(w->head),
+			 "{\"stream\":\"%s\",\"shard\":\"" SHARD_ID_PREFIX "%012" PRIu32 "\",\"seq\":\"",
+			 stream, shard_id);
+	assert(n > 0 && (size_t)n < sizeof(w->head));
+	w->head_len = (size_t)n;
+	sl_buf_init(&w->line);
+	sl_buf_init(&w->out);
+	if (o.compression == SL_ARCHIVE_ZSTD) {
+		w->cctx = ZSTD_createCCtx();
+		if (!w->cctx) {
+			sl_archive_writer_destroy(w);
+			return -ENOMEM;
+		}
+	}
+	sl_archive_writer_reset(w);
+	if (cctx_setup(w) < 0) {
+		sl_archive_writer_destroy(w);
+		return SLUICE_ERR_INTERNAL;
+	}
+	*ret = w;
+	return 0;
+}
+
+void sl_archive_writer_destroy(struct sl_archive_writer *w)
+{
+	if (!w)
+		return;
+	ZSTD_freeCCtx(w->cctx);
+	sl_buf_finish(&w->line);
+	sl_buf_finish(&w->out);
+	free(w);
+}
+
+void sl_archive_writer_reset(struct sl_archive_writer *w)
+{
+	sl_buf_reset(&w->line);
+	sl_buf_reset(&w->out);
+	memset(&w->info, 0, sizeof(w->info));
+	w->info.ext = sl_archive_ext(w->opt.format, w->opt.compression);
+	w->finished = false;
+	/* A failed add may have left the stream mid-frame: start a fresh one. Parameters stick. */
+	if (w->cctx)
+		ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_only);
+}
+
+/* JSON-escape s into p (room for 6 bytes per input byte). Returns the end. */
+static char *json_escape(char *p, const uint8_t *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*p++ = (char)c;
+			continue;
+		}
+		*p++ = '\\';
+		switch (c) {
+		case '"':
+			*p++ = '"';
+			break;
+		case '\\':
+			*p++ = '\\';
+			break;
+		case '\n':
+			*p++ = 'n';
+			break;
+		case '\r':
+			*p++ = 'r';
+			break;
+		case '\t':
+			*p++ = 't';
+			break;
+		case '\b':
+			*p++ = 'b';
+			break;
+		case '\f':
+			*p++ = 'f';
+			break;
+		default:
+			*p++ = 'u';
+			*p++ = '0';
+			*p++ = '0';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		}
+	}
+	return p;
+}
+
+/* Render the body bytes of one record into w->line. */
+static int render(struct sl_archive_writer *w, const struct sluice_record *rec)
+{
+	struct sl_buf *l = &w->line;
+	sl_buf_reset(l);
+	if (w->opt.format == SL_ARCHIVE_RAW) {
+		if (sl_buf_reserve(l, (size_t)rec->data_len + 1) < 0)
+			return -ENOMEM;
+		if (rec->data_len)
+			memcpy(l->data, rec->data, rec->data_len);
+		l->data[rec->data_len] = '\n';
+		l->len = (size_t)rec->data_len + 1;
+		return 0;
+	}
+	/* head + seq(20) + `","ts":` + ts(20) + `,"key":"` + key*6 + `","data":"` + b64 + `"}\n` */
+	size_t need = w->head_len + 20 + 8 + 20 + 9 + 6 * (size_t)rec->key_len + 11 +
+		      b64_encoded_len(rec->data_len) + 3;
+	if (sl_buf_reserve(l, need) < 0)
+		return -ENOMEM;
+	char *p = (char *)l->data;
+	memcpy(p, w->head, w->head_len);
+	p += w->head_len;
+	p += sprintf(p, "%" PRIu64 "\",\"ts\":%" PRId64 ",\"key\":\"", rec->seq, rec->ts_ms);
+	p = json_escape(p, (const uint8_t *)rec->key, rec->key_len);
+	memcpy(p, "\",\"data\":\"", 10);
+	p += 10;
+	p += b64_encode(p, rec->data, rec->data_len);
+	memcpy(p, "\"}\n", 3);
+	p += 3;
+	l->len = (size_t)(p - (char *)l->data);
+	assert(l->len <= need);
+	return 0;
+}
+
+/* Feed n bytes (or the epilogue, with ZSTD_e_end) to the compressor, appending to w->out. */
+static int compress(struct sl_archive_writer *w, const void *p, size_t n, ZSTD_EndDirective end)
+{
+	ZSTD_inBuffer in = {p, n, 0};
+	for (;;) {
+		if (sl_buf_reserve(&w->out, ZSTD_CStreamOutSize()) < 0)
+			return -ENOMEM;
+		ZSTD_outBuffer out = {w->out.data + w->out.len, w->out.cap - w->out.len, 0};
+		size_t r = ZSTD_compressStream2(w->cctx, &out, &in, end);
+		if (ZSTD_isError(r))
+			return SLUICE_ERR_INTERNAL;
+		w->out.len += out.pos;
+		/* continue: done once the input is consumed; end: once nothing is left to flush. */
+		if (end == ZSTD_e_continue ? in.pos == in.size : r == 0)
+			return 0;
+	}
+}
+
+int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_record *rec)
+{
+	if (w->finished)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	if (w->info.records > 0 && rec->seq <= w->info.last_seq)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	if (rec->ts_ms < 0 || (rec->data_len > 0 && !rec->data))
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	if (rec->key_len < 1 || rec->key_len > SLUICE_KEY_LEN_MAX || !rec->key ||
+	    !utf8_valid((const uint8_t *)rec->key, rec->key_len))
+		return SLUICE_ERR_INVALID_KEY;
+	int r = render(w, rec);
+	if (r < 0)
+		return r;
+	if (w->cctx)
+		r = compress(w, w->line.data, w->line.len, ZSTD_e_continue);
+	else
+		r = sl_buf_put(&w->out, w->line.data, w->line.len);
+	if (r < 0)
+		return r;
+	if (w->info.records == 0) {
+		w->info.first_seq = rec->seq;
+		w->info.first_ts_ms = rec->ts_ms;
+	}
+	w->info.last_seq = rec->seq;
+	w->info.records++;
+	w->info.raw_bytes += w->line.len;
+	w->info.data_bytes += rec->data_len;
+	w->info.out_bytes = w->out.len;
+	/* One line of a huge record must not pin its memory until the next add. */
+	if (w->line.cap > (1u << 20)) {
+		sl_buf_finish(&w->line);
+		sl_buf_init(&w->line);
+	}
+	return 0;
+}
+
+int sl_archive_writer_finish(struct sl_archive_writer *w, const uint8_t **ret_data,
+			     size_t *ret_len)
+{
+	if (!w->finished) {
+		if (w->cctx) {
+			int r = compress(w, NULL, 0, ZSTD_e_end);
+			if (r < 0)
+				return r;
+		}
+		w->finished = true;
+		w->info.out_bytes = w->out.len;
+	}
+	*ret_data = w->out.data;
+	*ret_len = w->out.len;
+	return 0;
+}
+
+void sl_archive_writer_info(const struct sl_archive_writer *w, struct sl_archive_writer_info *ret)
+{
+	*ret = w->info;
+}
+
+/* ---- reader ---- */
+
+/* A canonical decimal u64: 1-20 digits, no leading zero unless "0". */
+static bool parse_dec_u64(const char *s, size_t len, uint64_t *ret)
+{
+	if (len < 1 || len > 20 || (len > 1 && s[0] == '0'))
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return true;
+}
+
+/* "shardId-" + 12 digits, the value fitting a u32. */
+static bool parse_shard_id(const char *s, size_t len, uint32_t *ret)
+{
+	size_t plen = sizeof(SHARD_ID_PREFIX) - 1;
+	if (len != plen + SHARD_ID_DIGITS || memcmp(s, SHARD_ID_PREFIX, plen) != 0)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = plen; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+struct reader {
+	sl_archive_record_fn fn;
+	void *ctx;
+	char *err_msg;
+	size_t err_msg_len;
+	uint64_t line;
+	uint64_t records;
+	bool have_first;
+	char stream[SLUICE_NAME_LEN_MAX + 1];
+	uint32_t shard_id;
+	uint64_t last_seq;
+	struct sl_buf data;
+};
+
+static const char *str_field(json_t *o, const char *name, size_t *ret_len)
+{
+	json_t *v = json_object_get(o, name);
+	if (!json_is_string(v))
+		return NULL;
+	*ret_len = json_string_length(v);
+	return json_string_value(v);
+}
+
+#define CORRUPT(rd, ...)                                                                           \
+	do {                                                                                       \
+		char m_[200];                                                                      \
+		snprintf(m_, sizeof(m_), __VA_ARGS__);                                             \
+		set_err((rd)->err_msg, (rd)->err_msg_len, "line %" PRIu64 ": %s", (rd)->line, m_); \
+		r = SLUICE_ERR_CORRUPT;                                                            \
+		goto out;                                                                          \
+	} while (0)
+
+static int read_line(struct reader *rd, const char *p, size_t len)
+{
+	int r = 0;
+	json_error_t jerr;
+	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!o)
+		CORRUPT(rd, "not JSON (%s at column %d)", jerr.text, jerr.column);
+	if (!json_is_object(o))
+		CORRUPT(rd, "not a JSON object");
+	if (json_object_size(o) != 6)
+		CORRUPT(rd, "%zu fields, want stream, shard, seq, ts, key, data",
+			json_object_size(o));
+
+	struct sl_archive_record rec = {.line = rd->line};
+	size_t stream_len, shard_len, seq_len, key_len, data_len;
+	const char *stream = str_field(o, "stream", &stream_len);
+	const char *shard = str_field(o, "shard", &shard_len);
+	const char *seq = str_field(o, "seq", &seq_len);
+	const char *key = str_field(o, "key", &key_len);
+	const char *data = str_field(o, "data", &data_len);
+	json_t *ts = json_object_get(o, "ts");
+	if (!stream || !name_valid(stream, stream_len))
+		CORRUPT(rd, "stream is not a valid stream name");
+	if (!shard || !parse_shard_id(shard, shard_len, &rec.shard_id))
+		CORRUPT(rd, "shard is not shardId-NNNNNNNNNNNN");
+	if (!seq || !parse_dec_u64(seq, seq_len, &rec.seq))
+		CORRUPT(rd, "seq is not a decimal u64 string");
+	if (!json_is_integer(ts) || json_integer_value(ts) < 0)
+		CORRUPT(rd, "ts is not an integer >= 0");
+	rec.ts_ms = (int64_t)json_integer_value(ts);
+	if (!key || key_len < 1 || key_len > SLUICE_KEY_LEN_MAX)
+		CORRUPT(rd, "key is not a string of 1..%d bytes", SLUICE_KEY_LEN_MAX);
+	if (!data)
+		CORRUPT(rd, "data is not a string");
+	int d = b64_decode(data, data_len, &rd->data);
+	if (d == -ENOMEM) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (d < 0)
+		CORRUPT(rd, "data is not valid base64");
+
+	if (!rd->have_first) {
+		memcpy(rd->stream, stream, stream_len + 1);
+		rd->shard_id = rec.shard_id;
+		rd->have_first = true;
+	} else {
+		if (strcmp(rd->stream, stream) != 0 || rd->shard_id != rec.shard_id)
+			CORRUPT(rd, "stream/shard differ from line 1's");
+		if (rec.seq <= rd->last_seq)
+			CORRUPT(rd, "seq %" PRIu64 " is not above the previous %" PRIu64, rec.seq,
+				rd->last_seq);
+	}
+	rd->last_seq = rec.seq;
+	rec.stream = rd->stream;
+	rec.key = key;
+	rec.key_len = key_len;
+	rec.data = rd->data.data;
+	rec.data_len = rd->data.len;
+	rd->records++;
+	r = rd->fn(&rec, rd->ctx);
+out:
+	json_decref(o);
+	return r;
+}
+
+/* Parse every complete line of p[0..len); returns the bytes consumed or < 0. */
+static ssize_t read_lines(struct reader *rd, const uint8_t *p, size_t len, size_t *scan_from)
+{
+	size_t done = 0;
+	while (done < len) {
+		const uint8_t *nl = memchr(p + *scan_from, '\n', len - *scan_from);
+		if (!nl) {
+			*scan_from = len;
+			break;
+		}
+		size_t line_len = (size_t)(nl - (p + done));
+		rd->line++;
+		if (line_len > SL_ARCHIVE_LINE_BYTES_MAX) {
+			set_err(rd->err_msg, rd->err_msg_len, "line %" PRIu64 ": longer than %zu bytes",
+				rd->line, (size_t)SL_ARCHIVE_LINE_BYTES_MAX);
+			return SLUICE_ERR_CORRUPT;
+		}
+		int r = read_line(rd, (const char *)p + done, line_len);
+		if (r != 0)
+			return r;
+		done += line_len + 1;
+		*scan_from = done;
+	}
+	if (len - done > SL_ARCHIVE_LINE_BYTES_MAX) {
+		set_err(rd->err_msg, rd->err_msg_len, "line %" PRIu64 ": longer than %zu bytes",
+			rd->line + 1, (size_t)SL_ARCHIVE_LINE_BYTES_MAX);
+		return SLUICE_ERR_CORRUPT;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * Stream-decompress obj, handing each output chunk to sink (which returns the bytes it consumed
+ * from the pending buffer, or < 0). The frame must be complete and alone.
+ */
+typedef ssize_t (*chunk_fn)(void *ctx, const uint8_t *p, size_t len);
+
+static int zstd_stream(const uint8_t *obj, size_t len, struct sl_buf *pending, chunk_fn sink,
+		       void *ctx, char *err_msg, size_t err_msg_len)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	if (!dctx)
+		return -ENOMEM;
+	int r = 0;
+	ZSTD_inBuffer in = {obj, len, 0};
+	size_t chunk = ZSTD_DStreamOutSize();
+	for (;;) {
+		if (sl_buf_reserve(pending, chunk) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		ZSTD_outBuffer out = {pending->data + pending->len, chunk, 0};
+		size_t z = ZSTD_decompressStream(dctx, &out, &in);
+		if (ZSTD_isError(z)) {
+			set_err(err_msg, err_msg_len, "zstd: %s", ZSTD_getErrorName(z));
+			r = SLUICE_ERR_CORRUPT;
+			break;
+		}
+		pending->len += out.pos;
+		ssize_t used = sink(ctx, pending->data, pending->len);
+		if (used < 0) {
+			r = (int)used;
+			break;
+		}
+		sl_buf_consume(pending, (size_t)used);
+		if (z == 0) {
+			/* The frame is complete and flushed. */
+			if (in.pos != in.size) {
+				set_err(err_msg, err_msg_len,
+					"%zu bytes after the end of the zstd frame", in.size - in.pos);
+				r = SLUICE_ERR_CORRUPT;
+			}
+			break;
+		}
+		if (in.pos == in.size && out.pos < out.size) {
+			/* No more input, and the decoder could not fill its output: cut short. */
+			set_err(err_msg, err_msg_len, "truncated zstd frame (%zu bytes)", len);
+			r = SLUICE_ERR_CORRUPT;
+			break;
+		}
+	}
+	ZSTD_freeDCtx(dctx);
+	return r;
+}
+
+struct line_sink {
+	struct reader *rd;
+	size_t scan_from;
+};
+
+static ssize_t line_chunk(void *ctx, const uint8_t *p, size_t len)
+{
+	struct line_sink *s = ctx;
+	ssize_t used = read_lines(s->rd, p, len, &s->scan_from);
+	if (used > 0)
+		s->scan_from -= (size_t)used;
+	return used;
+}
+
+int sl_archive_read(const uint8_t *obj, size_t len, enum sl_archive_compression compression,
+		    sl_archive_record_fn fn, void *ctx, char *err_msg, size_t err_msg_len)
+{
+	struct reader rd = {.fn = fn, .ctx = ctx, .err_msg = err_msg, .err_msg_len = err_msg_len};
+	sl_buf_init(&rd.data);
+	struct sl_buf pending;
+	sl_buf_init(&pending);
+	int r;
+	size_t rest;
+	if (compression == SL_ARCHIVE_NONE) {
+		size_t scan_from = 0;
+		ssize_t used = read_lines(&rd, obj, len, &scan_from);
+		r = used < 0 ? (int)used : 0;
+		rest = used < 0 ? 0 : len - (size_t)used;
+	} else if (compression == SL_ARCHIVE_ZSTD) {
+		struct line_sink s = {.rd = &rd};
+		r = zstd_stream(obj, len, &pending, line_chunk, &s, err_msg, err_msg_len);
+		rest = pending.len;
+	} else {
+		set_err(err_msg, err_msg_len, "unknown compression %d", (int)compression);
+		r = SLUICE_ERR_INVALID_ARGUMENT;
+		rest = 0;
+	}
+	if (r == 0 && rest > 0) {
+		set_err(err_msg, err_msg_len,
+			"line %" PRIu64 ": no newline at the end (truncated object)", rd.line + 1);
+		r = SLUICE_ERR_CORRUPT;
+	}
+	sl_buf_finish(&pending);
+	sl_buf_finish(&rd.data);
+	if (r != 0)
+		return r;
+	return rd.records > INT32_MAX ? INT32_MAX : (int)rd.records;
+}
+
+struct collect_sink {
+	size_t max_bytes;
+	size_t total;
+	struct sl_buf *out;
+	char *err_msg;
+	size_t err_msg_len;
+};
+
+static ssize_t collect_chunk(void *ctx, const uint8_t *p, size_t len)
+{
+	struct collect_sink *s = ctx;
+	if (len > s->max_bytes - s->total) {
+		set_err(s->err_msg, s->err_msg_len, "decompressed object over %zu bytes",
+			s->max_bytes);
+		return SLUICE_ERR_CORRUPT;
+	}
+	if (sl_buf_put(s->out, p, len) < 0)
+		return -ENOMEM;
+	s->total += len;
+	return (ssize_t)len;
+}
+
+int sl_archive_decompress(const uint8_t *obj, size_t len, enum sl_archive_compression compression,
+			  size_t max_bytes, struct sl_buf *out, char *err_msg, size_t err_msg_len)
+{
+	if (compression == SL_ARCHIVE_NONE) {
+		if (len > max_bytes) {
+			set_err(err_msg, err_msg_len, "object over %zu bytes", max_bytes);
+			return SLUICE_ERR_CORRUPT;
+		}
+		return sl_buf_put(out, obj, len);
+	}
+	if (compression != SL_ARCHIVE_ZSTD)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	struct sl_buf pending;
+	sl_buf_init(&pending);
+	struct collect_sink s = {max_bytes, 0, out, err_msg, err_msg_len};
+	int r = zstd_stream(obj, len, &pending, collect_chunk, &s, err_msg, err_msg_len);
+	sl_buf_finish(&pending);
+	return r;
+}
+
+/* ---- object keys ---- */
+
+static bool prefix_valid(const char *p, size_t len)
+{
+	if (len > SL_ARCHIVE_PREFIX_LEN_MAX || (len > 0 && p[0] == '/'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if ((uint8_t)p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+		if (p[i] == '/' && i + 1 < len && p[i + 1] == '/')
+			return false;
+	}
+	return utf8_valid((const uint8_t *)p, len);
+}
+
+int sl_archive_key(const char *prefix, const char *stream, uint32_t shard_id, uint64_t first_seq,
+		   uint64_t last_seq, int64_t first_ts_ms, const char *ext, char *out,
+		   size_t out_len)
+{
+	if (!prefix)
+		prefix = "";
+	size_t plen = strlen(prefix);
+	while (plen > 0 && prefix[plen - 1] == '/')
+		plen--;
+	if (!prefix_valid(prefix, plen) || first_seq > last_seq || first_ts_ms < 0 || !ext)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	if (strcmp(ext, ".jsonl.zst") != 0 && strcmp(ext, ".jsonl") != 0 &&
+	    strcmp(ext, ".raw.zst") != 0 && strcmp(ext, ".raw") != 0)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	if (!stream || !name_valid(stream, strlen(stream)))
+		return SLUICE_ERR_INVALID_NAME;
+	time_t secs = (time_t)(first_ts_ms / 1000);
+	struct tm tm;
+	if (!gmtime_r(&secs, &tm))
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	int n = snprintf(out, out_len,
+			 "%.*s%s%04d/%02d/%02d/%02d/%s-" SHARD_ID_PREFIX "%012" PRIu32
+			 "-%020" PRIu64 "-%020" PRIu64 "%s",
+			 (int)plen, prefix, plen ? "/" : "", tm.tm_year + 1900, tm.tm_mon + 1,
+			 tm.tm_mday, tm.tm_hour, stream, shard_id, first_seq, last_seq, ext);
+	if (n < 0 || (size_t)n >= out_len)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+static bool digits(const char *p, size_t n, uint64_t *ret)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		unsigned d = (unsigned)(p[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return true;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int sl_archive_key_parse(const char *key, size_t key_len, struct sl_archive_key_info *ret)
+{
+	static const struct {
+		const char *ext;
+		enum sl_archive_format format;
+		enum sl_archive_compression compression;
+	} exts[] = {
+		{".jsonl.zst", SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD},
+		{".jsonl", SL_ARCHIVE_JSONL, SL_ARCHIVE_NONE},
+		{".raw.zst", SL_ARCHIVE_RAW, SL_ARCHIVE_ZSTD},
+		{".raw", SL_ARCHIVE_RAW, SL_ARCHIVE_NONE},
+	};
+	struct sl_archive_key_info info = {0};
+	size_t end = key_len;
+	size_t i;
+	for (i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		size_t n = strlen(exts[i].ext);
+		if (end > n && memcmp(key + end - n, exts[i].ext, n) == 0) {
+			end -= n;
+			info.format = exts[i].format;
+			info.compression = exts[i].compression;
+			break;
+		}
+	}
+	if (i == sizeof(exts) / sizeof(exts[0]))
+		return SLUICE_ERR_INVALID_ARGUMENT;
+
+	/* "-shardId-" 12 digits "-" 20 digits "-" 20 digits, then the extension. */
+	const size_t tail = 1 + 8 + SHARD_ID_DIGITS + 1 + SEQ_DIGITS + 1 + SEQ_DIGITS;
+	if (end < tail + 1)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	const char *t = key + end - tail;
+	uint64_t shard;
+	if (t[0] != '-' || memcmp(t + 1, SHARD_ID_PREFIX, 8) != 0 ||
+	    !digits(t + 9, SHARD_ID_DIGITS, &shard) || shard > UINT32_MAX ||
+	    t[9 + SHARD_ID_DIGITS] != '-' ||
+	    !digits(t + 10 + SHARD_ID_DIGITS, SEQ_DIGITS, &info.first_seq) ||
+	    t[10 + SHARD_ID_DIGITS + SEQ_DIGITS] != '-' ||
+	    !digits(t + 11 + SHARD_ID_DIGITS + SEQ_DIGITS, SEQ_DIGITS, &info.last_seq) ||
+	    info.first_seq > info.last_seq)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	info.shard_id = (uint32_t)shard;
+
+	/* The stream name runs back to the last '/'. */
+	size_t stream_end = end - tail;
+	size_t stream_start = stream_end;
+	while (stream_start > 0 && key[stream_start - 1] != '/')
+		stream_start--;
+	if (!name_valid(key + stream_start, stream_end - stream_start))
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	info.stream = key + stream_start;
+	info.stream_len = stream_end - stream_start;
+
+	/* "YYYY/MM/DD/HH/" before it. */
+	if (stream_start < 14)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	const char *d = key + stream_start - 14;
+	uint64_t y, mo, dd, hh;
+	if (!digits(d, 4, &y) || d[4] != '/' || !digits(d + 5, 2, &mo) || d[7] != '/' ||
+	    !digits(d + 8, 2, &dd) || d[10] != '/' || !digits(d + 11, 2, &hh) || d[13] != '/' ||
+	    y < 1970 || mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	info.hour_ms = (days_from_civil((int64_t)y, (unsigned)mo, (unsigned)dd) * 24 +
+			(int64_t)hh) *
+		       3600000;
+
+	/* Whatever precedes is the prefix, with its '/' separator. */
+	size_t date_start = stream_start - 14;
+	if (date_start > 0) {
+		if (key[date_start - 1] != '/' || date_start < 2)
+			return SLUICE_ERR_INVALID_ARGUMENT;
+		info.prefix = key;
+		info.prefix_len = date_start - 1;
+	} else {
+		info.prefix = key;
+		info.prefix_len = 0;
+	}
+	*ret = info;
+	return 0;
+}
