@@ -350,7 +350,8 @@ static int produce_baseline(const struct bench_args *a, const char *dir, uint32_
 	return 0;
 }
 
-static void print_targets(const struct bench_args *a, const struct produce_row *rows, size_t n)
+static void print_targets(const struct bench_args *a, const struct produce_row *rows, size_t n,
+			  double device_bps)
 {
 	FILE *f = bench_out(a);
 	fprintf(f, "\ntargets (reported, not asserted; best row of each kind):\n");
@@ -383,6 +384,24 @@ static void print_targets(const struct bench_args *a, const struct produce_row *
 			fprintf(f,
 				"  1 KiB %s: %.0f%% of its write baseline (target >= 50%%): %s\n",
 				modes[m], best_ratio * 100, best_ratio >= 0.5 ? "met" : "MISSED");
+		/* The page-cache baseline of `never` is memory bandwidth; the disk's own
+		 * sequential bandwidth is the device figure. Report both. */
+		double best_mbps = 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct produce_row *w = &rows[i];
+			if (strcmp(w->mode, modes[m]) != 0 || w->size != 1024 ||
+			    w->res.seconds <= 0)
+				continue;
+			double bps = (double)w->res.acked * w->size / w->res.seconds;
+			if (bps > best_mbps)
+				best_mbps = bps;
+		}
+		if (has_1k && device_bps > 0)
+			fprintf(f,
+				"  1 KiB %s: %.0f%% of the device's sequential write bandwidth "
+				"(%.0f MB/s: 1 MiB writes + one fdatasync) (target >= 50%%): %s\n",
+				modes[m], best_mbps / device_bps * 100, device_bps / 1e6,
+				best_mbps / device_bps >= 0.5 ? "met" : "MISSED");
 	}
 }
 
@@ -464,8 +483,13 @@ int bench_produce_main(struct bench_args *a)
 		if (bench_server_stop(&srv) < 0 && ret == 0)
 			ret = bench_fail("sluiced did not exit cleanly (see %s)", srv.log_path);
 	}
-	if (ret == 0)
-		print_targets(a, rows, k);
+	double device_bps = 0;
+	if (ret == 0) {
+		struct diskbw_result dev;
+		if (diskbw_measure_device(scratch, 1ull << 30, a->seconds, &dev) == 0)
+			device_bps = dev.bytes_per_s;
+		print_targets(a, rows, k, device_bps);
+	}
 	free(rows);
 	if (!a->keep) {
 		r = bench_rm_rf(scratch);

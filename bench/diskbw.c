@@ -32,8 +32,8 @@ void bench_syncfs(const char *path)
 	close(fd);
 }
 
-int diskbw_measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bool sync_each,
-		   double max_seconds, struct diskbw_result *ret)
+static int measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bool sync_each,
+		   bool sync_end, double max_seconds, struct diskbw_result *ret)
 {
 	if (write_bytes == 0)
 		return -EINVAL;
@@ -82,6 +82,10 @@ int diskbw_measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bo
 			if (t1 - t0 >= limit_ns)
 				break;
 		}
+	}
+	if (sync_end && fdatasync(fd) < 0) {
+		err = -errno;
+		goto out;
 	}
 	t1 = sl_mono_ns();
 out:
@@ -164,4 +168,16 @@ bool bench_fs_is_memory(const char *path)
 	if (statfs(path, &sf) < 0)
 		return false;
 	return (unsigned long)sf.f_type == TMPFS_MAGIC || (unsigned long)sf.f_type == RAMFS_MAGIC;
+}
+
+int diskbw_measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bool sync_each,
+		   double max_seconds, struct diskbw_result *ret)
+{
+	return measure(dir, write_bytes, total_bytes, sync_each, false, max_seconds, ret);
+}
+
+int diskbw_measure_device(const char *dir, uint64_t total_bytes, double max_seconds,
+			  struct diskbw_result *ret)
+{
+	return measure(dir, 1u << 20, total_bytes, false, true, max_seconds, ret);
 }

@@ -27,6 +27,13 @@ int diskbw_measure(const char *dir, size_t write_bytes, uint64_t total_bytes, bo
 		   double max_seconds, struct diskbw_result *ret);
 
 /*
+ * The device's sequential write bandwidth: total_bytes in 1 MiB write() calls, then one
+ * fdatasync, timed to its return; what the disk sustains, not the page cache. 0 or -errno.
+ */
+int diskbw_measure_device(const char *dir, uint64_t total_bytes, double max_seconds,
+			  struct diskbw_result *ret);
+
+/*
  * Create the scratch folder of one benchmark run: a new folder inside parent (the current
  * folder when NULL), named sluice-bench.XXXXXX. The current folder is used rather than /tmp,
  * which is often tmpfs and would measure memory instead of a disk. out gets the path.
