@@ -6,6 +6,8 @@
  */
 #include "server/server.h"
 
+#include "server/consumers.h"
+
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -113,6 +115,15 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 			return;
 		}
 		name_to_cstr(&q, name);
+		char users[512];
+		if (srv->consumers &&
+		    sl_consumers_of_stream(srv->consumers, name, users, sizeof(users))) {
+			/* Kinesis refuses too (ResourceInUse): the consumers would read nothing. */
+			sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT,
+				       "stream %s has consumers (%s); delete them first", name,
+				       users);
+			return;
+		}
 		struct sl_stream *s;
 		r = sl_registry_delete_stream(srv->registry, name, &s);
 		if (r < 0) {

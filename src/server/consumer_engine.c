@@ -72,7 +72,13 @@ void sl_cshard_clear(struct sl_cshard *s)
 	s->window = NULL;
 	for (uint32_t i = 0; i < s->nlanes; i++) {
 		struct sl_lane *l = &s->lanes[i];
-		/* A delivery still out comes back with the old epoch and is dropped then. */
+		/* A delivery still out is stale: a runner busy with it is abandoned (it must not
+		 * be handed the next batch while its call runs); a remote one comes back with the
+		 * old epoch and is dropped then. */
+		if (l->inflight && l->runner) {
+			sl_runner_abandon(l->runner);
+			l->runner = NULL;
+		}
 		l->inflight = NULL;
 		l->off = l->len = l->pos = 0;
 		l->cap = s->c->cfg.batch_size;
@@ -222,7 +228,8 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	struct handoff *h = calloc(1, sizeof(*h));
 	int r = (!dst) ? SLUICE_ERR_STREAM_NOT_FOUND : (!in || !texts || !h) ? -ENOMEM : 0;
 	for (uint32_t i = 0; r == 0 && i < count; i++) {
-		texts[i] = failure_record(s, &recs[i], reason, l->give_up_error, l->attempt);
+		/* attempts: deliveries of these records, the first one included */
+		texts[i] = failure_record(s, &recs[i], reason, l->give_up_error, l->attempt + 1);
 		if (!texts[i]) {
 			r = -ENOMEM;
 			break;
@@ -301,8 +308,7 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 		/* Abandoned (timeout), reset or deleted meanwhile. */
 		if (l->inflight == b)
 			l->inflight = NULL;
-		sl_batch_destroy(b);
-		sl_consumer_unref(s->c);
+		sl_batch_destroy(b); /* releases the delivery's consumer reference */
 		return;
 	}
 	l->inflight = NULL;
@@ -329,10 +335,14 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 	}
 	update_checkpoint(s);
 	sl_batch_destroy(b);
-	sl_consumer_unref(s->c);
 }
 
 /* ---- delivering ---- */
+
+static void release_consumer(void *ctx)
+{
+	sl_consumer_unref(ctx);
+}
 
 static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 {
@@ -369,6 +379,9 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	b->hb.stream = s->c->cfg.stream;
 	b->hb.shard_id = s->shard->id;
 	b->hb.attempt = l->attempt;
+	sl_consumer_ref(s->c);
+	b->release = release_consumer;
+	b->release_ctx = s->c;
 	if (s->c->cfg.handler_kind == SL_HANDLER_REMOTE) {
 		struct sl_remote *rem = sl_remote_pick(s->c, (uint32_t)(s - s->c->shards));
 		if (!rem) {
@@ -379,7 +392,6 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 		}
 		l->inflight = b;
 		l->dispatch_count = count;
-		sl_consumer_ref(s->c);
 		sl_remote_deliver(w, rem, b);
 		return;
 	}
@@ -392,7 +404,6 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	}
 	l->inflight = b;
 	l->dispatch_count = count;
-	sl_consumer_ref(s->c);
 	sl_runner_submit(l->runner, b);
 }
 
@@ -410,7 +421,6 @@ static void check_timeout(struct sl_worker *w, struct sl_cshard *s, struct sl_la
 	if (l->runner)
 		sl_runner_abandon(l->runner);
 	l->runner = NULL;
-	sl_consumer_unref(s->c);
 	char msg[96];
 	snprintf(msg, sizeof(msg), "handler timed out after %u ms", limit);
 	on_failure(w, s, l, l->dispatch_count, msg, now);

@@ -102,6 +102,7 @@ struct sl_consumers {
 
 struct sl_remote *sl_remote_pick(struct sl_consumer *c, uint32_t shard_index);
 void sl_remote_deliver(struct sl_worker *owner, struct sl_remote *r, struct sl_batch *b);
+void sl_remote_kick_all(struct sl_consumer *c);
 
 /* Drop the window and every lane's progress (reset, delete). Owner loop only. */
 void sl_cshard_clear(struct sl_cshard *cs);

@@ -26,6 +26,7 @@
 #define REMOTE_INFLIGHT_MAX 4096
 
 struct sl_remote {
+	uint32_t attach_request_id; /* answered again with an error when the consumer goes */
 	atomic_int refs;
 	atomic_bool closed;
 	struct sl_conn *conn;
@@ -160,9 +161,10 @@ void sl_remote_deliver(struct sl_worker *owner, struct sl_remote *r, struct sl_b
 /* ---- on the connection's loop ---- */
 
 int sl_remote_attach(struct sl_worker *w, struct sl_conn *conn, const char *name,
-		     struct sl_remote **ret, char *err_msg, size_t err_msg_len);
+		     uint32_t request_id, struct sl_remote **ret, char *err_msg,
+		     size_t err_msg_len);
 int sl_remote_attach(struct sl_worker *w, struct sl_conn *conn, const char *name,
-		     struct sl_remote **ret, char *err_msg, size_t err_msg_len)
+		     uint32_t request_id, struct sl_remote **ret, char *err_msg, size_t err_msg_len)
 {
 	struct sl_consumers *cs = w->srv->consumers;
 	pthread_mutex_lock(&cs->mu);
@@ -188,6 +190,7 @@ int sl_remote_attach(struct sl_worker *w, struct sl_conn *conn, const char *name
 		return -ENOMEM;
 	}
 	atomic_init(&r->refs, 2); /* the connection's and the consumer list's */
+	r->attach_request_id = request_id;
 	atomic_init(&r->closed, false);
 	r->conn = conn;
 	r->loop = w->loop;
@@ -268,4 +271,41 @@ int sl_remote_ack(struct sl_remote *r, const struct sl_req_consumer_ack *ack, ch
 	snprintf(err_msg, err_msg_len, "no batch %u is waiting for an answer on this connection",
 		 ack->delivery_id);
 	return SLUICE_ERR_INVALID_ARGUMENT;
+}
+
+struct kick_msg {
+	struct sl_op op;
+	struct sl_remote *r;
+};
+
+static void kick_on_conn_loop(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
+{
+	struct kick_msg *m = (struct kick_msg *)op;
+	struct sl_remote *r = m->r;
+	free(m);
+	if (!atomic_load(&r->closed)) {
+		/* The ATTACH is answered once more, with an error: the attachment is over. */
+		sl_proto_encode_error(sl_conn_out(r->conn), SL_OP_CONSUMER_ATTACH,
+				      r->attach_request_id, SLUICE_ERR_STREAM_NOT_FOUND,
+				      "the consumer was deleted");
+		sl_conn_close(r->conn, true); /* on_close detaches */
+	}
+	remote_unref(r);
+}
+
+/* The consumer is gone: end every attachment (from any thread). */
+void sl_remote_kick_all(struct sl_consumer *c);
+void sl_remote_kick_all(struct sl_consumer *c)
+{
+	pthread_mutex_lock(&c->remote_mu);
+	for (size_t i = 0; i < c->remote_count; i++) {
+		struct kick_msg *m = calloc(1, sizeof(*m));
+		if (!m)
+			continue;
+		m->r = c->remotes[i];
+		atomic_fetch_add(&m->r->refs, 1);
+		m->op.complete = kick_on_conn_loop;
+		sl_loop_post_external(m->r->loop, &m->op);
+	}
+	pthread_mutex_unlock(&c->remote_mu);
 }

@@ -113,6 +113,8 @@ void sl_batch_destroy(struct sl_batch *b)
 	if (!b)
 		return;
 	sl_window_unref(b->win);
+	if (b->release)
+		b->release(b->release_ctx);
 	free(b);
 }
 

@@ -54,6 +54,10 @@ struct sl_batch {
 	int invoke_status; /* 0, or why no result came (crash, timeout, disconnect) */
 	int64_t dispatched_ms;
 	uint64_t delivery_id; /* remote handlers */
+	/* Called by sl_batch_destroy, on whichever thread frees the batch last: the engine's
+	 * reference on its consumer lives exactly as long as the delivery. */
+	void (*release)(void *ctx);
+	void *release_ctx;
 };
 
 /* A delivery of win->recs[first .. first+count) (takes a window reference). */
@@ -75,7 +79,8 @@ struct sl_runner_config {
 int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret);
 /* Hand a batch over; the runner must be idle. */
 void sl_runner_submit(struct sl_runner *r, struct sl_batch *b);
-/* Give up on the batch in progress (timeout): the thread frees it and itself when done. */
+/* Give up on the batch in progress (timeout, reset): the thread frees it and itself when the
+ * call returns. A batch already handed back stays with the loop (it arrives as a message). */
 void sl_runner_abandon(struct sl_runner *r);
 /* Wait until every runner thread ended (their handlers closed, exec processes reaped), at most
  * timeout_ms; returns how many are still running (stuck in a handler call). */

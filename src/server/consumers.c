@@ -380,6 +380,7 @@ int sl_consumers_delete(struct sl_consumers *cs, const char *name)
 	sl_consumer_config_remove(cs->meta_dir, name);
 	sl_checkpoint_remove_all(cs->srv->cfg.data_dir, name);
 	pthread_mutex_unlock(&cs->mu);
+	sl_remote_kick_all(c);
 	sl_consumer_unref(c);
 	SL_INFO("deleted consumer %s", name);
 	return 0;
@@ -562,4 +563,24 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 		}
 	}
 	pthread_mutex_unlock(&cs->mu);
+}
+
+int sl_consumers_of_stream(struct sl_consumers *cs, const char *stream, char *names, size_t len)
+{
+	int n = 0;
+	size_t at = 0;
+	if (len)
+		names[0] = '\0';
+	pthread_mutex_lock(&cs->mu);
+	for (size_t i = 0; i < cs->count; i++) {
+		if (strcmp(cs->list[i]->cfg.stream, stream) != 0)
+			continue;
+		int w = snprintf(names + at, at < len ? len - at : 0, "%s%s", n ? ", " : "",
+				 cs->list[i]->cfg.name);
+		if (w > 0 && at + (size_t)w < len)
+			at += (size_t)w;
+		n++;
+	}
+	pthread_mutex_unlock(&cs->mu);
+	return n;
 }

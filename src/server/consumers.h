@@ -89,6 +89,8 @@ struct sl_consumer_info {
 };
 int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_consumer_info **ret);
 void sl_consumer_info_free(struct sl_consumer_info *info);
+/* How many consumers read stream; their names, comma-separated, go to names. */
+int sl_consumers_of_stream(struct sl_consumers *cs, const char *stream, char *names, size_t len);
 /* Names, sorted; free with free() on each and on the array. */
 int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_count);
 

@@ -164,7 +164,8 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 }
 
 int sl_remote_attach(struct sl_worker *w, struct sl_conn *conn, const char *name,
-		     struct sl_remote **ret, char *err_msg, size_t err_msg_len);
+		     uint32_t request_id, struct sl_remote **ret, char *err_msg,
+		     size_t err_msg_len);
 void sl_remote_detach(struct sl_remote *r);
 int sl_remote_ack(struct sl_remote *r, const struct sl_req_consumer_ack *ack, char *err_msg,
 		  size_t err_msg_len);
@@ -206,7 +207,8 @@ static void handle_remote(struct sl_session *sess, struct sl_conn *c,
 		}
 		char name[SLUICE_NAME_LEN_MAX + 1];
 		snprintf(name, sizeof(name), "%.*s", (int)q.len, q.p);
-		r = sl_remote_attach(sess->w, c, name, &sess->remote, msg, sizeof(msg));
+		r = sl_remote_attach(sess->w, c, name, h->request_id, &sess->remote, msg,
+				     sizeof(msg));
 		if (r < 0) {
 			sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
 			return;

@@ -2,7 +2,7 @@
 """Records that keep failing are retried until they expire from the stream (default
 --max-retries -1), then given up on: dropped and counted ('expired' in describe) without an
 on-failure stream, or written to it with reason "expired"; either way the checkpoint moves past
-them and the shard moves on. The stream keeps records for 3 s, so this takes a few seconds."""
+them and the shard moves on. The stream keeps records for 3 s, so this takes a few seconds. Also --max-record-age."""
 import base64
 import os
 import sys
@@ -79,6 +79,26 @@ def test_retried_until_expiry_then_dropped_or_handed_off():
         d = cu.wait_caught_up(c, name, "ex", 5)
         sm = cu.shard_map(d)
         assert sm[0]["delivered"] == 4 and sm[1]["delivered"] == 1, (name, cu.describe_str(d))
+    c.close()
+
+
+def test_max_record_age():
+    c = srv.client()
+    c.create_stream("age", 1)
+    c.create_stream("age-dlq", 1)
+    c.create_consumer("age-c", "age", cu.plugin("fail_on_marker"), start="trim-horizon",
+                      max_record_age_s=1, on_failure="age-dlq")
+    res = c.produce("age", [("k", "FAIL-old"), ("k", "FAIL-older")])
+    t0 = time.monotonic()
+    d = cu.wait_caught_up(c, "age-c", "age", 8, "records older than --max-record-age 1 s to "
+                          "be given up on")
+    assert time.monotonic() - t0 >= 0.9, "given up before the records were 1 s old"
+    s = d["shards"][0]
+    assert s["sent_to_on_failure"] == 2 and s["retries"] >= 1 and s["delivered"] == 0, s
+    dlq = cu.on_failure_records(c, "age-dlq")
+    assert sorted(o["reason"] for _, _, o in dlq) == ["max_record_age"] * 2, dlq
+    assert sorted(base64.b64decode(o["data"]) for _, _, o in dlq) == [b"FAIL-old",
+                                                                      b"FAIL-older"]
     c.close()
 
 

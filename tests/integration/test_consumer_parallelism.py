@@ -85,6 +85,62 @@ def test_parallelism_keeps_key_order_and_is_faster():
     assert speedup > 1.5, ("--parallelism 4 is not faster", t1, t4)
 
 
+def test_failing_lane_blocks_only_itself():
+    """With --parallelism 3, a failing record blocks its own lane (the keys that share its
+    handler process): the other lanes' records of the window are delivered meanwhile, the
+    checkpoint stays before the failing record until it is given up on, then everything moves
+    on. Lanes are told apart by the handler's pid (one process per lane)."""
+    log = os.path.join(tmp, "lane.log")
+    c = srv.client()
+    c.create_stream("lane", 1)
+    c.create_stream("lane-dlq", 1)
+    recs = [("key-%02d" % (i % 12), "v%d" % i) for i in range(60)]
+    recs[5] = (recs[5][0], "FAIL-lane")
+    res = c.produce("lane", recs)
+    fail_seq = res[5][2]
+    c.create_consumer("lane-c", "lane", cu.exec_log_handler(log, fail_prefix="FAIL"),
+                      start="trim-horizon", batch_size=20, parallelism=3, max_retries=4,
+                      on_failure="lane-dlq")
+    seen_cp = []
+
+    def finished():
+        s = c.describe_consumer("lane-c")["shards"][0]
+        seen_cp.append((s["checkpoint"], s["sent_to_on_failure"]))
+        return cu.caught_up(c, "lane-c", "lane")
+    sp.wait_until(finished, 15, "the lane consumer to give up and finish", interval=0.02)
+    for cp, sent in seen_cp:
+        if not sent:
+            assert cp < fail_seq, ("checkpoint passed the failing record", cp, fail_seq)
+    entries = cu.read_jsonl(log)
+    key_of = {seq: k for (k, d), (_, _, seq) in zip(recs, res)}
+    pid_of_key = {}
+    for e in entries:
+        for seq, key, _ in e["recs"]:
+            pid_of_key.setdefault(key, set()).add(e["pid"])
+    assert all(len(p) == 1 for p in pid_of_key.values()), ("a key moved between lanes",
+                                                          pid_of_key)
+    failed = [e for e in entries if e.get("failed")]
+    assert len(failed) == 5, ("1 delivery + 4 retries of the failing lane", len(failed))
+    lane_pid = failed[0]["pid"]
+    lane_keys = {k for k, p in pid_of_key.items() if p == {lane_pid}}
+    other = {seq for seq, k in key_of.items() if k not in lane_keys}
+    assert other, "every key landed in the failing lane"
+    done_at = {}
+    for e in entries:
+        if not e.get("failed"):
+            for r in e["recs"]:
+                done_at.setdefault(r[0], e["t1"])
+    last_retry = max(e["t0"] for e in failed)
+    late = sorted(seq for seq in other if not done_at.get(seq, 1e18) < last_retry)
+    assert not late, ("records of other lanes waited for the failing lane", late)
+    dlq = cu.on_failure_records(c, "lane-dlq")
+    given_up = {int(o["seq"]) for _, _, o in dlq}
+    assert fail_seq in given_up, dlq
+    # Only records of the failing lane can have been given up on with it.
+    assert not given_up & other, sorted(given_up & other)
+    c.delete_consumer("lane-c")
+    c.close()
+
 try:
     sp.run_tests(sp.collect(globals()), time_limit=80)
 finally:
