@@ -168,25 +168,25 @@ int cmp_child_stop(pid_t pid, int timeout_ms)
 	if (pid <= 0)
 		return 0;
 	kill(pid, SIGTERM);
-	int status = 0;
+	int status = 0, ret = -1;
 	int64_t deadline = sl_mono_ms() + timeout_ms;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid || (w < 0 && errno != EINTR)) {
-			if (w < 0)
-				status = -1;
+		if (w == pid) {
+			ret = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 			break;
 		}
+		if (w < 0 && errno != EINTR)
+			break;
 		if (sl_mono_ms() >= deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			status = -1;
 			break;
 		}
 		usleep(10000);
 	}
 	cmp_child_forget(pid);
-	return status == 0 ? 0 : -1;
+	return ret;
 }
 
 static void on_signal(int sig)
@@ -398,8 +398,8 @@ uint64_t cmp_share(const struct cmp_params *p, uint32_t conn)
 
 /* ---- flags ---- */
 
-static int parse_u32_list(const char *flag, const char *s, uint32_t lo, uint32_t hi,
-			  uint32_t *out, size_t *ret_n)
+static int parse_u32_list(const char *flag, const char *s, uint32_t lo, uint32_t hi, uint32_t *out,
+			  size_t *ret_n)
 {
 	char tmp[256];
 	if (snprintf(tmp, sizeof(tmp), "%s", s) >= (int)sizeof(tmp) || !tmp[0])
@@ -422,8 +422,7 @@ static int parse_u32_list(const char *flag, const char *s, uint32_t lo, uint32_t
 static int parse_seconds(const char *flag, const char *v, double *ret)
 {
 	int64_t ms;
-	if (sl_parse_duration_ms(v, &ms) < 0 || ms <= 0 ||
-	    ms > (int64_t)(BENCH_SECONDS_MAX * 1000))
+	if (sl_parse_duration_ms(v, &ms) < 0 || ms <= 0 || ms > (int64_t)(BENCH_SECONDS_MAX * 1000))
 		return cmp_fail(NULL, "%s: '%s' is not a duration in 1ms..1h", flag, v);
 	*ret = (double)ms / 1000.0;
 	return 0;
@@ -492,8 +491,8 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o)
 		int r = 0;
 		if (strcmp(f, "--records") == 0) {
 			if (sl_parse_u64(v, &n) < 0 || n == 0 || n > BENCH_RECORDS_MAX)
-				return cmp_fail(NULL, "--records: '%s' is not a number in 1..%llu", v,
-						(unsigned long long)BENCH_RECORDS_MAX);
+				return cmp_fail(NULL, "--records: '%s' is not a number in 1..%llu",
+						v, (unsigned long long)BENCH_RECORDS_MAX);
 			o->records = n;
 		} else if (strcmp(f, "--sizes") == 0) {
 			r = parse_u32_list(f, v, CMP_SIZE_MIN, BENCH_SIZE_MAX / 2, o->sizes,
@@ -589,7 +588,8 @@ static void machine_info(const char *scratch, char *out, size_t out_len)
 		 uname(&u) == 0 ? u.release : "unknown", fs);
 }
 
-static void append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void append(char *buf, size_t len, const char *fmt, ...)
 {
 	size_t used = strlen(buf);
@@ -637,8 +637,8 @@ static void progress_row(const struct cmp_row *w)
 		cmp_progress("  %-6s %-15s %8llu rec  %10s rec/s %8.1f MB/s  p50 %.0f us  p99 %.0f "
 			     "us  p99.9 %.0f us%s",
 			     w->engine, cmp_workload_name(w->workload),
-			     (unsigned long long)w->records, rs, w->mb_per_sec, w->p50_us, w->p99_us,
-			     w->p999_us, w->time_bound ? " (time bound)" : "");
+			     (unsigned long long)w->records, rs, w->mb_per_sec, w->p50_us,
+			     w->p99_us, w->p999_us, w->time_bound ? " (time bound)" : "");
 	else
 		cmp_progress("  %-6s %-15s %8llu rec  %10s rec/s %8.1f MB/s%s", w->engine,
 			     cmp_workload_name(w->workload), (unsigned long long)w->records, rs,
@@ -677,8 +677,8 @@ static int measure(struct cmp_engine *e, enum cmp_workload w, struct cmp_params 
 	if (ret == 0 && r->records == 0)
 		ret = cmp_fail(e, "%s: no record got through", cmp_workload_name(w));
 	if (ret == 0 && (w == CMP_PRODUCE || w == CMP_PRODUCE_LATENCY) && r->records != r->sent)
-		ret = cmp_fail(e, "%s: %llu of %llu records not acknowledged",
-			       cmp_workload_name(w), (unsigned long long)(r->sent - r->records),
+		ret = cmp_fail(e, "%s: %llu of %llu records not acknowledged", cmp_workload_name(w),
+			       (unsigned long long)(r->sent - r->records),
 			       (unsigned long long)r->sent);
 	if (!keep_stream || ret < 0) {
 		int d = bench_stop ? 0 : e->drop(e, p);
@@ -742,7 +742,7 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 		cmp_progress("%s, %u-byte records, %u connection(s): latency at %.0f records/s "
 			     "offered (%s), %llu records",
 			     dur, size, conns, rate,
-			     o->rate > 0 ? "--rate" : "50%% of the slowest engine's peak",
+			     o->rate > 0 ? "--rate" : "50% of the slowest engine's peak",
 			     (unsigned long long)lat_records);
 	for (int w = CMP_PRODUCE_LATENCY; w <= CMP_E2E && ret == 0; w++) {
 		if (w == CMP_CONSUME)
@@ -848,6 +848,8 @@ int bench_compare_main(int argc, char **argv)
 			continue;
 		bool fsync = d == 0;
 		size_t started = 0;
+		append(rep.brief, sizeof(rep.brief), "%s%s: ", rep.brief[0] ? "\n" : "",
+		       fsync ? "fsync" : "async");
 		for (size_t i = 0; i < neng && ret == 0; i++) {
 			cmp_progress("starting %s (%s)", eng[i].name, fsync ? "fsync" : "async");
 			ret = eng[i].start(&eng[i], g_scratch, fsync);
@@ -859,16 +861,17 @@ int bench_compare_main(int argc, char **argv)
 					       rep.versions[0] ? "; " : "", eng[i].version);
 				append(rep.settings, sizeof(rep.settings), "\n- %s, %s: %s",
 				       eng[i].name, fsync ? "fsync" : "async", eng[i].settings);
+				append(rep.brief, sizeof(rep.brief), "%s%s %s", i == 0 ? "" : " | ",
+				       eng[i].name, eng[i].brief);
 				if (eng[i].note[0] && !strstr(rep.notes, eng[i].note))
 					append(rep.notes, sizeof(rep.notes), "%s%s: %s",
-					       rep.notes[0] ? "\n" : "", eng[i].name,
-					       eng[i].note);
+					       rep.notes[0] ? "\n" : "", eng[i].name, eng[i].note);
 			}
 		}
 		for (size_t s = 0; s < o.nsizes && ret == 0; s++)
 			for (size_t c = 0; c < o.nconnections && ret == 0; c++)
-				ret = run_config(eng, neng, &o, fsync, o.sizes[s],
-						 o.connections[c], &rep, g_scratch);
+				ret = run_config(eng, neng, &o, fsync, o.sizes[s], o.connections[c],
+						 &rep, g_scratch);
 		for (size_t i = 0; i < started; i++) {
 			if (eng[i].stop(&eng[i]) < 0 && ret == 0 && !bench_stop)
 				ret = cmp_fail(&eng[i], "the server did not exit cleanly");

@@ -59,7 +59,8 @@ struct cmp_engine {
 	void *priv;
 	char version[128];  /* filled by start */
 	char settings[512]; /* the exact server and client settings, filled by start */
-	char note[256];	    /* a caveat to print with every figure of this engine ("" if none) */
+	char note[512];	    /* a caveat to print with every figure of this engine ("" if none) */
+	char brief[160];    /* the durability settings in a few words, for the plots */
 	/* Start the server for one durability class, its data in a new folder of scratch. */
 	int (*start)(struct cmp_engine *e, const char *scratch, bool fsync);
 	/* Stop the server (by PID) and forget it; safe when not started. 0: exited cleanly. */
@@ -122,7 +123,8 @@ pid_t cmp_spawn(char *const argv[], const char *log_path);
 /* Register a child started elsewhere (sluiced through bench_server_start). */
 void cmp_child_add(pid_t pid);
 void cmp_child_forget(pid_t pid);
-/* SIGTERM, wait up to timeout_ms, then SIGKILL. 0: exited with status 0. */
+/* SIGTERM, wait up to timeout_ms, then SIGKILL. Returns the exit status (128 + signal when
+ * killed by one), or -1 when SIGKILL was needed. */
 int cmp_child_stop(pid_t pid, int timeout_ms);
 /* Whether the child still runs (not reaped). */
 bool cmp_child_alive(pid_t pid);
@@ -154,7 +156,8 @@ struct cmp_row {
 struct cmp_report {
 	char machine[512];  /* cores, kernel, file system of the data folder */
 	char versions[512]; /* each engine's --version */
-	char settings[2048];
+	char settings[4096];
+	char brief[1024]; /* what the plots print of the settings */
 	char notes[1024];
 	char command[1024];
 	char date[64];
@@ -165,7 +168,7 @@ struct cmp_report {
 int cmp_report_add(struct cmp_report *rep, const struct cmp_row *row);
 /* The markdown table (and the ratios) to f. */
 void cmp_report_markdown(const struct cmp_report *rep, FILE *f);
-/* DIR/results.md, DIR/results.json, and plots (DIR/*.svg, *.png) when gnuplot is there. */
+/* DIR/results.md, DIR/results.json, and plots (DIR/NAME.svg, NAME.png) when gnuplot is there. */
 int cmp_report_write(const struct cmp_report *rep, const char *dir);
 
 int bench_compare_main(int argc, char **argv);

@@ -6,6 +6,7 @@
  * docs/benchmarks.md explains the figures.
  */
 #include "bench.h"
+#include "compare.h"
 
 #include "common/units.h"
 
@@ -30,6 +31,8 @@ static const char usage[] =
     "  produce   produce through sluiced with libsluice async producers\n"
     "  read      produce, then read back with libsluice shard readers\n"
     "  consume   produce, then deliver to a consumer (plugin, remote, exec handlers)\n"
+    "  compare   the same workloads against sluice, Redis Streams and NATS JetStream\n"
+    "            (see sluice-bench compare --help)\n"
     "\n"
     "common options:\n"
     "  --records N          records per combination (default 1000000; consume: 2000000,\n"
@@ -452,6 +455,8 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "compare") == 0)
+		return bench_compare_main(argc, argv);
 	static struct bench_args a;
 	a.cmd = argv[1];
 	int (*run)(struct bench_args *) = NULL;

@@ -24,6 +24,32 @@ sluice_install_deps() {
 	fi
 }
 
+# The peers of `sluice-bench compare` (Redis Streams, NATS JetStream) and gnuplot for its plots.
+# Optional: the default build does not need them (bench/meson.build builds a peer in when its
+# client library is found); tools/test installs them so the compare smoke test runs.
+SLUICE_BENCH_PACKAGES="libhiredis-dev libnats-dev redis-server nats-server gnuplot-nox"
+
+# Sets SLUICE_BENCH_INSTALLED=1 when it installed anything (build folders then need a reconfigure
+# to find the new libraries).
+sluice_install_bench_deps() {
+	local missing=""
+	SLUICE_BENCH_INSTALLED=0
+	for p in $SLUICE_BENCH_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "sluice: missing benchmark packages:$missing (the compare smoke test is skipped)" >&2
+		return 0
+	fi
+	echo "sluice: installing$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null || return 1
+	apt-get install -y -q --no-install-recommends $missing >/dev/null || return 1
+	SLUICE_BENCH_INSTALLED=1
+}
+
 # Configure (once) and build a build folder: sluice_build DIR [meson options...]
 sluice_build() {
 	local dir=$1

@@ -36,7 +36,7 @@ struct sl_archive_writer {
 };
 
 static void set_err(char *err_msg, size_t err_msg_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err_msg, size_t err_msg_len, const char *fmt, ...)
 {
@@ -103,7 +103,7 @@ static bool utf8_valid(const uint8_t *s, size_t len)
 /* ---- base64 (RFC 4648 section 4, with padding) ---- */
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static size_t b64_encoded_len(size_t n)
 {
@@ -209,8 +209,8 @@ static int cctx_setup(struct sl_archive_writer *w)
 	if (!w->cctx)
 		return 0;
 	ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
-						w->opt.zstd_level)) ||
+	if (ZSTD_isError(
+		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->opt.zstd_level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1)))
 		return SLUICE_ERR_INTERNAL;
 	return 0;
@@ -238,7 +238,8 @@ int sl_archive_writer_create(const char *stream, uint32_t shard_id,
 	w->shard_id = shard_id;
 	strcpy(w->stream, stream);
 	int n = snprintf(w->head, sizeof(w->head),
-			 "{\"stream\":\"%s\",\"shard\":\"" SHARD_ID_PREFIX "%012" PRIu32 "\",\"seq\":\"",
+			 "{\"stream\":\"%s\",\"shard\":\"" SHARD_ID_PREFIX "%012" PRIu32
+			 "\",\"seq\":\"",
 			 stream, shard_id);
 	assert(n > 0 && (size_t)n < sizeof(w->head));
 	w->head_len = (size_t)n;
@@ -415,8 +416,7 @@ int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_recor
 	return 0;
 }
 
-int sl_archive_writer_finish(struct sl_archive_writer *w, const uint8_t **ret_data,
-			     size_t *ret_len)
+int sl_archive_writer_finish(struct sl_archive_writer *w, const uint8_t **ret_data, size_t *ret_len)
 {
 	if (!w->finished) {
 		if (w->cctx) {
@@ -487,7 +487,11 @@ struct reader {
 	uint32_t shard_id;
 	uint64_t last_seq;
 	struct sl_buf data;
+	int stopped; /* the callback's nonzero value, once it returned one */
 };
+
+/* read_line's way of saying "the callback stopped us" through byte counts (never a real code). */
+#define STOPPED (-ECANCELED)
 
 static const char *str_field(json_t *o, const char *name, size_t *ret_len)
 {
@@ -521,7 +525,7 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 			json_object_size(o));
 
 	struct sl_archive_record rec = {.line = rd->line};
-	size_t stream_len, shard_len, seq_len, key_len, data_len;
+	size_t stream_len = 0, shard_len = 0, seq_len = 0, key_len = 0, data_len = 0;
 	const char *stream = str_field(o, "stream", &stream_len);
 	const char *shard = str_field(o, "shard", &shard_len);
 	const char *seq = str_field(o, "seq", &seq_len);
@@ -564,10 +568,14 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 	rec.stream = rd->stream;
 	rec.key = key;
 	rec.key_len = key_len;
-	rec.data = rd->data.data;
+	rec.data = rd->data.data ? rd->data.data : (const uint8_t *)""; /* never NULL */
 	rec.data_len = rd->data.len;
 	rd->records++;
-	r = rd->fn(&rec, rd->ctx);
+	int stop = rd->fn(&rec, rd->ctx);
+	if (stop != 0) {
+		rd->stopped = stop;
+		r = STOPPED;
+	}
 out:
 	json_decref(o);
 	return r;
@@ -586,8 +594,9 @@ static ssize_t read_lines(struct reader *rd, const uint8_t *p, size_t len, size_
 		size_t line_len = (size_t)(nl - (p + done));
 		rd->line++;
 		if (line_len > SL_ARCHIVE_LINE_BYTES_MAX) {
-			set_err(rd->err_msg, rd->err_msg_len, "line %" PRIu64 ": longer than %zu bytes",
-				rd->line, (size_t)SL_ARCHIVE_LINE_BYTES_MAX);
+			set_err(rd->err_msg, rd->err_msg_len,
+				"line %" PRIu64 ": longer than %zu bytes", rd->line,
+				(size_t)SL_ARCHIVE_LINE_BYTES_MAX);
 			return SLUICE_ERR_CORRUPT;
 		}
 		int r = read_line(rd, (const char *)p + done, line_len);
@@ -642,7 +651,8 @@ static int zstd_stream(const uint8_t *obj, size_t len, struct sl_buf *pending, c
 			/* The frame is complete and flushed. */
 			if (in.pos != in.size) {
 				set_err(err_msg, err_msg_len,
-					"%zu bytes after the end of the zstd frame", in.size - in.pos);
+					"%zu bytes after the end of the zstd frame",
+					in.size - in.pos);
 				r = SLUICE_ERR_CORRUPT;
 			}
 			break;
@@ -702,6 +712,8 @@ int sl_archive_read(const uint8_t *obj, size_t len, enum sl_archive_compression 
 	}
 	sl_buf_finish(&pending);
 	sl_buf_finish(&rd.data);
+	if (r == STOPPED)
+		return rd.stopped;
 	if (r != 0)
 		return r;
 	return rd.records > INT32_MAX ? INT32_MAX : (int)rd.records;
@@ -827,10 +839,10 @@ int sl_archive_key_parse(const char *key, size_t key_len, struct sl_archive_key_
 		enum sl_archive_format format;
 		enum sl_archive_compression compression;
 	} exts[] = {
-		{".jsonl.zst", SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD},
-		{".jsonl", SL_ARCHIVE_JSONL, SL_ARCHIVE_NONE},
-		{".raw.zst", SL_ARCHIVE_RAW, SL_ARCHIVE_ZSTD},
-		{".raw", SL_ARCHIVE_RAW, SL_ARCHIVE_NONE},
+	    {".jsonl.zst", SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD},
+	    {".jsonl", SL_ARCHIVE_JSONL, SL_ARCHIVE_NONE},
+	    {".raw.zst", SL_ARCHIVE_RAW, SL_ARCHIVE_ZSTD},
+	    {".raw", SL_ARCHIVE_RAW, SL_ARCHIVE_NONE},
 	};
 	struct sl_archive_key_info info = {0};
 	size_t end = key_len;
@@ -882,9 +894,8 @@ int sl_archive_key_parse(const char *key, size_t key_len, struct sl_archive_key_
 	    !digits(d + 8, 2, &dd) || d[10] != '/' || !digits(d + 11, 2, &hh) || d[13] != '/' ||
 	    y < 1970 || mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23)
 		return SLUICE_ERR_INVALID_ARGUMENT;
-	info.hour_ms = (days_from_civil((int64_t)y, (unsigned)mo, (unsigned)dd) * 24 +
-			(int64_t)hh) *
-		       3600000;
+	info.hour_ms =
+	    (days_from_civil((int64_t)y, (unsigned)mo, (unsigned)dd) * 24 + (int64_t)hh) * 3600000;
 
 	/* Whatever precedes is the prefix, with its '/' separator. */
 	size_t date_start = stream_start - 14;

@@ -9,13 +9,15 @@
  *
  *   - fields exactly in this order (the writer's contract; the reader accepts any order but rejects
  *     missing, unknown and duplicate fields);
- *   - "seq" is a decimal string (a u64 does not fit a JSON double), "ts" the arrival time in Unix ms;
+ *   - "seq" is a decimal string (a u64 does not fit a JSON double), "ts" the arrival time in Unix
+ * ms;
  *   - "key" is the partition key (1..256 bytes of UTF-8, JSON-escaped), "data" standard base64 with
  *     padding (RFC 4648 section 4, no line breaks);
  *   - this is the shape of `sluice get --format json`, so `zstdcat OBJ | jq` reads an archive.
  *
  * Object body (format raw): the record data bytes followed by '\n', and nothing else (as Amazon
- * Data Firehose writes). Not restorable: no keys, no sequence numbers. sl_archive_read() refuses it.
+ * Data Firehose writes). Not restorable: no keys, no sequence numbers. sl_archive_read() refuses
+ * it.
  *
  * Compression: the body as ONE zstd frame (streamed, so the content size is not in the frame
  * header), or none. The frame's own checksum is on (ZSTD_c_checksumFlag): a flipped bit inside the
@@ -25,8 +27,8 @@
  *
  * Validation when reading (every byte of an object is outside input): each line must be valid
  * UTF-8 JSON (jansson, duplicates rejected), the shard id "shardId-" + 12 digits, seq a canonical
- * u64 decimal, ts an integer >= 0, key 1..256 bytes, data valid base64; every line of an object must
- * name the same stream and shard, with strictly increasing sequence numbers. The first failure
+ * u64 decimal, ts an integer >= 0, key 1..256 bytes, data valid base64; every line of an object
+ * must name the same stream and shard, with strictly increasing sequence numbers. The first failure
  * stops the read with SLUICE_ERR_CORRUPT and a message naming the line (1-based).
  *
  * Object key (see sl_archive_key):
@@ -75,7 +77,8 @@ enum sl_archive_compression {
 struct sl_archive_options {
 	enum sl_archive_format format;
 	enum sl_archive_compression compression;
-	int zstd_level; /* 0: SL_ARCHIVE_ZSTD_LEVEL_DEFAULT; else ZSTD_minCLevel()..ZSTD_maxCLevel() */
+	int zstd_level; /* 0: SL_ARCHIVE_ZSTD_LEVEL_DEFAULT; else ZSTD_minCLevel()..ZSTD_maxCLevel()
+			 */
 };
 
 /* ---- writer ---- */
@@ -121,10 +124,10 @@ struct sl_archive_writer_info {
 	uint64_t first_seq; /* valid when records > 0 */
 	uint64_t last_seq;
 	int64_t first_ts_ms;
-	uint64_t raw_bytes;	   /* uncompressed body bytes added so far */
-	uint64_t out_bytes;	   /* object bytes produced so far (grows in steps under zstd) */
-	uint64_t data_bytes;	   /* sum of record data lengths */
-	const char *ext;	   /* ".jsonl.zst", ... for sl_archive_key() */
+	uint64_t raw_bytes;  /* uncompressed body bytes added so far */
+	uint64_t out_bytes;  /* object bytes produced so far (grows in steps under zstd) */
+	uint64_t data_bytes; /* sum of record data lengths */
+	const char *ext;     /* ".jsonl.zst", ... for sl_archive_key() */
 };
 void sl_archive_writer_info(const struct sl_archive_writer *w, struct sl_archive_writer_info *ret);
 
@@ -133,7 +136,8 @@ const char *sl_archive_ext(enum sl_archive_format format, enum sl_archive_compre
 
 /* ---- reader ---- */
 
-/* One decoded record. Every pointer borrows the reader's buffers: valid during the callback only. */
+/* One decoded record. Every pointer borrows the reader's buffers: valid during the callback only.
+ */
 struct sl_archive_record {
 	const char *stream; /* NUL-terminated */
 	uint32_t shard_id;

@@ -227,7 +227,12 @@ def main():
     work = tempfile.mkdtemp(prefix="sl-s3-")
     port = free_port()
     log = open(os.path.join(work, "s3rver.log"), "wb")
-    proc = subprocess.Popen([node, s3rver, "-d", os.path.join(work, "data"), "-a", "127.0.0.1",
+    # s3rver 3 encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node >= 17)
+    # keeps in its legacy provider.
+    node_major = int(subprocess.run([node, "--version"], capture_output=True, text=True)
+                     .stdout.strip().lstrip("v").split(".")[0] or 0)
+    legacy = ["--openssl-legacy-provider"] if node_major >= 17 else []
+    proc = subprocess.Popen([node] + legacy + [s3rver, "-d", os.path.join(work, "data"), "-a", "127.0.0.1",
                              "-p", str(port), "--configure-bucket", BUCKET],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)

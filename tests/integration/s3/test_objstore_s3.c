@@ -351,10 +351,10 @@ int main(void)
 {
 	need("S3_ENDPOINT");
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_get_delete), cmocka_unit_test(list_pages),
-		cmocka_unit_test(multipart_40mib), cmocka_unit_test(wrong_access_key),
-		cmocka_unit_test(sigv4_verified), cmocka_unit_test(server_down),
-		cmocka_unit_test(server_errors),  cmocka_unit_test(multipart_abort),
+	    cmocka_unit_test(put_get_delete),  cmocka_unit_test(list_pages),
+	    cmocka_unit_test(multipart_40mib), cmocka_unit_test(wrong_access_key),
+	    cmocka_unit_test(sigv4_verified),  cmocka_unit_test(server_down),
+	    cmocka_unit_test(server_errors),   cmocka_unit_test(multipart_abort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
