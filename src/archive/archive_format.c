@@ -1,5 +1,6 @@
 /* The archive object format: see archive_format.h for the layout and the reader's checks. */
 #include "archive/archive_format.h"
+#include "common/utf8.h"
 
 #include "common/buf.h"
 
@@ -57,45 +58,6 @@ static bool name_valid(const char *s, size_t len)
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '_' || c == '.' || c == '-'))
 			return false;
-	}
-	return true;
-}
-
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF): what jansson accepts back. */
-static bool utf8_valid(const uint8_t *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		uint8_t c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t n;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
 	}
 	return true;
 }
@@ -388,7 +350,7 @@ int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_recor
 	if (rec->ts_ms < 0 || (rec->data_len > 0 && !rec->data))
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	if (rec->key_len < 1 || rec->key_len > SLUICE_KEY_LEN_MAX || !rec->key ||
-	    !utf8_valid((const uint8_t *)rec->key, rec->key_len))
+	    !sl_utf8_valid((const uint8_t *)rec->key, rec->key_len))
 		return SLUICE_ERR_INVALID_KEY;
 	int r = render(w, rec);
 	if (r < 0)
@@ -773,7 +735,7 @@ static bool prefix_valid(const char *p, size_t len)
 		if (p[i] == '/' && i + 1 < len && p[i + 1] == '/')
 			return false;
 	}
-	return utf8_valid((const uint8_t *)p, len);
+	return sl_utf8_valid((const uint8_t *)p, len);
 }
 
 int sl_archive_key(const char *prefix, const char *stream, uint32_t shard_id, uint64_t first_seq,

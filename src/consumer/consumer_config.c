@@ -31,6 +31,7 @@
  * the field. Unknown fields are ignored, so a newer minor version can add fields.
  */
 #include "consumer/consumer_config.h"
+#include "common/utf8.h"
 
 #include "stream/stream_meta.h"
 
@@ -74,45 +75,6 @@ __attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t len,
 	va_end(ap);
 }
 
-/* Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = p[i];
-		size_t n;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
 void sl_consumer_config_defaults(struct sl_consumer_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -150,7 +112,7 @@ int sl_consumer_parse_handler(const char *spec, enum sl_handler_kind *ret_kind, 
 	}
 	size_t n = strlen(t);
 	if ((kind != SL_HANDLER_REMOTE && n == 0) || n >= SL_CONSUMER_HANDLER_LEN_MAX ||
-	    n >= target_len || !utf8_valid(t, n))
+	    n >= target_len || !sl_utf8_valid(t, n))
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	memcpy(target, t, n + 1);
 	*ret_kind = kind;
@@ -184,7 +146,7 @@ int sl_consumer_config_check(const struct sl_consumer_config *cfg, char *msg, si
 		FAIL(SLUICE_ERR_INVALID_ARGUMENT, "handler_target: longer than %d bytes",
 		     SL_CONSUMER_HANDLER_LEN_MAX - 1);
 	size_t tlen = strlen(target);
-	if (!utf8_valid(target, tlen))
+	if (!sl_utf8_valid(target, tlen))
 		FAIL(SLUICE_ERR_INVALID_ARGUMENT, "handler_target: not UTF-8");
 	switch (cfg->handler_kind) {
 	case SL_HANDLER_EXEC:

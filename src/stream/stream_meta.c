@@ -1,5 +1,6 @@
 /* The format of the metadata file is described at the top of stream_meta.h. */
 #include "stream/stream_meta.h"
+#include "common/utf8.h"
 
 #include <sluice/errors.h>
 
@@ -34,45 +35,6 @@ __attribute__((format(printf, 3, 4))) static void set_msg(char *msg, size_t len,
 	va_start(ap, fmt);
 	vsnprintf(msg, len, fmt, ap);
 	va_end(ap);
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = p[i];
-		size_t n;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		/* Overlong forms, surrogates and values past U+10FFFF. */
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 int sl_stream_name_validate(const char *name)
@@ -243,7 +205,7 @@ static int check_tag(const char *key, const char *value, char *msg, size_t msg_l
 			SL_STREAM_TAG_VALUE_LEN_MAX);
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	}
-	if (!utf8_valid(key, kl) || !utf8_valid(value, vl)) {
+	if (!sl_utf8_valid(key, kl) || !sl_utf8_valid(value, vl)) {
 		set_msg(msg, msg_len, "tag key and value must be UTF-8");
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	}
