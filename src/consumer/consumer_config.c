@@ -90,6 +90,21 @@ void sl_consumer_config_defaults(struct sl_consumer_config *cfg)
 	cfg->timeout_ms = SL_CONSUMER_TIMEOUT_MS_DEFAULT;
 }
 
+void sl_firehose_config_defaults(struct sl_consumer_config *cfg)
+{
+	sl_consumer_config_defaults(cfg);
+	cfg->handler_kind = SL_HANDLER_FIREHOSE;
+	cfg->start = (struct sluice_position){.type = SLUICE_POS_TRIM_HORIZON};
+	cfg->parallelism = 1;
+	cfg->timeout_ms = SL_FIREHOSE_TIMEOUT_MS_DEFAULT;
+	cfg->firehose.buffer_bytes = SL_FIREHOSE_BUFFER_BYTES_DEFAULT;
+	cfg->firehose.buffer_interval_ms = SL_FIREHOSE_BUFFER_INTERVAL_MS_DEFAULT;
+	cfg->firehose.compression = SL_FIREHOSE_COMPRESSION_ZSTD;
+	cfg->firehose.zstd_level = 3;
+	cfg->firehose.format = SL_FIREHOSE_FORMAT_JSONL;
+	cfg->firehose.max_retry_duration_ms = -1;
+}
+
 int sl_consumer_parse_handler(const char *spec, enum sl_handler_kind *ret_kind, char *target,
 			      size_t target_len)
 {
@@ -162,6 +177,34 @@ int sl_consumer_config_check(const struct sl_consumer_config *cfg, char *msg, si
 			FAIL(SLUICE_ERR_INVALID_ARGUMENT,
 			     "handler_target: must be empty for remote");
 		break;
+	case SL_HANDLER_FIREHOSE: {
+		const struct sl_firehose_options *f = &cfg->firehose;
+		if (strncmp(target, "file:///", 8) != 0 && strncmp(target, "s3://", 5) != 0)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT,
+			     "dest: must be file:///DIR or s3://BUCKET[/PREFIX]");
+		if (f->buffer_bytes < SL_FIREHOSE_BUFFER_BYTES_MIN ||
+		    f->buffer_bytes > SL_FIREHOSE_BUFFER_BYTES_MAX)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "buffer_size: outside 1MiB..128MiB");
+		if (f->buffer_interval_ms > SL_FIREHOSE_BUFFER_INTERVAL_MS_MAX)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "buffer_interval: over 900s");
+		if (f->compression != SL_FIREHOSE_COMPRESSION_NONE &&
+		    f->compression != SL_FIREHOSE_COMPRESSION_ZSTD)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "compression: zstd[:LEVEL] or none");
+		if (f->zstd_level < 1 || f->zstd_level > 19)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "compression: zstd level outside 1..19");
+		if (f->format != SL_FIREHOSE_FORMAT_JSONL && f->format != SL_FIREHOSE_FORMAT_RAW)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "format: jsonl or raw");
+		if (f->max_retry_duration_ms < -1)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "max_retry_duration: -1 or a duration");
+		if (!memchr(f->endpoint, '\0', sizeof(f->endpoint)) ||
+		    !memchr(f->region, '\0', sizeof(f->region)) ||
+		    !memchr(f->credentials_file, '\0', sizeof(f->credentials_file)) ||
+		    !memchr(f->profile, '\0', sizeof(f->profile)))
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "firehose: a string field is too long");
+		if (cfg->parallelism != 1)
+			FAIL(SLUICE_ERR_INVALID_ARGUMENT, "parallelism: a firehose uses 1");
+		break;
+	}
 	default:
 		FAIL(SLUICE_ERR_INVALID_ARGUMENT, "handler_kind: unknown value %d",
 		     (int)cfg->handler_kind);
@@ -221,6 +264,7 @@ static const char *const kind_names[] = {
     [SL_HANDLER_EXEC] = "exec",
     [SL_HANDLER_PLUGIN] = "plugin",
     [SL_HANDLER_REMOTE] = "remote",
+    [SL_HANDLER_FIREHOSE] = "firehose",
 };
 
 static const char *start_name(enum sluice_position_type t)
@@ -269,6 +313,35 @@ int sl_consumer_config_to_json(const struct sl_consumer_config *cfg, char **ret_
 	set_field(root, "parallelism", json_integer(cfg->parallelism), &ok);
 	set_field(root, "timeout_ms", json_integer(cfg->timeout_ms), &ok);
 	set_field(root, "created_ms", json_integer(cfg->created_ms), &ok);
+	if (cfg->handler_kind == SL_HANDLER_FIREHOSE) {
+		const struct sl_firehose_options *f = &cfg->firehose;
+		json_t *fh = json_object();
+		if (!fh)
+			ok = false;
+		else {
+			set_field(fh, "endpoint", json_string(f->endpoint), &ok);
+			set_field(fh, "region", json_string(f->region), &ok);
+			set_field(fh, "credentials_file", json_string(f->credentials_file), &ok);
+			set_field(fh, "profile", json_string(f->profile), &ok);
+			set_field(fh, "buffer_bytes", json_integer((json_int_t)f->buffer_bytes),
+				  &ok);
+			set_field(fh, "buffer_interval_ms", json_integer(f->buffer_interval_ms),
+				  &ok);
+			set_field(fh, "compression",
+				  json_string(f->compression == SL_FIREHOSE_COMPRESSION_ZSTD
+						  ? "zstd"
+						  : "none"),
+				  &ok);
+			set_field(fh, "zstd_level", json_integer(f->zstd_level), &ok);
+			set_field(
+			    fh, "format",
+			    json_string(f->format == SL_FIREHOSE_FORMAT_RAW ? "raw" : "jsonl"),
+			    &ok);
+			set_field(fh, "max_retry_duration_ms",
+				  json_integer(f->max_retry_duration_ms), &ok);
+			set_field(root, "firehose", fh, &ok);
+		}
+	}
 	const size_t flags = JSON_INDENT(1) | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER;
 	size_t n = ok ? json_dumpb(root, NULL, 0, flags) : 0;
 	char *out = n ? malloc(n + 2) : NULL;
@@ -365,7 +438,7 @@ static int cfg_from_json_value(struct reader *rd, json_t *root, struct sl_consum
 		return bad(rd, "format", "unsupported version");
 	if ((r = get_str(rd, root, "name", c->name, sizeof(c->name))) < 0 ||
 	    (r = get_str(rd, root, "stream", c->stream, sizeof(c->stream))) < 0 ||
-	    (r = get_enum(rd, root, "handler_kind", kind_names, 3, &kind)) < 0 ||
+	    (r = get_enum(rd, root, "handler_kind", kind_names, 4, &kind)) < 0 ||
 	    (r = get_str(rd, root, "handler_target", c->handler_target,
 			 sizeof(c->handler_target))) < 0 ||
 	    (r = get_int(rd, root, "batch_size", 0, UINT32_MAX, &batch_size)) < 0 ||
@@ -395,6 +468,35 @@ static int cfg_from_json_value(struct reader *rd, json_t *root, struct sl_consum
 	c->parallelism = (uint32_t)par;
 	c->timeout_ms = (uint32_t)timeout;
 	c->created_ms = created;
+	if (c->handler_kind == SL_HANDLER_FIREHOSE) {
+		static const char *const comps[] = {"none", "zstd"};
+		static const char *const formats[] = {"jsonl", "raw"};
+		json_t *fh = json_object_get(root, "firehose");
+		struct sl_firehose_options *f = &c->firehose;
+		int64_t bytes, interval, level, retry;
+		int comp, fmt;
+		if (!json_is_object(fh))
+			return bad(rd, "firehose", "missing or not an object");
+		if ((r = get_str(rd, fh, "endpoint", f->endpoint, sizeof(f->endpoint))) < 0 ||
+		    (r = get_str(rd, fh, "region", f->region, sizeof(f->region))) < 0 ||
+		    (r = get_str(rd, fh, "credentials_file", f->credentials_file,
+				 sizeof(f->credentials_file))) < 0 ||
+		    (r = get_str(rd, fh, "profile", f->profile, sizeof(f->profile))) < 0 ||
+		    (r = get_int(rd, fh, "buffer_bytes", 0, INT64_MAX, &bytes)) < 0 ||
+		    (r = get_int(rd, fh, "buffer_interval_ms", 0, UINT32_MAX, &interval)) < 0 ||
+		    (r = get_enum(rd, fh, "compression", comps, 2, &comp)) < 0 ||
+		    (r = get_int(rd, fh, "zstd_level", INT32_MIN, INT32_MAX, &level)) < 0 ||
+		    (r = get_enum(rd, fh, "format", formats, 2, &fmt)) < 0 ||
+		    (r = get_int(rd, fh, "max_retry_duration_ms", INT64_MIN, INT64_MAX, &retry)) <
+			0)
+			return r;
+		f->buffer_bytes = (uint64_t)bytes;
+		f->buffer_interval_ms = (uint32_t)interval;
+		f->compression = (enum sl_firehose_compression)comp;
+		f->zstd_level = (int32_t)level;
+		f->format = (enum sl_firehose_format)fmt;
+		f->max_retry_duration_ms = retry;
+	}
 	return 0;
 }
 

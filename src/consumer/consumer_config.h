@@ -23,9 +23,39 @@
 #define SL_CONSUMER_HANDLER_LEN_MAX 4096  /* "exec:COMMAND..." */
 
 enum sl_handler_kind {
-	SL_HANDLER_EXEC = 0,   /* exec:COMMAND, run with /bin/sh -c */
-	SL_HANDLER_PLUGIN = 1, /* plugin:/path/to/handler.so */
-	SL_HANDLER_REMOTE = 2, /* remote: processes attach with libsluice */
+	SL_HANDLER_EXEC = 0,	 /* exec:COMMAND, run with /bin/sh -c */
+	SL_HANDLER_PLUGIN = 1,	 /* plugin:/path/to/handler.so */
+	SL_HANDLER_REMOTE = 2,	 /* remote: processes attach with libsluice */
+	SL_HANDLER_FIREHOSE = 3, /* built in: buffered, compressed objects to an object store */
+};
+
+/* Firehose buffering hints and destination (Amazon Firehose's ranges). */
+#define SL_FIREHOSE_BUFFER_BYTES_MIN (1ull << 20)
+#define SL_FIREHOSE_BUFFER_BYTES_MAX (128ull << 20)
+#define SL_FIREHOSE_BUFFER_BYTES_DEFAULT (5ull << 20)
+#define SL_FIREHOSE_BUFFER_INTERVAL_MS_MAX 900000u
+#define SL_FIREHOSE_BUFFER_INTERVAL_MS_DEFAULT 60000u
+/* Records in one object: bounds a flush of many tiny records. */
+#define SL_FIREHOSE_RECORDS_MAX 1000000u
+/* Upload timeout: a whole object must reach the store within this (per attempt). */
+#define SL_FIREHOSE_TIMEOUT_MS_DEFAULT 300000u
+
+enum sl_firehose_compression { SL_FIREHOSE_COMPRESSION_NONE = 0, SL_FIREHOSE_COMPRESSION_ZSTD = 1 };
+enum sl_firehose_format { SL_FIREHOSE_FORMAT_JSONL = 0, SL_FIREHOSE_FORMAT_RAW = 1 };
+
+/* For SL_HANDLER_FIREHOSE; handler_target holds the destination (file:///DIR or
+ * s3://BUCKET/PREFIX). */
+struct sl_firehose_options {
+	char endpoint[512];	     /* "" = AWS (virtual-host style); else path style */
+	char region[64];	     /* "" = us-east-1 */
+	char credentials_file[512];  /* "" = AWS_* environment of sluiced */
+	char profile[64];	     /* in credentials_file; "" = default */
+	uint64_t buffer_bytes;	     /* SL_FIREHOSE_BUFFER_BYTES_MIN..MAX */
+	uint32_t buffer_interval_ms; /* 0..SL_FIREHOSE_BUFFER_INTERVAL_MS_MAX */
+	enum sl_firehose_compression compression;
+	int32_t zstd_level; /* 1..19 */
+	enum sl_firehose_format format;
+	int64_t max_retry_duration_ms; /* -1: until the records expire */
 };
 
 struct sl_consumer_config {
@@ -42,11 +72,15 @@ struct sl_consumer_config {
 	char on_failure[SLUICE_NAME_LEN_MAX + 1]; /* "" = none */
 	uint32_t parallelism;			  /* 1..SL_CONSUMER_PARALLELISM_MAX */
 	uint32_t timeout_ms; /* per invocation, 1..SL_CONSUMER_TIMEOUT_MS_MAX */
+	struct sl_firehose_options firehose; /* SL_HANDLER_FIREHOSE only */
 	int64_t created_ms;
 };
 
 /* Defaults for everything but name/stream/handler. */
 void sl_consumer_config_defaults(struct sl_consumer_config *cfg);
+/* Defaults of a firehose: kind SL_HANDLER_FIREHOSE, start trim-horizon, parallelism 1, buffer
+ * hints 5 MiB / 60 s, zstd level 3, jsonl, retries until the records expire. */
+void sl_firehose_config_defaults(struct sl_consumer_config *cfg);
 /* Parse "exec:COMMAND", "plugin:PATH" or "remote" into kind + target. 0 or
  * SLUICE_ERR_INVALID_ARGUMENT. */
 int sl_consumer_parse_handler(const char *spec, enum sl_handler_kind *ret_kind, char *target,
