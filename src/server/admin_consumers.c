@@ -188,7 +188,7 @@ void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
 		}
 		char **names;
 		size_t n;
-		r = sl_consumers_list(cs, &names, &n);
+		r = sl_consumers_list(cs, false, &names, &n);
 		if (r < 0) {
 			sl_reply_error(c, h, r, NULL);
 			return;

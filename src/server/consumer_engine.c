@@ -13,6 +13,8 @@
  */
 #include "server/consumer_internal.h"
 
+#include "server/consumer_firehose.h"
+
 #include "common/clock.h"
 #include "common/logging.h"
 #include "stream/stream_meta.h"
@@ -81,7 +83,7 @@ void sl_cshard_clear(struct sl_cshard *s)
 		}
 		l->inflight = NULL;
 		l->off = l->len = l->pos = 0;
-		l->cap = s->c->cfg.batch_size;
+		l->cap = sl_consumer_delivery_cap(&s->c->cfg);
 		l->attempt = 0;
 		l->retry_at_ms = 0;
 		l->handing_off = false;
@@ -272,12 +274,19 @@ static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane 
 	const struct sl_consumer_config *cfg = &s->c->cfg;
 	const struct sluice_handler_record *recs = s->window->recs + l->off + l->pos;
 	atomic_fetch_add(&s->st.batches_failed, 1);
+	if (cfg->handler_kind == SL_HANDLER_FIREHOSE)
+		atomic_fetch_add(&s->st.upload_failures, 1);
 	sl_cshard_set_error(s, "%s", message);
+	if (!l->first_failure_ms)
+		l->first_failure_ms = now;
 	int64_t oldest_ts = recs[0].ts_ms;
 	int64_t retention = s->c->stream->meta->retention_ms;
 	bool expired = now - oldest_ts >= retention;
 	bool too_old = cfg->max_record_age_s >= 0 && now - oldest_ts > cfg->max_record_age_s * 1000;
 	bool exhausted = cfg->max_retries >= 0 && l->attempt >= (uint32_t)cfg->max_retries;
+	if (cfg->handler_kind == SL_HANDLER_FIREHOSE && cfg->firehose.max_retry_duration_ms >= 0 &&
+	    now - l->first_failure_ms >= cfg->firehose.max_retry_duration_ms)
+		exhausted = true;
 	if (cfg->bisect_on_error && count > 1 && !expired && !too_old) {
 		/* Halve and deliver the first half now; the lane keeps the smaller size. */
 		l->cap = (count + 1) / 2;
@@ -326,12 +335,23 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 		atomic_fetch_add(&s->st.delivered, ok);
 		l->pos += ok;
 		l->attempt = 0;
+		l->first_failure_ms = 0;
+		if (s->c->cfg.handler_kind == SL_HANDLER_FIREHOSE) {
+			atomic_fetch_add(&s->st.objects_written, 1);
+			atomic_fetch_add(&s->st.bytes_written, b->object_bytes);
+			atomic_fetch_add(&s->st.records_archived, ok);
+			atomic_store(&s->st.last_flush_ms, now);
+			pthread_mutex_lock(&s->err_mu);
+			snprintf(s->last_object_key, sizeof(s->last_object_key), "%s",
+				 b->object_key);
+			pthread_mutex_unlock(&s->err_mu);
+		}
 	}
 	if (ok < count) {
 		on_failure(w, s, l, count - ok,
 			   b->result.message[0] ? b->result.message : "handler failed", now);
 	} else if (l->pos >= l->len) {
-		l->cap = s->c->cfg.batch_size; /* the bisected region is behind us */
+		l->cap = sl_consumer_delivery_cap(&s->c->cfg); /* bisected region behind us */
 	}
 	update_checkpoint(s);
 	sl_batch_destroy(b);
@@ -357,6 +377,8 @@ static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 	    .shard_id = s->shard->id,
 	    .timeout_ms = cfg->timeout_ms,
 	    .owner = owner_worker(s)->loop,
+	    .consumer_cfg = cfg,
+	    .data_dir = s->c->owner->srv->cfg.data_dir,
 	};
 	return sl_runner_create(&rc, &l->runner);
 }
@@ -460,19 +482,51 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 		s->window_start_ms = 0;
 		return false;
 	}
-	uint32_t want = s->c->cfg.batch_size * s->nlanes;
-	if (s->c->cfg.batch_window_ms && avail < want) {
+	const struct sl_consumer_config *cfg = &s->c->cfg;
+	bool firehose = cfg->handler_kind == SL_HANDLER_FIREHOSE;
+	uint32_t want = cfg->batch_size * s->nlanes;
+	uint64_t want_bytes = (uint64_t)BATCH_BYTES_MAX * s->nlanes;
+	uint32_t window_ms = cfg->batch_window_ms;
+	if (firehose) {
+		/* Buffering hints: whichever of size and interval comes first closes the object. */
+		want = SL_FIREHOSE_RECORDS_MAX;
+		want_bytes = cfg->firehose.buffer_bytes;
+		window_ms = cfg->firehose.buffer_interval_ms;
+		if (!s->pending_checked) {
+			/* A crash may have left an object uploaded but not checkpointed: rebuild
+			 * exactly its range, so the upload lands on the same key. */
+			uint64_t first, last;
+			s->pending_checked = true;
+			if (sl_firehose_pending_load(s->c->owner->srv->cfg.data_dir, cfg->name,
+						     s->shard->id, &first, &last) == 0 &&
+			    first == s->next_seq && last >= first)
+				s->pending_last = last;
+		}
+	}
+	/* Bytes waiting, estimated from the log's average frame size. */
+	uint64_t stored = st.next_seq > st.first_seq ? st.next_seq - st.first_seq : 0;
+	uint64_t avail_bytes = stored ? avail * (st.bytes / stored) : 0;
+	atomic_store_explicit(&s->st.buffered_bytes, avail_bytes, memory_order_relaxed);
+	bool flush = atomic_exchange(&s->flush_requested, false) || s->pending_last;
+	bool full = firehose ? avail_bytes >= want_bytes || avail >= want : avail >= want;
+	if (window_ms && !full && !flush) {
 		if (!s->window_start_ms)
 			s->window_start_ms = now;
-		if (now - s->window_start_ms < (int64_t)s->c->cfg.batch_window_ms)
+		if (now - s->window_start_ms < (int64_t)window_ms)
 			return false;
+	}
+	if (s->pending_last) {
+		uint64_t n = s->pending_last - s->next_seq + 1;
+		want = n < want ? (uint32_t)n : want;
+		want_bytes = UINT32_MAX; /* the range decides, as it did before the crash */
 	}
 	s->window_start_ms = 0;
 	struct sl_window *win = s->spare ? s->spare : sl_window_create();
 	s->spare = NULL;
 	if (!win)
 		return false;
-	int r = sl_shard_log_read(sh->log, s->next_seq, want, BATCH_BYTES_MAX * s->nlanes, now,
+	int r = sl_shard_log_read(sh->log, s->next_seq, want,
+				  want_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)want_bytes, now,
 				  &win->rb);
 	if (r < 0) {
 		sl_cshard_set_error(s, "cannot read the shard: %s", sluice_strerror(r));
@@ -480,9 +534,12 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 		s->fetch_retry_at_ms = now + BACKOFF_CAP_MS / 10;
 		return false;
 	}
-	/* Only acknowledged records. */
-	while (win->rb.count && win->rb.records[win->rb.count - 1].seq >= tip)
+	/* Only acknowledged records (and, rebuilding a pending object, only its range). */
+	while (win->rb.count &&
+	       (win->rb.records[win->rb.count - 1].seq >= tip ||
+		(s->pending_last && win->rb.records[win->rb.count - 1].seq > s->pending_last)))
 		win->rb.count--;
+	s->pending_last = 0;
 	if (win->rb.count == 0) {
 		/* Everything from next_seq on expired: move past it. */
 		if (win->rb.next_seq > s->next_seq && win->rb.next_seq <= tip) {

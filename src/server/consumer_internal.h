@@ -35,6 +35,7 @@ struct sl_lane {
 	uint32_t dispatch_count;
 	uint32_t attempt;	    /* failed deliveries of the records at pos */
 	int64_t retry_at_ms;	    /* no delivery before this */
+	int64_t first_failure_ms;   /* when the records at pos first failed (0: not failing) */
 	bool handing_off;	    /* records on their way to the on-failure stream */
 	const char *give_up_reason; /* set while records wait to be handed off */
 	uint32_t give_up_count;
@@ -61,6 +62,10 @@ struct sl_cshard {
 	_Atomic uint64_t checkpoint_saved;
 	pthread_mutex_t err_mu;
 	char last_error[256];
+	char last_object_key[768]; /* firehoses; under err_mu */
+	atomic_bool flush_requested;
+	bool pending_checked;  /* firehoses: the pending range was looked for */
+	uint64_t pending_last; /* firehoses: rebuild the window up to here (0: none) */
 };
 
 struct sl_remote;
@@ -111,6 +116,12 @@ void sl_consumer_ref(struct sl_consumer *c);
 void sl_consumer_unref(struct sl_consumer *c);
 void sl_cshard_set_error(struct sl_cshard *cs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Records per delivery: the batch size; a firehose delivers a whole window as one object. */
+static inline uint32_t sl_consumer_delivery_cap(const struct sl_consumer_config *cfg)
+{
+	return cfg->handler_kind == SL_HANDLER_FIREHOSE ? SL_FIREHOSE_RECORDS_MAX : cfg->batch_size;
+}
 
 static inline void sl_cshard_set_state(struct sl_cshard *cs, enum sl_cshard_state s)
 {

@@ -3,6 +3,7 @@
 #include "common/logging.h"
 #include "consumer/handler_exec.h"
 #include "consumer/handler_plugin.h"
+#include "server/consumer_firehose.h"
 
 #include <sluice/errors.h>
 
@@ -133,6 +134,9 @@ struct sl_runner {
 	struct sl_loop *owner;
 	struct sl_exec_handler *exec;
 	struct sl_plugin_handler *plugin;
+	struct sl_consumer_config cfg; /* a copy: an abandoned runner may outlive its consumer */
+	char *data_dir;
+	struct sl_firehose_sink *sink;
 };
 
 static atomic_int live_runners;
@@ -150,6 +154,8 @@ static void runner_free(struct sl_runner *r)
 {
 	sl_exec_handler_destroy(r->exec);
 	sl_plugin_handler_destroy(r->plugin);
+	sl_firehose_sink_destroy(r->sink);
+	free(r->data_dir);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	free(r->target);
@@ -171,6 +177,23 @@ static void invoke(struct sl_runner *r, struct sl_batch *b)
 	b->invoke_status = 0;
 	memset(&b->result, 0, sizeof(b->result));
 	char err[256] = "";
+	if (r->kind == SL_HANDLER_FIREHOSE) {
+		if (!r->sink) {
+			int e = sl_firehose_sink_create(&r->cfg, r->shard_id, r->data_dir, &r->sink,
+							err, sizeof(err));
+			if (e < 0) {
+				fail(b, e, err[0] ? err : sluice_strerror(e));
+				return;
+			}
+		}
+		b->object_key[0] = '\0';
+		b->object_bytes = 0;
+		int e = sl_firehose_sink_deliver(r->sink, &b->hb, &b->result, b->object_key,
+						 sizeof(b->object_key), &b->object_bytes);
+		if (e < 0)
+			b->invoke_status = e; /* the result says why */
+		return;
+	}
 	if (r->kind == SL_HANDLER_PLUGIN) {
 		if (!r->plugin) {
 			int e = sl_plugin_handler_create(r->target, r->consumer, r->stream,
@@ -243,7 +266,10 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 	r->shard_id = cfg->shard_id;
 	r->timeout_ms = cfg->timeout_ms;
 	r->owner = cfg->owner;
-	if (!r->target || !r->consumer || !r->stream) {
+	if (cfg->consumer_cfg)
+		r->cfg = *cfg->consumer_cfg;
+	r->data_dir = strdup(cfg->data_dir ? cfg->data_dir : ".");
+	if (!r->target || !r->consumer || !r->stream || !r->data_dir) {
 		runner_free(r);
 		return -ENOMEM;
 	}

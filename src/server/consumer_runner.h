@@ -58,6 +58,9 @@ struct sl_batch {
 	 * reference on its consumer lives exactly as long as the delivery. */
 	void (*release)(void *ctx);
 	void *release_ctx;
+	/* firehose deliveries: the object stored */
+	char object_key[768];
+	uint64_t object_bytes;
 };
 
 /* A delivery of win->recs[first .. first+count) (takes a window reference). */
@@ -67,7 +70,9 @@ void sl_batch_destroy(struct sl_batch *b);
 struct sl_runner;
 
 struct sl_runner_config {
-	enum sl_handler_kind kind; /* SL_HANDLER_EXEC or SL_HANDLER_PLUGIN */
+	enum sl_handler_kind kind; /* SL_HANDLER_EXEC, SL_HANDLER_PLUGIN or SL_HANDLER_FIREHOSE */
+	const struct sl_consumer_config *consumer_cfg; /* copied (firehose options) */
+	const char *data_dir;
 	const char *target;
 	const char *consumer;
 	const char *stream;

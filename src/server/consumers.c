@@ -82,7 +82,7 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 		s->owner = s->shard->owner;
 		s->nlanes = cfg->parallelism ? cfg->parallelism : 1;
 		for (uint32_t l = 0; l < s->nlanes; l++)
-			s->lanes[l].cap = cfg->batch_size;
+			s->lanes[l].cap = sl_consumer_delivery_cap(cfg);
 		pthread_mutex_init(&s->err_mu, NULL);
 		uint64_t seq;
 		int r = sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
@@ -453,7 +453,7 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 	return r;
 }
 
-int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_count)
+int sl_consumers_list(struct sl_consumers *cs, bool firehoses, char ***ret_names, size_t *ret_count)
 {
 	pthread_mutex_lock(&cs->mu);
 	char **names = calloc(cs->count ? cs->count : 1, sizeof(*names));
@@ -461,18 +461,37 @@ int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_co
 		pthread_mutex_unlock(&cs->mu);
 		return -ENOMEM;
 	}
+	size_t n = 0;
 	for (size_t i = 0; i < cs->count; i++) {
-		names[i] = strdup(cs->list[i]->cfg.name);
-		if (!names[i]) {
-			for (size_t k = 0; k < i; k++)
+		if ((cs->list[i]->cfg.handler_kind == SL_HANDLER_FIREHOSE) != firehoses)
+			continue;
+		names[n] = strdup(cs->list[i]->cfg.name);
+		if (!names[n]) {
+			for (size_t k = 0; k < n; k++)
 				free(names[k]);
 			free(names);
 			pthread_mutex_unlock(&cs->mu);
 			return -ENOMEM;
 		}
+		n++;
 	}
 	*ret_names = names;
-	*ret_count = cs->count;
+	*ret_count = n;
+	pthread_mutex_unlock(&cs->mu);
+	return 0;
+}
+
+int sl_consumers_flush(struct sl_consumers *cs, const char *name)
+{
+	pthread_mutex_lock(&cs->mu);
+	ssize_t i = find_index(cs, name);
+	if (i < 0 || cs->list[i]->cfg.handler_kind != SL_HANDLER_FIREHOSE) {
+		pthread_mutex_unlock(&cs->mu);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	struct sl_consumer *c = cs->list[i];
+	for (uint32_t k = 0; k < c->nshards; k++)
+		atomic_store(&c->shards[k].flush_requested, true);
 	pthread_mutex_unlock(&cs->mu);
 	return 0;
 }
@@ -509,8 +528,15 @@ int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_c
 		d->sent_to_on_failure = atomic_load(&s->st.sent_to_on_failure);
 		d->expired = atomic_load(&s->st.expired);
 		d->state = atomic_load(&s->st.state);
+		d->objects_written = atomic_load(&s->st.objects_written);
+		d->bytes_written = atomic_load(&s->st.bytes_written);
+		d->records_archived = atomic_load(&s->st.records_archived);
+		d->buffered_bytes = atomic_load(&s->st.buffered_bytes);
+		d->upload_failures = atomic_load(&s->st.upload_failures);
+		d->last_flush_ms = atomic_load(&s->st.last_flush_ms);
 		pthread_mutex_lock(&s->err_mu);
 		snprintf(d->last_error, sizeof(d->last_error), "%s", s->last_error);
+		snprintf(d->last_object_key, sizeof(d->last_object_key), "%s", s->last_object_key);
 		pthread_mutex_unlock(&s->err_mu);
 	}
 	pthread_mutex_unlock(&cs->mu);

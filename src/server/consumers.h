@@ -51,6 +51,13 @@ struct sl_cshard_stats {
 	_Atomic uint64_t lag_records;
 	_Atomic uint64_t iterator_age_ms;
 	_Atomic int state;
+	/* firehoses */
+	_Atomic uint64_t objects_written;
+	_Atomic uint64_t bytes_written; /* object bytes (compressed) */
+	_Atomic uint64_t records_archived;
+	_Atomic int64_t last_flush_ms;
+	_Atomic uint64_t buffered_bytes; /* estimate of the bytes waiting */
+	_Atomic uint64_t upload_failures;
 };
 
 struct sl_consumers_config {
@@ -77,6 +84,9 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 /* A snapshot for describe: config + per-shard figures. Free with sl_consumer_info_free. */
 struct sl_consumer_shard_info {
 	uint32_t shard_id;
+	uint64_t objects_written, bytes_written, records_archived, buffered_bytes, upload_failures;
+	int64_t last_flush_ms;
+	char last_object_key[768];
 	uint64_t checkpoint, lag_records, lag_ms, delivered, batches_failed, retries,
 	    sent_to_on_failure, expired;
 	int state;
@@ -91,8 +101,12 @@ int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_c
 void sl_consumer_info_free(struct sl_consumer_info *info);
 /* How many consumers read stream; their names, comma-separated, go to names. */
 int sl_consumers_of_stream(struct sl_consumers *cs, const char *stream, char *names, size_t len);
-/* Names, sorted; free with free() on each and on the array. */
-int sl_consumers_list(struct sl_consumers *cs, char ***ret_names, size_t *ret_count);
+/* Names, sorted, of the consumers (firehoses false) or the firehoses (true); free with free()
+ * on each and on the array. */
+int sl_consumers_list(struct sl_consumers *cs, bool firehoses, char ***ret_names,
+		      size_t *ret_count);
+/* Close every firehose shard's buffer now (FIREHOSE_FLUSH). */
+int sl_consumers_flush(struct sl_consumers *cs, const char *name);
 
 /* Prometheus lines for every consumer shard. */
 void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out);
