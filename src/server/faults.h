@@ -16,7 +16,8 @@
  *          through /proc/self/fd), e.g. path=streams/orders/ for one stream
  *   site   alloc only: the allocation site, e.g. site=produce (the PRODUCE request block)
  *
- * e.g. SLUICE_FAULTS='write:ENOSPC:after=200:count=50,fsync:EIO:after=10,alloc:ENOMEM:site=produce:count=3'
+ * e.g. SLUICE_FAULTS='write:ENOSPC:after=200:count=50,fsync:EIO:after=10,
+ *                     alloc:ENOMEM:site=produce:count=3'
  *
  * Sources: SLUICE_FAULTS holds the rules at start. SLUICE_FAULTS_FILE names a file that, once it
  * exists, replaces the whole rule set every time it changes (inode, size or mtime; checked at
@@ -51,8 +52,5 @@ bool sl_fault_alloc(const char *site);
  * tests/integration/test_faults.py).
  */
 int sl_fault_sync_result(int fd, int res);
-
-/* Total firings since start, all rules and reloads included. */
-unsigned long sl_fault_fired_total(void);
 
 #endif

@@ -9,6 +9,9 @@
 #include "server/server.h"
 
 #include "server/consumers.h"
+#ifdef SL_FAULT_INJECTION
+#include "server/faults.h"
+#endif
 
 #include "common/clock.h"
 #include "common/logging.h"
@@ -62,7 +65,17 @@ static int read_token(struct sl_server *srv)
 		return -1;
 	}
 	size_t n = fread(srv->auth_token, 1, sizeof(srv->auth_token) - 1, f);
+	/* Past the buffer only line-end whitespace may follow: never cut a token silently. */
+	int extra;
+	while ((extra = fgetc(f)) == '\n' || extra == '\r' || extra == ' ')
+		;
 	fclose(f);
+	if (extra != EOF) {
+		fprintf(stderr,
+			"sluiced: --auth-token-file %s: the token is longer than %zu bytes\n",
+			srv->cfg.auth_token_file, sizeof(srv->auth_token) - 1);
+		return -1;
+	}
 	while (n && (srv->auth_token[n - 1] == '\n' || srv->auth_token[n - 1] == '\r' ||
 		     srv->auth_token[n - 1] == ' '))
 		n--;
@@ -84,6 +97,11 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	sl_msg_set_sink(sl_msg_stderr_sink, NULL);
 	sl_msg_set_min_level((enum sl_msg_level)srv.cfg.log_level);
+#ifdef SL_FAULT_INJECTION
+	/* sluiced-faults only: before any log is opened, so recovery sees the faults too. */
+	if (sl_fault_init() < 0)
+		return 2;
+#endif
 	if (srv.cfg.auth_token_file[0] && read_token(&srv) < 0)
 		return 1;
 	if (sl_parse_listen(srv.cfg.listen, &srv.listen_addr) < 0) {

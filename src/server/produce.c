@@ -15,6 +15,10 @@
 
 #include <sluice/errors.h>
 
+#ifdef SL_FAULT_INJECTION
+#include "server/faults.h"
+#endif
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +246,12 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	size_t off_body = off_views + align8((size_t)n * sizeof(struct sl_record_in));
 	size_t total = off_body + len;
 	uint8_t *block = malloc(total);
+#ifdef SL_FAULT_INJECTION
+	if (block && sl_fault_alloc("produce")) { /* test builds: take the out-of-memory path */
+		free(block);
+		block = NULL;
+	}
+#endif
 	if (!block) {
 		sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return;

@@ -11,6 +11,9 @@
 #include "server/server.h"
 
 #include "server/consumers.h"
+#ifdef SL_FAULT_INJECTION
+#include "server/faults.h"
+#endif
 
 #include "common/clock.h"
 #include "common/logging.h"
@@ -263,7 +266,8 @@ static void accept_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_
 				sess->w = w;
 			struct sl_conn_limits lim = {
 			    .inflight_bytes_max = srv->cfg.max_inflight_bytes,
-			    .frame_bytes_max = SL_PROTO_FRAME_MAX,
+			    /* the length field may be SL_PROTO_FRAME_MAX; the frame adds 4 */
+			    .frame_bytes_max = SL_PROTO_FRAME_MAX + 4,
 			};
 			struct sl_conn *c;
 			if (!sess || sl_conn_create(loop, fd, &conn_handler, &lim, sess, &c) < 0) {
@@ -319,6 +323,9 @@ static void sync_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 	struct sl_shard *sh = (struct sl_shard *)((char *)op - offsetof(struct sl_shard, sync_op));
 	struct sl_worker *w = sl_worker_of_loop(loop);
 	sh->sync_inflight = false;
+#ifdef SL_FAULT_INJECTION
+	res = sl_fault_sync_result(sh->ticket.fd, res);
+#endif
 	if (!sh->log) {
 		sl_stream_unref(sh->stream); /* taken when the sync started */
 		return;
@@ -351,6 +358,9 @@ static void service_shard(struct sl_worker *w, struct sl_shard *sh, int64_t now)
 	struct sl_shard_log_stats st;
 	sl_shard_log_stats(sh->log, &st);
 	atomic_store_explicit(&sh->next_seq, st.next_seq, memory_order_relaxed);
+	/* The log also fails itself (a sync at a segment roll, an undo that failed): show it. */
+	if (st.failed && !atomic_load_explicit(&sh->failed, memory_order_relaxed))
+		atomic_store(&sh->failed, true);
 }
 
 static void housekeeping(struct sl_worker *w, int64_t now)
