@@ -77,6 +77,27 @@
  *   consumer_shard_status = u32 shard_id, u64 checkpoint_seq, u64 lag_records, u64 lag_ms,
  *                  u8 state (enum sl_proto_consumer_state), u64 delivered, u64 batches_failed,
  *                  u64 retries, u64 sent_to_on_failure, u64 expired, str16 last_error
+ *
+ * Firehoses (consumers of kind firehose: same name space as consumers; see docs/firehose.md):
+ *   FIREHOSE_CREATE   firehose_config -> (empty)
+ *   FIREHOSE_DELETE   str8 name -> (empty)
+ *   FIREHOSE_LIST     (empty) -> u32 n, n x str8 name
+ *   FIREHOSE_DESCRIBE str8 name -> firehose_config, i64 created_ms, u32 n,
+ *                     n x firehose_shard_status
+ *   FIREHOSE_FLUSH    str8 name -> (empty) (write out every shard's buffer now)
+ *
+ *   firehose_config = str8 name, str8 stream, str16 dest (file:///DIR or s3://BUCKET/PREFIX),
+ *                  str16 endpoint ("" AWS), str8 region ("" default), str16 credentials_file
+ *                  ("" environment), str8 profile ("" default), u64 buffer_bytes,
+ *                  u32 buffer_interval_ms, u8 compression (0 none, 1 zstd), i32 zstd_level,
+ *                  u8 format (0 jsonl, 1 raw), i64 max_retry_duration_ms (-1: until expiry),
+ *                  str8 on_failure ("" none), u8 start_type (0 trim-horizon, 1 latest,
+ *                  4 at timestamp), u64 start_value
+ *   firehose_shard_status = u32 shard_id, u64 checkpoint_seq, u64 buffered_records,
+ *                  u64 buffered_bytes, i64 last_flush_ms (0: never), str16 last_object_key,
+ *                  u64 objects_written, u64 records_archived, u64 bytes_written (compressed),
+ *                  u64 upload_failures, u64 sent_to_on_failure, u64 expired,
+ *                  u8 state (enum sl_proto_firehose_state), str16 last_error
  */
 #ifndef SL_PROTO_CODEC_H
 #define SL_PROTO_CODEC_H
@@ -121,6 +142,11 @@ enum sl_opcode {
 	SL_OP_CONSUMER_ATTACH = 0x35,
 	SL_OP_CONSUMER_BATCH = 0x36, /* PUSH frames only */
 	SL_OP_CONSUMER_ACK = 0x37,
+	SL_OP_FIREHOSE_CREATE = 0x40,
+	SL_OP_FIREHOSE_DELETE = 0x41,
+	SL_OP_FIREHOSE_LIST = 0x42,
+	SL_OP_FIREHOSE_DESCRIBE = 0x43,
+	SL_OP_FIREHOSE_FLUSH = 0x44,
 };
 
 struct sl_frame_header {
@@ -193,7 +219,8 @@ struct sl_record_view {
  * then SLUICE_ERR_INVALID_ARGUMENT (shard_count, position type, max_records or max_bytes out of
  * range, a PRODUCE of 0 records).
  */
-/* DELETE_STREAM, DESCRIBE_STREAM, LIST_SHARDS, CONSUMER_DELETE/_DESCRIBE/_ATTACH: a str8 name. */
+/* DELETE_STREAM, DESCRIBE_STREAM, LIST_SHARDS, CONSUMER_DELETE/_DESCRIBE/_ATTACH,
+ * FIREHOSE_DELETE/_DESCRIBE/_FLUSH: a str8 name. */
 int sl_proto_decode_name(const uint8_t *body, size_t len, struct sl_str *ret);
 int sl_proto_decode_auth(const uint8_t *body, size_t len, struct sl_str *ret_token);
 int sl_proto_decode_create_stream(const uint8_t *body, size_t len,
@@ -406,5 +433,97 @@ int sl_proto_encode_push_head(struct sl_buf *out, uint8_t opcode, uint32_t deliv
 			      size_t *ret_frame_start);
 int sl_proto_put_consumer_batch_head(struct sl_buf *out, const struct sl_consumer_batch_head *h);
 int sl_proto_get_consumer_batch_head(struct sl_reader *r, struct sl_consumer_batch_head *ret);
+
+/* ---- firehoses (firehose_messages.c) ---- */
+
+/*
+ * Longest strings of a firehose_config a FIREHOSE_CREATE may carry: they fit, with their NUL,
+ * the fields of struct sl_firehose_options and sl_consumer_config.handler_target
+ * (src/consumer/consumer_config.h), so a decoded request can be copied without truncation.
+ */
+#define SL_PROTO_FIREHOSE_DEST_MAX 4095
+#define SL_PROTO_FIREHOSE_ENDPOINT_MAX 511
+#define SL_PROTO_FIREHOSE_REGION_MAX 63
+#define SL_PROTO_FIREHOSE_CREDENTIALS_FILE_MAX 511
+#define SL_PROTO_FIREHOSE_PROFILE_MAX 63
+/* The smallest firehose_shard_status (empty key and error): bounds a count against the body. */
+#define SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN (4 + 8 + 8 + 8 + 8 + 2 + 6 * 8 + 1 + 2)
+
+enum sl_proto_firehose_compression { /* values of enum sl_firehose_compression */
+				     SL_PROTO_FIREHOSE_COMPRESSION_NONE = 0,
+				     SL_PROTO_FIREHOSE_COMPRESSION_ZSTD = 1,
+};
+
+enum sl_proto_firehose_format { /* values of enum sl_firehose_format */
+				SL_PROTO_FIREHOSE_FORMAT_JSONL = 0,
+				SL_PROTO_FIREHOSE_FORMAT_RAW = 1,
+};
+
+/* Per-shard state of a firehose (the consumer states; FLUSHING = DELIVERING: an upload is on). */
+enum sl_proto_firehose_state {
+	SL_PROTO_FIREHOSE_IDLE = 0,	/* buffering, or caught up */
+	SL_PROTO_FIREHOSE_FLUSHING = 1, /* an object is being written */
+	SL_PROTO_FIREHOSE_RETRYING = 2, /* an upload failed and waits for its retry */
+	SL_PROTO_FIREHOSE_FINISHED = 3, /* a closed shard, fully archived */
+};
+
+/* firehose_config. Strings borrow the frame (decoders) or the caller's memory (encoders). */
+struct sl_firehose_wire {
+	struct sl_str name;
+	struct sl_str stream;
+	struct sl_str dest; /* file:///DIR or s3://BUCKET/PREFIX */
+	struct sl_str endpoint;
+	struct sl_str region;
+	struct sl_str credentials_file;
+	struct sl_str profile;
+	uint64_t buffer_bytes;
+	uint32_t buffer_interval_ms;
+	uint8_t compression; /* enum sl_proto_firehose_compression */
+	int32_t zstd_level;
+	uint8_t format; /* enum sl_proto_firehose_format */
+	int64_t max_retry_duration_ms; /* -1: until the records expire */
+	struct sl_str on_failure;      /* len 0: none */
+	struct sluice_position start;
+};
+
+struct sl_firehose_shard_status {
+	uint32_t shard_id;
+	uint64_t checkpoint_seq;
+	uint64_t buffered_records;
+	uint64_t buffered_bytes;
+	int64_t last_flush_ms; /* 0: never */
+	struct sl_str last_object_key;
+	uint64_t objects_written;
+	uint64_t records_archived;
+	uint64_t bytes_written; /* compressed, as stored */
+	uint64_t upload_failures;
+	uint64_t sent_to_on_failure;
+	uint64_t expired;
+	uint8_t state; /* enum sl_proto_firehose_state; decoders accept any value (newer servers) */
+	struct sl_str last_error;
+};
+
+/*
+ * firehose_config on a reader (DESCRIBE answers) and in a FIREHOSE_CREATE body.
+ *
+ * get checks structure and names only (name, stream valid; on_failure empty or valid);
+ * compression, format and start.type are passed on as they come (a newer server may know more).
+ * On failure r is left failed and SLUICE_ERR_PROTOCOL returned.
+ *
+ * decode_firehose_create: SLUICE_ERR_PROTOCOL (structure, trailing bytes), then
+ * SLUICE_ERR_INVALID_NAME (name, stream, on_failure), then SLUICE_ERR_INVALID_ARGUMENT
+ * (compression or format unknown; start type not trim-horizon, latest or at-timestamp; dest,
+ * endpoint, region, credentials_file or profile longer than its SL_PROTO_FIREHOSE_*_MAX or
+ * holding a NUL byte). Ranges (buffer hints, zstd level, retry duration, dest syntax) are the
+ * server's to check with sl_consumer_config_check, whose messages name the field.
+ */
+int sl_proto_put_firehose_config(struct sl_buf *out, const struct sl_firehose_wire *f);
+int sl_proto_get_firehose_config(struct sl_reader *r, struct sl_firehose_wire *ret);
+int sl_proto_decode_firehose_create(const uint8_t *body, size_t len, struct sl_firehose_wire *ret);
+
+/* put: -EINVAL for a key or error over UINT16_MAX bytes. get: SLUICE_ERR_PROTOCOL. */
+int sl_proto_put_firehose_shard_status(struct sl_buf *out,
+				       const struct sl_firehose_shard_status *s);
+int sl_proto_get_firehose_shard_status(struct sl_reader *r, struct sl_firehose_shard_status *ret);
 
 #endif

@@ -57,6 +57,11 @@ bool sl_proto_opcode_known(uint8_t opcode)
 	case SL_OP_CONSUMER_ATTACH:
 	case SL_OP_CONSUMER_BATCH:
 	case SL_OP_CONSUMER_ACK:
+	case SL_OP_FIREHOSE_CREATE:
+	case SL_OP_FIREHOSE_DELETE:
+	case SL_OP_FIREHOSE_LIST:
+	case SL_OP_FIREHOSE_DESCRIBE:
+	case SL_OP_FIREHOSE_FLUSH:
 		return true;
 	default:
 		return false;

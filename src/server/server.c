@@ -156,6 +156,13 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_CONSUMER_RESET:
 		sl_handle_consumer_admin(w, c, h, body, len);
 		return 0;
+	case SL_OP_FIREHOSE_CREATE:
+	case SL_OP_FIREHOSE_DELETE:
+	case SL_OP_FIREHOSE_LIST:
+	case SL_OP_FIREHOSE_DESCRIBE:
+	case SL_OP_FIREHOSE_FLUSH:
+		sl_handle_firehose_admin(w, c, h, body, len);
+		return 0;
 	case SL_OP_CONSUMER_ATTACH:
 	case SL_OP_CONSUMER_ACK:
 		handle_remote(sess, c, h, body, len);

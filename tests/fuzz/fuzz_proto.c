@@ -6,7 +6,8 @@
  *           1    the header parser alone, plus the name and key validators on the raw bytes
  *           2..5 DELETE/DESCRIBE/LIST_SHARDS name, AUTH, CREATE_STREAM, READ request bodies;
  *                with sel & 0x40: CONSUMER_CREATE, CONSUMER_RESET, CONSUMER_ACK request bodies
- *                and a CONSUMER_BATCH push body
+ *                and a CONSUMER_BATCH push body; 2 with sel & 0x20 (and not 0x40): a
+ *                FIREHOSE_CREATE request body
  *           6    a PRODUCE body, iterated to the end (record_bytes_max 32 if sel & 0x80)
  *           7    a response body; the next byte is its opcode
  *
@@ -165,8 +166,50 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 	case SL_OP_CONSUMER_DELETE:
 	case SL_OP_CONSUMER_DESCRIBE:
 	case SL_OP_CONSUMER_ATTACH:
+	case SL_OP_FIREHOSE_DELETE:
+	case SL_OP_FIREHOSE_DESCRIBE:
+	case SL_OP_FIREHOSE_FLUSH:
 		request(SL_OP_DELETE_STREAM, body, len, tmp);
 		break;
+	case SL_OP_FIREHOSE_CREATE: {
+		struct sl_firehose_wire f;
+		if (sl_proto_decode_firehose_create(body, len, &f) == 0) {
+			const struct sl_str *strs[] = {&f.name,	    &f.stream,		 &f.dest,
+						       &f.endpoint, &f.region,		 &f.credentials_file,
+						       &f.profile,  &f.on_failure};
+			for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+				check_str(strs[i], body, len);
+			CHECK(sl_proto_name_valid((const uint8_t *)f.name.p, f.name.len));
+			CHECK(sl_proto_name_valid((const uint8_t *)f.stream.p, f.stream.len));
+			CHECK(f.on_failure.len == 0 ||
+			      sl_proto_name_valid((const uint8_t *)f.on_failure.p, f.on_failure.len));
+			CHECK(f.compression <= SL_PROTO_FIREHOSE_COMPRESSION_ZSTD);
+			CHECK(f.format <= SL_PROTO_FIREHOSE_FORMAT_RAW);
+			CHECK(f.start.type == SLUICE_POS_TRIM_HORIZON ||
+			      f.start.type == SLUICE_POS_LATEST ||
+			      f.start.type == SLUICE_POS_AT_TIMESTAMP);
+			CHECK(f.dest.len <= SL_PROTO_FIREHOSE_DEST_MAX &&
+			      !memchr(f.dest.p, 0, f.dest.len));
+			CHECK(f.endpoint.len <= SL_PROTO_FIREHOSE_ENDPOINT_MAX &&
+			      !memchr(f.endpoint.p, 0, f.endpoint.len));
+			CHECK(f.region.len <= SL_PROTO_FIREHOSE_REGION_MAX &&
+			      !memchr(f.region.p, 0, f.region.len));
+			CHECK(f.credentials_file.len <= SL_PROTO_FIREHOSE_CREDENTIALS_FILE_MAX &&
+			      !memchr(f.credentials_file.p, 0, f.credentials_file.len));
+			CHECK(f.profile.len <= SL_PROTO_FIREHOSE_PROFILE_MAX &&
+			      !memchr(f.profile.p, 0, f.profile.len));
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_firehose_config(tmp, &f) == 0);
+			check_same(tmp, body, len);
+		}
+		/* The reader form accepts whatever the request decoder accepts (and more). */
+		struct sl_reader r;
+		sl_reader_init(&r, body, len);
+		struct sl_firehose_wire g;
+		if (sl_proto_get_firehose_config(&r, &g) < 0)
+			CHECK(!r.ok && sl_proto_decode_firehose_create(body, len, &f) < 0);
+		break;
+	}
 	case SL_OP_CONSUMER_CREATE: {
 		struct sl_consumer_wire c;
 		if (sl_proto_decode_consumer_create(body, len, &c) == 0) {
@@ -209,7 +252,8 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 		break;
 	}
 	default:
-		break; /* PING, LIST_STREAMS, CONSUMER_LIST: empty bodies; others: BAD_OPCODE */
+		break; /* PING, LIST_STREAMS, CONSUMER_LIST, FIREHOSE_LIST: empty bodies; others:
+			  BAD_OPCODE */
 	}
 }
 
@@ -300,6 +344,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 	switch (op) {
 	case SL_OP_LIST_STREAMS:
 	case SL_OP_CONSUMER_LIST:
+	case SL_OP_FIREHOSE_LIST:
 		sl_reader_u32(&r, &n);
 		for (uint32_t i = 0; i < n && r.ok; i++) {
 			struct sl_str s;
@@ -345,6 +390,34 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 			}
 			sl_buf_reset(tmp);
 			CHECK(sl_proto_put_consumer_shard_status(tmp, &st) == 0);
+			check_same(tmp, r.p + before, r.off - before);
+		}
+		break;
+	}
+	case SL_OP_FIREHOSE_DESCRIBE: {
+		size_t before = r.off;
+		struct sl_firehose_wire f;
+		if (sl_proto_get_firehose_config(&r, &f) < 0) {
+			CHECK(!r.ok);
+			break;
+		}
+		CHECK(sl_proto_name_valid((const uint8_t *)f.name.p, f.name.len));
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_firehose_config(tmp, &f) == 0);
+		check_same(tmp, r.p + before, r.off - before);
+		sl_reader_u64(&r, &u64);
+		sl_reader_u32(&r, &n);
+		for (uint32_t i = 0; i < n && r.ok; i++) {
+			before = r.off;
+			struct sl_firehose_shard_status st;
+			if (sl_proto_get_firehose_shard_status(&r, &st) < 0) {
+				CHECK(!r.ok);
+				break;
+			}
+			check_str(&st.last_object_key, r.p, r.len);
+			check_str(&st.last_error, r.p, r.len);
+			sl_buf_reset(tmp);
+			CHECK(sl_proto_put_firehose_shard_status(tmp, &st) == 0);
 			check_same(tmp, r.p + before, r.off - before);
 		}
 		break;
@@ -428,7 +501,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	}
 	case 2:
-		request((sel & 0x40) ? SL_OP_CONSUMER_CREATE : SL_OP_DESCRIBE_STREAM, p, n, &tmp);
+		request((sel & 0x40)   ? SL_OP_CONSUMER_CREATE
+			: (sel & 0x20) ? SL_OP_FIREHOSE_CREATE
+				       : SL_OP_DESCRIBE_STREAM,
+			p, n, &tmp);
 		break;
 	case 3:
 		request((sel & 0x40) ? SL_OP_CONSUMER_RESET : SL_OP_AUTH, p, n, &tmp);

@@ -21,6 +21,9 @@ OP = dict(PING=0x01, AUTH=0x02, CREATE_STREAM=0x10, DELETE_STREAM=0x11, LIST_STR
 # the seeds of the older operations byte-for-byte unchanged.
 COP = dict(CONSUMER_CREATE=0x30, CONSUMER_DELETE=0x31, CONSUMER_LIST=0x32, CONSUMER_DESCRIBE=0x33,
            CONSUMER_RESET=0x34, CONSUMER_ATTACH=0x35, CONSUMER_BATCH=0x36, CONSUMER_ACK=0x37)
+# Firehose operations: again their own table and random stream (frng below).
+FOP = dict(FIREHOSE_CREATE=0x40, FIREHOSE_DELETE=0x41, FIREHOSE_LIST=0x42, FIREHOSE_DESCRIBE=0x43,
+           FIREHOSE_FLUSH=0x44)
 PUSH = 0x0002
 ERRORS = [-5002, -5003, -5004, -5005, -5006, -5007, -5009, -5013, -5014, -5015, -28]
 
@@ -137,10 +140,10 @@ def responses():
 crng = random.Random(20260301)
 
 
-def with_rng(fn):
-    """Run fn with the consumer random stream in place of the main one."""
+def with_rng(fn, other=None):
+    """Run fn with the consumer (or other) random stream in place of the main one."""
     global rng
-    saved, rng = rng, crng
+    saved, rng = rng, (other or crng)
     try:
         return fn()
     finally:
@@ -226,6 +229,73 @@ def consumer_inputs():
     return inputs
 
 
+# ---- firehoses (their own random stream; see FOP) ----
+
+frng = random.Random(20260401)
+
+
+def firehose_config():
+    dest = rng.choice([b'file:///var/lib/sluice/objects', b's3://archive-bucket/sluice',
+                       b's3://b/' + b'p' * 200])
+    s3 = dest.startswith(b's3://')
+    start = rng.choice([0, 1, 4])
+    return (str8(name()) + str8(name()) + str16(dest)
+            + str16(rng.choice([b'', b'http://127.0.0.1:9000']) if s3 else b'')
+            + str8(rng.choice([b'', b'us-east-1', b'eu-west-1']) if s3 else b'')
+            + str16(rng.choice([b'', b'/etc/sluice/aws-credentials']) if s3 else b'')
+            + str8(rng.choice([b'', b'default', b'archiver']) if s3 else b'')
+            + u64(rng.choice([1 << 20, 5 << 20, 128 << 20])) + u32(rng.choice([0, 60000, 900000]))
+            + u8(rng.randrange(2)) + i32(rng.choice([1, 3, 19])) + u8(rng.randrange(2))
+            + i64(rng.choice([-1, 0, 3600000])) + str8(rng.choice([b'', name()]))
+            + u8(start) + u64(1790000000000 if start == 4 else 0))
+
+
+def firehose_shard_status(i):
+    key = rng.choice([b'', b'sluice/2026/11/28/01/orders-shardId-000000000003-'
+                      b'00000000000000001041-00000000000000002040.jsonl.zst'])
+    err = rng.choice([b'', b'PUT s3://b/k: HTTP 503 SlowDown: reduce your request rate'])
+    return (u32(i) + u64(rng.randrange(1 << 40)) + u64(rng.randrange(1000))
+            + u64(rng.randrange(1 << 24)) + i64(rng.choice([0, 1790000000000])) + str16(key)
+            + b''.join(u64(rng.randrange(10 ** 6)) for _ in range(6)) + u8(rng.randrange(4))
+            + str16(err))
+
+
+def firehose_requests():
+    yield frame(FOP['FIREHOSE_CREATE'], firehose_config())
+    for op in ('FIREHOSE_DELETE', 'FIREHOSE_DESCRIBE', 'FIREHOSE_FLUSH'):
+        yield frame(FOP[op], str8(name()))
+    yield frame(FOP['FIREHOSE_LIST'], b'')
+
+
+def firehose_responses():
+    for op in ('FIREHOSE_CREATE', 'FIREHOSE_DELETE', 'FIREHOSE_FLUSH'):
+        yield frame(FOP[op], ok(), response=True)
+    n = rng.randrange(4)
+    yield frame(FOP['FIREHOSE_LIST'], ok(u32(n) + b''.join(str8(name()) for _ in range(n))),
+                response=True)
+    n = rng.choice([0, 1, 2, 4])
+    body = (firehose_config() + i64(1790000000000) + u32(n)
+            + b''.join(firehose_shard_status(i) for i in range(n)))
+    yield frame(FOP['FIREHOSE_DESCRIBE'], ok(body), response=True)
+    yield frame(FOP['FIREHOSE_DESCRIBE'], i32(-5002) + str16(b'no firehose of that name'),
+                response=True)
+
+
+def firehose_inputs():
+    inputs = []
+    for _ in range(12):
+        inputs += [b'\x00' + f for f in firehose_requests()]
+        inputs += [b'\x00' + f for f in firehose_responses()]
+        inputs.append(b'\x22' + firehose_config())
+        f = list(firehose_responses())[rng.randrange(6)]
+        inputs.append(b'\x07' + f[5:6] + f[12:])
+    # Pipelined: a create, a describe and the start of a flush.
+    for _ in range(4):
+        fs = list(firehose_requests())
+        inputs.append(b'\x00' + fs[0] + fs[2] + fs[3][:9])
+    return inputs
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__),
                                                             'corpus', 'proto')
@@ -251,6 +321,7 @@ def main():
         f = list(responses())[rng.randrange(9)]
         inputs.append(b'\x07' + f[5:6] + f[12:])
     inputs += with_rng(consumer_inputs)
+    inputs += with_rng(firehose_inputs, frng)
     written = 0
     for data_ in inputs:
         path = os.path.join(out, hashlib.sha1(data_).hexdigest())
