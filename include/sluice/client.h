@@ -470,6 +470,126 @@ void sluice_remote_consumer_stats(const struct sluice_remote_consumer *rc,
 /* Close the connection and free. Accepts NULL. Not while run is running on another thread. */
 void sluice_remote_consumer_destroy(struct sluice_remote_consumer *rc);
 
+/* ======================================================================================
+ * Firehoses
+ * ======================================================================================
+ *
+ * A firehose is a built-in consumer (Amazon Data Firehose): the server buffers the records of
+ * each shard and writes them, by size or by time, as compressed objects to an object store
+ * (docs/firehose.md). Firehoses share the consumers' name space, checkpoints and retries; they
+ * are created and described with the calls below. dest is "file:///DIR" (absolute),
+ * "s3://BUCKET[/PREFIX]", or NULL / "" for the server's default (DATA/objects).
+ */
+
+enum sluice_firehose_compression {
+	SLUICE_FIREHOSE_COMPRESSION_NONE = 0,
+	SLUICE_FIREHOSE_COMPRESSION_ZSTD = 1,
+};
+enum sluice_firehose_format {
+	SLUICE_FIREHOSE_FORMAT_JSONL = 0, /* one JSON object per record (restorable) */
+	SLUICE_FIREHOSE_FORMAT_RAW = 1,	  /* each record's data, then "\n" */
+};
+
+/* Buffering hints (Amazon Firehose's ranges): an object is written when either is reached. */
+#define SLUICE_FIREHOSE_BUFFER_BYTES_MIN (1ull << 20)
+#define SLUICE_FIREHOSE_BUFFER_BYTES_MAX (128ull << 20)
+#define SLUICE_FIREHOSE_BUFFER_BYTES_DEFAULT (5ull << 20)
+#define SLUICE_FIREHOSE_BUFFER_INTERVAL_MS_MAX 900000u
+#define SLUICE_FIREHOSE_BUFFER_INTERVAL_MS_DEFAULT 60000u
+#define SLUICE_FIREHOSE_ZSTD_LEVEL_MIN 1
+#define SLUICE_FIREHOSE_ZSTD_LEVEL_MAX 19
+#define SLUICE_FIREHOSE_ZSTD_LEVEL_DEFAULT 3
+/* Longest strings (bytes): the destination, and the s3 options. */
+#define SLUICE_FIREHOSE_DEST_LEN_MAX 4095
+#define SLUICE_FIREHOSE_ENDPOINT_LEN_MAX 511
+#define SLUICE_FIREHOSE_REGION_LEN_MAX 63
+#define SLUICE_FIREHOSE_CREDENTIALS_FILE_LEN_MAX 511
+#define SLUICE_FIREHOSE_PROFILE_LEN_MAX 63
+
+/* Initialize with sluice_firehose_options_init, then change fields. Strings: NULL or "" for
+ * the default; they are only read during the call. */
+struct sluice_firehose_options {
+	const char *endpoint;	       /* s3: an S3-compatible server URL; default AWS */
+	const char *region;	       /* s3: signing region; default the server's (us-east-1) */
+	const char *credentials_file;  /* s3: AWS shared-credentials file, read by the server;
+					  default the server's AWS_* environment */
+	const char *profile;	       /* profile in credentials_file; default "default" */
+	uint64_t buffer_bytes;	       /* BUFFER_BYTES_MIN..MAX; default 5 MiB */
+	uint32_t buffer_interval_ms;   /* 0..BUFFER_INTERVAL_MS_MAX; default 60 s */
+	int compression;	       /* enum sluice_firehose_compression; default zstd */
+	int32_t zstd_level;	       /* 1..19; default 3 */
+	int format;		       /* enum sluice_firehose_format; default jsonl */
+	int64_t max_retry_duration_ms; /* give up on an upload after this; -1 (default): until the
+					  records expire */
+	const char *on_failure;	       /* stream that receives given-up records; NULL: none */
+	struct sluice_position start;  /* TRIM_HORIZON (default), LATEST or AT_TIMESTAMP */
+};
+
+void sluice_firehose_options_init(struct sluice_firehose_options *opts);
+
+/*
+ * Create firehose name, archiving stream to dest. opts may be NULL for the defaults. Refused
+ * locally (SLUICE_ERR_INVALID_NAME / _INVALID_ARGUMENT, with a message naming the field): bad
+ * names, a dest that is not file:///..., s3://BUCKET... or empty, strings over their limits, an
+ * unknown compression, format or start type. The server validates the ranges; its message names
+ * the field. Other errors of note: SLUICE_ERR_STREAM_NOT_FOUND, an "exists" error when a
+ * consumer or firehose of that name exists. The calls below answer SLUICE_ERR_STREAM_NOT_FOUND
+ * ("firehose NAME not found") for a name that is not a firehose, even if it is a consumer.
+ */
+int sluice_firehose_create(struct sluice_client *c, const char *name, const char *stream,
+			   const char *dest, const struct sluice_firehose_options *opts);
+/* Stop and remove a firehose and its checkpoints. Records still in its buffers are not
+ * archived (they stay in the stream until they expire); flush first to keep them. */
+int sluice_firehose_delete(struct sluice_client *c, const char *name);
+/* *ret_names: ret_count names; free with sluice_strings_free. */
+int sluice_firehose_list(struct sluice_client *c, char ***ret_names, size_t *ret_count);
+/* Ask the server to write out every shard's buffer now, whatever the buffering hints say.
+ * The objects are written by the firehose as usual (with its retries): describe shows them. */
+int sluice_firehose_flush(struct sluice_client *c, const char *name);
+
+/* What a firehose is doing on one shard. */
+enum sluice_firehose_state {
+	SLUICE_FIREHOSE_IDLE = 0,     /* buffering, or caught up */
+	SLUICE_FIREHOSE_FLUSHING = 1, /* an object is being written */
+	SLUICE_FIREHOSE_RETRYING = 2, /* a write failed and waits for its retry */
+	SLUICE_FIREHOSE_FINISHED = 3, /* a closed shard, archived to its end */
+};
+/* "IDLE", "FLUSHING", "RETRYING", "FINISHED" or "UNKNOWN". Static. */
+const char *sluice_firehose_state_name(int state);
+
+struct sluice_firehose_shard_status {
+	uint32_t shard_id;
+	uint64_t checkpoint_seq;     /* last sequence number archived (or given up on); 0: none */
+	uint64_t buffered_records;   /* records waiting in the buffer */
+	uint64_t buffered_bytes;     /* their size, uncompressed */
+	int64_t last_flush_ms;	     /* Unix ms of the last object written; 0: never */
+	char *last_object_key;	     /* "" when none */
+	uint64_t objects_written;    /* objects stored */
+	uint64_t records_archived;   /* records in them */
+	uint64_t bytes_written;	     /* bytes stored (compressed) */
+	uint64_t upload_failures;    /* failed attempts to store an object */
+	uint64_t sent_to_on_failure; /* records given up on and written to on_failure */
+	uint64_t expired;	     /* records given up on because they expired */
+	int state;	  /* enum sluice_firehose_state; other values from newer servers */
+	char *last_error; /* "" when none */
+};
+
+struct sluice_firehose_info {
+	char *name;
+	char *stream;
+	char *dest;
+	/* The settings; its strings are NULL (not set) or point into this info. */
+	struct sluice_firehose_options options;
+	int64_t created_ms;
+	size_t shard_count;
+	struct sluice_firehose_shard_status *shards;
+};
+
+/* *ret: free with sluice_firehose_info_free (accepts NULL). */
+int sluice_firehose_describe(struct sluice_client *c, const char *name,
+			     struct sluice_firehose_info **ret);
+void sluice_firehose_info_free(struct sluice_firehose_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,7 +86,8 @@
  *                     n x firehose_shard_status
  *   FIREHOSE_FLUSH    str8 name -> (empty) (write out every shard's buffer now)
  *
- *   firehose_config = str8 name, str8 stream, str16 dest (file:///DIR or s3://BUCKET/PREFIX),
+ *   firehose_config = str8 name, str8 stream, str16 dest (file:///DIR or s3://BUCKET/PREFIX;
+ *                  "" in a CREATE: the server's default, file://DATA/objects),
  *                  str16 endpoint ("" AWS), str8 region ("" default), str16 credentials_file
  *                  ("" environment), str8 profile ("" default), u64 buffer_bytes,
  *                  u32 buffer_interval_ms, u8 compression (0 none, 1 zstd), i32 zstd_level,
@@ -471,7 +472,7 @@ enum sl_proto_firehose_state {
 struct sl_firehose_wire {
 	struct sl_str name;
 	struct sl_str stream;
-	struct sl_str dest; /* file:///DIR or s3://BUCKET/PREFIX */
+	struct sl_str dest; /* file:///DIR or s3://BUCKET/PREFIX; "" (CREATE): the default */
 	struct sl_str endpoint;
 	struct sl_str region;
 	struct sl_str credentials_file;

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,62 @@ static char *trim(char *s)
 	return s;
 }
 
+static void set_msg(char *err_msg, size_t err_msg_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_msg(char *err_msg, size_t err_msg_len, const char *fmt, ...)
+{
+	if (!err_msg || err_msg_len == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err_msg, err_msg_len, fmt, ap);
+	va_end(ap);
+}
+
+int sl_server_config_parse_text(struct sl_server_config *cfg, const char *text, size_t len,
+				char *err_msg, size_t err_msg_len)
+{
+	char line[SL_SERVER_CONFIG_LINE_BYTES_MAX + 1];
+	int lineno = 0;
+	set_msg(err_msg, err_msg_len, "%s", "");
+	for (size_t pos = 0; pos < len;) {
+		lineno++;
+		const char *start = text + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - start) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		if (n > SL_SERVER_CONFIG_LINE_BYTES_MAX) {
+			set_msg(err_msg, err_msg_len, "line %d: longer than %u bytes", lineno,
+				SL_SERVER_CONFIG_LINE_BYTES_MAX);
+			return -EINVAL;
+		}
+		if (memchr(start, '\0', n)) {
+			set_msg(err_msg, err_msg_len, "line %d: NUL byte", lineno);
+			return -EINVAL;
+		}
+		memcpy(line, start, n);
+		line[n] = '\0';
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			set_msg(err_msg, err_msg_len, "line %d: expected KEY = VALUE", lineno);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		char *key = trim(s), *val = trim(eq + 1);
+		int a = apply(cfg, key, val);
+		if (a < 0) {
+			set_msg(err_msg, err_msg_len, "line %d: %s '%.64s'", lineno,
+				a == -ENOENT ? "unknown key" : "bad value for", key);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int load_file(struct sl_server_config *cfg, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -171,30 +228,24 @@ static int load_file(struct sl_server_config *cfg, const char *path)
 		fprintf(stderr, "sluiced: cannot open config file %s: %s\n", path, strerror(errno));
 		return -EINVAL;
 	}
-	char line[8192];
-	int lineno = 0, r = 0;
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		char *s = trim(line);
-		if (*s == '\0' || *s == '#')
-			continue;
-		char *eq = strchr(s, '=');
-		if (!eq) {
-			fprintf(stderr, "sluiced: %s:%d: expected KEY = VALUE\n", path, lineno);
-			r = -EINVAL;
-			break;
-		}
-		*eq = '\0';
-		char *key = trim(s), *val = trim(eq + 1);
-		int a = apply(cfg, key, val);
-		if (a < 0) {
-			fprintf(stderr, "sluiced: %s:%d: %s '%s'\n", path, lineno,
-				a == -ENOENT ? "unknown key" : "bad value for", key);
-			r = -EINVAL;
-			break;
-		}
-	}
+	/* One byte past the limit, so that a longer file is refused, not cut. */
+	char *text = malloc(SL_SERVER_CONFIG_FILE_BYTES_MAX + 1);
+	size_t len = text ? fread(text, 1, SL_SERVER_CONFIG_FILE_BYTES_MAX + 1, f) : 0;
+	int err = !text || ferror(f);
 	fclose(f);
+	int r = -EINVAL;
+	if (err) {
+		fprintf(stderr, "sluiced: cannot read config file %s\n", path);
+	} else if (len > SL_SERVER_CONFIG_FILE_BYTES_MAX) {
+		fprintf(stderr, "sluiced: config file %s is larger than %u bytes\n", path,
+			SL_SERVER_CONFIG_FILE_BYTES_MAX);
+	} else {
+		char msg[256];
+		r = sl_server_config_parse_text(cfg, text, len, msg, sizeof(msg));
+		if (r < 0)
+			fprintf(stderr, "sluiced: %s: %s\n", path, msg);
+	}
+	free(text);
 	return r;
 }
 

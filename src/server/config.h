@@ -8,6 +8,7 @@
 
 #include "log/shard_log.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Connections beyond this are refused: each costs buffers and a slot in the loops. */
@@ -16,6 +17,9 @@
  * stops reading from it. 64 MiB keeps a pipelining producer busy without unbounded memory. */
 #define SL_MAX_INFLIGHT_BYTES_DEFAULT (64ull << 20)
 #define SL_RETENTION_DEFAULT_MS (24ll * 3600 * 1000)
+/* A config file is a few dozen short lines; these bound what sluiced reads and parses. */
+#define SL_SERVER_CONFIG_LINE_BYTES_MAX 8191u
+#define SL_SERVER_CONFIG_FILE_BYTES_MAX (1u << 20)
 
 struct sl_server_config {
 	char data_dir[4096];
@@ -38,6 +42,14 @@ void sl_server_config_defaults(struct sl_server_config *cfg);
  * printed (exit 0), or -EINVAL after printing one line to stderr naming the bad flag.
  */
 int sl_server_config_parse(struct sl_server_config *cfg, int argc, char **argv);
+/*
+ * Apply a config file's len bytes (text need not be NUL-terminated): lines "KEY = VALUE", blank
+ * lines and "#" comments; keys are the flags' names without "--". Stops at the first bad line.
+ * Never prints: returns 0, or -EINVAL with "line N: what is wrong" in err_msg (always
+ * terminated when err_msg_len > 0). cfg may be partly updated on failure.
+ */
+int sl_server_config_parse_text(struct sl_server_config *cfg, const char *text, size_t len,
+				char *err_msg, size_t err_msg_len);
 /* Parse "group", "never", "interval=MS" (MS in the duration syntax: 200ms, 1s). */
 int sl_parse_fsync(const char *s, enum sl_fsync_mode *ret_mode, int64_t *ret_interval_ms);
 /* Split "HOST:PORT" into an IPv4 sockaddr. */

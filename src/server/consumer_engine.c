@@ -479,6 +479,7 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	atomic_store_explicit(&s->st.lag_records, avail, memory_order_relaxed);
 	if (avail == 0) {
 		atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->st.buffered_bytes, 0, memory_order_relaxed);
 		s->window_start_ms = 0;
 		return false;
 	}

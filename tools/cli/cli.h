@@ -38,5 +38,6 @@ int cli_stream(const struct cli *cli, int argc, char **argv);
 int cli_put(const struct cli *cli, int argc, char **argv);
 int cli_get(const struct cli *cli, int argc, char **argv);
 int cli_consumer(const struct cli *cli, int argc, char **argv);
+int cli_firehose(const struct cli *cli, int argc, char **argv);
 
 #endif

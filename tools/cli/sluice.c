@@ -1,6 +1,7 @@
 /*
- * sluice: the command-line client. Commands live in cli_stream.c, cli_put.c, cli_get.c and
- * cli_consumer.c; this file holds the global options, the dispatch and the shared helpers.
+ * sluice: the command-line client. Commands live in cli_stream.c, cli_put.c, cli_get.c,
+ * cli_consumer.c and cli_firehose.c; this file holds the global options, the dispatch and the
+ * shared helpers.
  *
  * Exit codes: 0 ok, 1 the operation failed, 2 usage error. Every error is one line on stderr.
  */
@@ -36,6 +37,11 @@ static const char usage_text[] =
     "  consumer describe NAME [--format text|json]\n"
     "  consumer delete NAME\n"
     "  consumer reset NAME --to trim-horizon|latest|seq:N|time:ISO8601 [--shard ID]\n"
+    "  firehose create NAME --stream S [--dest file:///DIR|s3://BUCKET[/PREFIX]] [options]\n"
+    "  firehose list [--format text|json]\n"
+    "  firehose describe NAME [--format text|json]\n"
+    "  firehose delete NAME\n"
+    "  firehose flush NAME\n"
     "\n"
     "options:\n"
     "  --server HOST:PORT  the sluiced to talk to (default $SLUICE_SERVER or " SLUICE_DEFAULT_SERVER
@@ -237,6 +243,8 @@ int main(int argc, char **argv)
 		ret = cli_get(&cli, cargc, cargv);
 	} else if (strcmp(cmd, "consumer") == 0) {
 		ret = cli_consumer(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "firehose") == 0) {
+		ret = cli_firehose(&cli, cargc, cargv);
 	} else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		ret = CLI_EXIT_OK;

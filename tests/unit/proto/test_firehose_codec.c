@@ -23,12 +23,12 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
 	return d;
 }
 
-static struct sl_str S(const char *s)
-{
+static struct sl_str S(const char *s) {
 	return (struct sl_str){.p = s, .len = strlen(s)};
 }
 
-static void assert_sl_str_equal(struct sl_str a, struct sl_str b)
+static void
+assert_sl_str_equal(struct sl_str a, struct sl_str b)
 {
 	assert_int_equal(a.len, b.len);
 	if (a.len)
@@ -90,6 +90,7 @@ static void opcodes(void **state)
 	assert_false(sl_proto_opcode_known(0x3f));
 	assert_false(sl_proto_opcode_known(0x45));
 	assert_false(sl_proto_opcode_known(0x38));
+	assert_int_equal(SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN, 89); /* docs/protocol.md */
 }
 
 /* ---- firehose_config ---- */
@@ -108,7 +109,8 @@ static void create_round_trip(void **state)
 	assert_int_equal(b.data[b.len - 9], SLUICE_POS_AT_TIMESTAMP);
 	assert_int_equal(sl_proto_decode_firehose_create(b.data, b.len, &d), 0);
 	assert_config_equal(&f, &d);
-	assert_true((const uint8_t *)d.dest.p > b.data && (const uint8_t *)d.dest.p < b.data + b.len);
+	assert_true((const uint8_t *)d.dest.p > b.data &&
+		    (const uint8_t *)d.dest.p < b.data + b.len);
 
 	/* Every proper prefix and one trailing byte: protocol, *ret untouched. */
 	struct sl_firehose_wire untouched;
@@ -227,7 +229,7 @@ static void create_checks(void **state)
 	for (int which = 0; which < 5; which++) {
 		for (int k = 0; k < 3; k++) {
 			f = sample_config();
-			struct sl_str *s = which == 0   ? &f.dest
+			struct sl_str *s = which == 0	? &f.dest
 					   : which == 1 ? &f.endpoint
 					   : which == 2 ? &f.region
 					   : which == 3 ? &f.credentials_file
@@ -417,8 +419,8 @@ static void name_requests(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(opcodes),		cmocka_unit_test(create_round_trip),
-	    cmocka_unit_test(create_checks),	cmocka_unit_test(shard_status_round_trip),
+	    cmocka_unit_test(opcodes),		 cmocka_unit_test(create_round_trip),
+	    cmocka_unit_test(create_checks),	 cmocka_unit_test(shard_status_round_trip),
 	    cmocka_unit_test(describe_response), cmocka_unit_test(name_requests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
