@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 volatile sig_atomic_t bench_stop;
+
+/* bench_firehose.c: its own flags (see sluice-bench firehose --help). */
+int bench_firehose_main(int argc, char **argv);
 volatile pid_t bench_child_pid;
 
 static const char usage[] =
@@ -33,6 +36,8 @@ static const char usage[] =
     "  consume   produce, then deliver to a consumer (plugin, remote, exec handlers)\n"
     "  compare   the same workloads against sluice, Redis Streams and NATS JetStream\n"
     "            (see sluice-bench compare --help)\n"
+    "  firehose  sustained input into a firehose (file://, s3:// via s3rver) vs zstd -3 -T1\n"
+    "            (see sluice-bench firehose --help)\n"
     "\n"
     "common options:\n"
     "  --records N          records per combination (default 1000000; consume: 2000000,\n"
@@ -457,6 +462,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "compare") == 0)
 		return bench_compare_main(argc, argv);
+	if (strcmp(argv[1], "firehose") == 0)
+		return bench_firehose_main(argc, argv);
 	static struct bench_args a;
 	a.cmd = argv[1];
 	int (*run)(struct bench_args *) = NULL;

@@ -161,9 +161,11 @@ static int hex_digit(char c)
 	return -1;
 }
 
-/* Parse the file's bytes (format at the top). 0 or SLUICE_ERR_CORRUPT. */
-static int parse_checkpoint(const char *p, size_t len, uint64_t *ret_seq)
+int sl_checkpoint_parse(const char *text, size_t len, uint64_t *ret_seq)
 {
+	const char *p = text;
+	if (len > CHECKPOINT_FILE_BYTES_MAX)
+		return SLUICE_ERR_CORRUPT;
 	size_t i = 0;
 	uint64_t seq = 0;
 	while (i < len && p[i] >= '0' && p[i] <= '9') {
@@ -231,8 +233,7 @@ int sl_checkpoint_load(const char *data_dir, const char *consumer, uint32_t shar
 			break;
 		len += (size_t)n;
 	}
-	r = len > CHECKPOINT_FILE_BYTES_MAX ? SLUICE_ERR_CORRUPT
-					    : parse_checkpoint(buf, len, ret_seq);
+	r = sl_checkpoint_parse(buf, len, ret_seq);
 out:
 	close(fd);
 	return r;

@@ -11,6 +11,7 @@
 #ifndef SL_CONSUMER_CHECKPOINT_H
 #define SL_CONSUMER_CHECKPOINT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* 0, SLUICE_ERR_INVALID_NAME, -errno. Creates folders as needed. */
@@ -18,6 +19,11 @@ int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shar
 /* 0 and *ret_seq, -ENOENT when none was saved, SLUICE_ERR_CORRUPT, -errno. */
 int sl_checkpoint_load(const char *data_dir, const char *consumer, uint32_t shard_id,
 		       uint64_t *ret_seq);
+/*
+ * Parse a checkpoint file's len bytes (text need not be NUL-terminated; format above and in
+ * checkpoint.c). 0 and *ret_seq, or SLUICE_ERR_CORRUPT (*ret_seq untouched). Pure: no I/O.
+ */
+int sl_checkpoint_parse(const char *text, size_t len, uint64_t *ret_seq);
 /* Remove every checkpoint of a consumer (delete). */
 int sl_checkpoint_remove_all(const char *data_dir, const char *consumer);
 

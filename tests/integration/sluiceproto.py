@@ -21,6 +21,11 @@ OP_PRODUCE, OP_READ = 0x20, 0x21
 OP_CONSUMER_CREATE, OP_CONSUMER_DELETE, OP_CONSUMER_LIST = 0x30, 0x31, 0x32
 OP_CONSUMER_DESCRIBE, OP_CONSUMER_RESET, OP_CONSUMER_ATTACH = 0x33, 0x34, 0x35
 OP_CONSUMER_BATCH, OP_CONSUMER_ACK = 0x36, 0x37  # BATCH: push frames only
+OP_FIREHOSE_CREATE, OP_FIREHOSE_DELETE, OP_FIREHOSE_LIST = 0x40, 0x41, 0x42
+OP_FIREHOSE_DESCRIBE, OP_FIREHOSE_FLUSH = 0x43, 0x44
+FIREHOSE_COMPRESSION = {"none": 0, "zstd": 1}
+FIREHOSE_FORMAT = {"jsonl": 0, "raw": 1}
+FIREHOSE_STATES = {0: "IDLE", 1: "FLUSHING", 2: "RETRYING", 3: "FINISHED"}
 HANDLER_EXEC, HANDLER_PLUGIN, HANDLER_REMOTE = 0, 1, 2
 HANDLER_KIND = {"exec": HANDLER_EXEC, "plugin": HANDLER_PLUGIN, "remote": HANDLER_REMOTE}
 CONSUMER_STATES = {0: "IDLE", 1: "DELIVERING", 2: "RETRYING", 3: "FINISHED", 4: "WAITING_REMOTE"}
@@ -326,6 +331,102 @@ class Client:
     def reset_consumer(self, name, shard_id=-1, pos_type=POS_TRIM_HORIZON, pos_value=0):
         self.call(OP_CONSUMER_RESET, str8(name) + struct.pack("<qBQ", shard_id, pos_type,
                                                                  pos_value))
+
+    # ---- firehoses (src/proto/codec.h: firehose_config / firehose_shard_status) ----
+
+    @staticmethod
+    def firehose_config_body(name, stream, dest, endpoint="", region="", credentials_file="",
+                             profile="", buffer_bytes=5 << 20, buffer_interval_ms=60000,
+                             compression="zstd", zstd_level=3, format="jsonl",
+                             max_retry_duration_ms=-1, on_failure="", start="trim-horizon"):
+        """compression: "zstd"/"none" or a raw u8; format: "jsonl"/"raw" or a raw u8.
+        start: "trim-horizon", "latest", ("time", unix_ms), or (type, value) raw."""
+        comp = FIREHOSE_COMPRESSION[compression] if isinstance(compression, str) else compression
+        fmt = FIREHOSE_FORMAT[format] if isinstance(format, str) else format
+        if start == "trim-horizon":
+            st, sv = POS_TRIM_HORIZON, 0
+        elif start == "latest":
+            st, sv = POS_LATEST, 0
+        elif isinstance(start, tuple) and start[0] == "time":
+            st, sv = POS_AT_TIMESTAMP, start[1]
+        else:
+            st, sv = start
+        return (str8(name) + str8(stream) + str16(dest) + str16(endpoint) + str8(region)
+                + str16(credentials_file) + str8(profile)
+                + struct.pack("<QIBiBq", buffer_bytes, buffer_interval_ms, comp, zstd_level, fmt,
+                              max_retry_duration_ms)
+                + str8(on_failure) + struct.pack("<BQ", st, sv))
+
+    def create_firehose(self, name, stream, dest, **opts):
+        self.call(OP_FIREHOSE_CREATE, self.firehose_config_body(name, stream, dest, **opts))
+
+    def delete_firehose(self, name):
+        self.call(OP_FIREHOSE_DELETE, str8(name))
+
+    def flush_firehose(self, name):
+        self.call(OP_FIREHOSE_FLUSH, str8(name))
+
+    def list_firehoses(self):
+        r = self.call(OP_FIREHOSE_LIST)
+        (n,) = struct.unpack_from("<I", r)
+        off, names = 4, []
+        for _ in range(n):
+            ln = r[off]
+            names.append(r[off + 1: off + 1 + ln].decode())
+            off += 1 + ln
+        assert off == len(r), ("trailing bytes in FIREHOSE_LIST response", off, len(r))
+        return names
+
+    @staticmethod
+    def parse_firehose_config(r, off=0):
+        def s8(o):
+            n = r[o]
+            return r[o + 1:o + 1 + n].decode(), o + 1 + n
+
+        def s16(o):
+            (n,) = struct.unpack_from("<H", r, o)
+            return r[o + 2:o + 2 + n].decode(errors="replace"), o + 2 + n
+        c = {}
+        c["name"], off = s8(off)
+        c["stream"], off = s8(off)
+        c["dest"], off = s16(off)
+        c["endpoint"], off = s16(off)
+        c["region"], off = s8(off)
+        c["credentials_file"], off = s16(off)
+        c["profile"], off = s8(off)
+        (c["buffer_bytes"], c["buffer_interval_ms"], c["compression"], c["zstd_level"],
+         c["format"], c["max_retry_duration_ms"]) = struct.unpack_from("<QIBiBq", r, off)
+        off += 8 + 4 + 1 + 4 + 1 + 8
+        c["on_failure"], off = s8(off)
+        c["start_type"], c["start_value"] = struct.unpack_from("<BQ", r, off)
+        off += 9
+        return c, off
+
+    def describe_firehose(self, name):
+        """The config (a dict) plus created_ms and shards: [dict per firehose_shard_status]."""
+        r = self.call(OP_FIREHOSE_DESCRIBE, str8(name))
+        d, off = self.parse_firehose_config(r)
+        d["created_ms"], n = struct.unpack_from("<qI", r, off)
+        off += 12
+        d["shards"] = []
+        for _ in range(n):
+            st = {}
+            (st["id"], st["checkpoint"], st["buffered_records"], st["buffered_bytes"],
+             st["last_flush_ms"], klen) = struct.unpack_from("<IQQQqH", r, off)
+            off += 4 + 8 * 4 + 2
+            st["last_object_key"] = r[off:off + klen].decode(errors="replace")
+            off += klen
+            (st["objects_written"], st["records_archived"], st["bytes_written"],
+             st["upload_failures"], st["sent_to_on_failure"], st["expired"], state,
+             elen) = struct.unpack_from("<QQQQQQBH", r, off)
+            off += 8 * 6 + 1 + 2
+            st["state_code"] = state
+            st["state"] = FIREHOSE_STATES.get(state, "UNKNOWN(%d)" % state)
+            st["last_error"] = r[off:off + elen].decode(errors="replace")
+            off += elen
+            d["shards"].append(st)
+        assert off == len(r), ("trailing bytes in FIREHOSE_DESCRIBE response", off, len(r))
+        return d
 
 
 def parse_records_out(r, off, n):
