@@ -508,7 +508,8 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	uint64_t stored = st.next_seq > st.first_seq ? st.next_seq - st.first_seq : 0;
 	uint64_t avail_bytes = stored ? avail * (st.bytes / stored) : 0;
 	atomic_store_explicit(&s->st.buffered_bytes, avail_bytes, memory_order_relaxed);
-	bool flush = atomic_exchange(&s->flush_requested, false) || s->pending_last;
+	/* FLUSH covers everything acknowledged when it was asked, window after window. */
+	bool flush = s->next_seq < atomic_load(&s->flush_until) || s->pending_last;
 	bool full = firehose ? avail_bytes >= want_bytes || avail >= want : avail >= want;
 	if (window_ms && !full && !flush) {
 		if (!s->window_start_ms)

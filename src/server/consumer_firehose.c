@@ -2,6 +2,7 @@
 
 #include "archive/archive_format.h"
 #include "common/logging.h"
+#include "consumer/checkpoint.h"
 #include "objstore/objstore.h"
 #include "stream/stream_meta.h"
 
@@ -183,6 +184,15 @@ int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_han
 				 oe.message[0] ? oe.message : sluice_strerror(r));
 		return fail(res, r, "upload failed", detail);
 	}
+	/*
+	 * The object is stored: make its checkpoint durable before the next object's range goes
+	 * into the pending file, so that after a crash the checkpoint and the pending range always
+	 * describe the same window (else a rebuilt window could overlap a stored object).
+	 */
+	r = sl_checkpoint_save(s->data_dir, s->cfg.name, s->shard_id, info.last_seq);
+	if (r < 0)
+		return fail(res, r, "object stored, but its checkpoint could not be saved",
+			    sluice_strerror(r));
 	res->status = SLUICE_HANDLER_OK;
 	res->failed_from = 0;
 	res->message[0] = '\0';

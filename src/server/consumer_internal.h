@@ -62,10 +62,10 @@ struct sl_cshard {
 	_Atomic uint64_t checkpoint_saved;
 	pthread_mutex_t err_mu;
 	char last_error[256];
-	char last_object_key[768]; /* firehoses; under err_mu */
-	atomic_bool flush_requested;
-	bool pending_checked;  /* firehoses: the pending range was looked for */
-	uint64_t pending_last; /* firehoses: rebuild the window up to here (0: none) */
+	char last_object_key[768];    /* firehoses; under err_mu */
+	_Atomic uint64_t flush_until; /* firehoses: flush everything below this seq (FLUSH) */
+	bool pending_checked;	      /* firehoses: the pending range was looked for */
+	uint64_t pending_last;	      /* firehoses: rebuild the window up to here (0: none) */
 };
 
 struct sl_remote;

@@ -491,7 +491,9 @@ int sl_consumers_flush(struct sl_consumers *cs, const char *name)
 	}
 	struct sl_consumer *c = cs->list[i];
 	for (uint32_t k = 0; k < c->nshards; k++)
-		atomic_store(&c->shards[k].flush_requested, true);
+		atomic_store(
+		    &c->shards[k].flush_until,
+		    atomic_load_explicit(&c->shards[k].shard->next_seq, memory_order_relaxed));
 	pthread_mutex_unlock(&cs->mu);
 	return 0;
 }
