@@ -88,6 +88,8 @@ void sl_cshard_clear(struct sl_cshard *s)
 		l->retry_at_ms = 0;
 		l->handing_off = false;
 		l->give_up_reason = NULL;
+		l->to_errors = false;
+		l->first_failure_ms = 0;
 	}
 	s->window_start_ms = 0;
 	sl_cshard_set_state(s, SL_CSHARD_IDLE);
@@ -212,6 +214,15 @@ static void give_up(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	l->give_up_count = count;
 	if (error != l->give_up_error)
 		snprintf(l->give_up_error, sizeof(l->give_up_error), "%s", error);
+	if (!s->c->cfg.on_failure[0] && s->c->cfg.handler_kind == SL_HANDLER_FIREHOSE) {
+		/* Keep them: the next delivery stores them under errors/ (retried until it can). */
+		SL_WARN("firehose %s shard %u: %u records (seq %llu..) go to errors/: %s: %s",
+			s->c->cfg.name, s->shard->id, count, (unsigned long long)recs[0].seq,
+			reason, error);
+		l->to_errors = true;
+		l->retry_at_ms = 0;
+		return;
+	}
 	if (!s->c->cfg.on_failure[0]) {
 		SL_WARN("consumer %s shard %u: dropping %u records (seq %llu..): %s: %s",
 			s->c->cfg.name, s->shard->id, count, (unsigned long long)recs[0].seq,
@@ -323,6 +334,25 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 	l->inflight = NULL;
 	int64_t now = sl_wall_ms();
 	uint32_t count = (uint32_t)b->hb.count;
+	if (b->to_errors) {
+		if (b->invoke_status == 0 && b->result.status == SLUICE_HANDLER_OK) {
+			atomic_fetch_add(&s->st.sent_to_on_failure, count);
+			l->pos += count;
+			l->attempt = 0;
+			l->first_failure_ms = 0;
+			l->to_errors = false;
+			l->give_up_reason = NULL;
+			update_checkpoint(s);
+		} else {
+			/* Nothing is dropped: try the errors/ object again later. */
+			sl_cshard_set_error(s, "%s", b->result.message);
+			atomic_fetch_add(&s->st.upload_failures, 1);
+			l->attempt++;
+			l->retry_at_ms = now + backoff_ms(l->attempt);
+		}
+		sl_batch_destroy(b);
+		return;
+	}
 	uint32_t ok = 0;
 	if (b->invoke_status == 0) {
 		if (b->result.status == SLUICE_HANDLER_OK)
@@ -387,6 +417,8 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 {
 	uint32_t left = l->len - l->pos;
 	uint32_t count = left < l->cap ? left : l->cap;
+	if (l->to_errors)
+		count = l->give_up_count;
 	struct sl_batch *b = sl_batch_create(s->window, l->off + l->pos, count);
 	if (!b) {
 		l->retry_at_ms = now + 100;
@@ -401,6 +433,7 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	b->hb.stream = s->c->cfg.stream;
 	b->hb.shard_id = s->shard->id;
 	b->hb.attempt = l->attempt;
+	b->to_errors = l->to_errors;
 	sl_consumer_ref(s->c);
 	b->release = release_consumer;
 	b->release_ctx = s->c;
@@ -588,7 +621,7 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 				check_timeout(w, s, l, now);
 			if (!l->inflight && !l->handing_off && l->pos < l->len &&
 			    now >= l->retry_at_ms) {
-				if (l->give_up_reason)
+				if (l->give_up_reason && !l->to_errors)
 					give_up(w, s, l, l->give_up_count, l->give_up_reason,
 						l->give_up_error);
 				else

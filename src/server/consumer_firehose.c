@@ -139,8 +139,8 @@ static int fail(struct sluice_handler_result *res, int r, const char *what, cons
 }
 
 int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_handler_batch *batch,
-			     struct sluice_handler_result *res, char *ret_key, size_t key_len,
-			     uint64_t *ret_bytes)
+			     bool to_errors, struct sluice_handler_result *res, char *ret_key,
+			     size_t key_len, uint64_t *ret_bytes)
 {
 	sl_archive_writer_reset(s->writer);
 	for (size_t i = 0; i < batch->count; i++) {
@@ -165,11 +165,11 @@ int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_han
 	struct sl_archive_writer_info info;
 	sl_archive_writer_info(s->writer, &info);
 	char key[SL_ARCHIVE_KEY_LEN_MAX];
-	r = sl_archive_key("", s->cfg.stream, s->shard_id, info.first_seq, info.last_seq,
-			   info.first_ts_ms, info.ext, key, sizeof(key));
+	r = sl_archive_key(to_errors ? "errors" : "", s->cfg.stream, s->shard_id, info.first_seq,
+			   info.last_seq, info.first_ts_ms, info.ext, key, sizeof(key));
 	if (r < 0)
 		return fail(res, r, "cannot name the object", sluice_strerror(r));
-	r = pending_save(s, info.first_seq, info.last_seq);
+	r = to_errors ? 0 : pending_save(s, info.first_seq, info.last_seq);
 	if (r < 0)
 		return fail(res, r, "cannot record the pending object", strerror(-r));
 	struct sl_objstore_error oe = {0};
@@ -189,7 +189,8 @@ int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_han
 	 * into the pending file, so that after a crash the checkpoint and the pending range always
 	 * describe the same window (else a rebuilt window could overlap a stored object).
 	 */
-	r = sl_checkpoint_save(s->data_dir, s->cfg.name, s->shard_id, info.last_seq);
+	r = to_errors ? 0
+		      : sl_checkpoint_save(s->data_dir, s->cfg.name, s->shard_id, info.last_seq);
 	if (r < 0)
 		return fail(res, r, "object stored, but its checkpoint could not be saved",
 			    sluice_strerror(r));

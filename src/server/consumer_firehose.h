@@ -18,6 +18,7 @@
 
 #include <sluice/handler.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,11 +31,13 @@ void sl_firehose_sink_destroy(struct sl_firehose_sink *s);
 
 /*
  * Archive and store batch. 0 with *res OK, ret_key and *ret_bytes set; or a negative error with
- * *res ERROR and a message (the object store's status and code).
+ * *res ERROR and a message (the object store's status and code). to_errors: records given up
+ * on (--max-retry-duration, expiry) without an on-failure stream go under errors/ in the same
+ * layout, outside the archive that restore reads.
  */
 int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_handler_batch *batch,
-			     struct sluice_handler_result *res, char *ret_key, size_t key_len,
-			     uint64_t *ret_bytes);
+			     bool to_errors, struct sluice_handler_result *res, char *ret_key,
+			     size_t key_len, uint64_t *ret_bytes);
 
 /* The pending range of a shard, if one was recorded: 0, or -ENOENT / another error. */
 int sl_firehose_pending_load(const char *data_dir, const char *name, uint32_t shard_id,

@@ -39,6 +39,7 @@ struct sl_lane {
 	bool handing_off;	    /* records on their way to the on-failure stream */
 	const char *give_up_reason; /* set while records wait to be handed off */
 	uint32_t give_up_count;
+	bool to_errors; /* firehose without on-failure stream: give-ups go to errors/ objects */
 	char give_up_error[256];
 	struct sl_runner *runner;
 };

@@ -188,8 +188,9 @@ static void invoke(struct sl_runner *r, struct sl_batch *b)
 		}
 		b->object_key[0] = '\0';
 		b->object_bytes = 0;
-		int e = sl_firehose_sink_deliver(r->sink, &b->hb, &b->result, b->object_key,
-						 sizeof(b->object_key), &b->object_bytes);
+		int e = sl_firehose_sink_deliver(r->sink, &b->hb, b->to_errors, &b->result,
+						 b->object_key, sizeof(b->object_key),
+						 &b->object_bytes);
 		if (e < 0)
 			b->invoke_status = e; /* the result says why */
 		return;

@@ -18,6 +18,7 @@
 #include <sluice/handler.h>
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -59,6 +60,7 @@ struct sl_batch {
 	void (*release)(void *ctx);
 	void *release_ctx;
 	/* firehose deliveries: the object stored */
+	bool to_errors; /* records given up on: stored under errors/ instead */
 	char object_key[768];
 	uint64_t object_bytes;
 };
