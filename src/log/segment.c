@@ -108,9 +108,16 @@ int sl_segment_create(struct sl_segment *seg, const char *dir, uint64_t first_se
 	if (r < 0)
 		return r;
 
+	char tmp_path[PATH_MAX + 8];
+	snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", log_path);
 	sl_segment_init(seg, first_seq);
-	/* O_TRUNC: a new segment is named by the next seq, above every record stored. */
-	seg->fd = io->open(log_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	/*
+	 * The header is written and made durable under a temporary name, then renamed: a power
+	 * loss can leave the new segment missing or whole, never named but headerless (which
+	 * recovery could not tell from a damaged segment holding acknowledged data). O_TRUNC: a
+	 * new segment is named by the next seq, above every record stored.
+	 */
+	seg->fd = io->open(tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (seg->fd < 0) {
 		r = seg->fd;
 		goto fail;
@@ -126,12 +133,19 @@ int sl_segment_create(struct sl_segment *seg, const char *dir, uint64_t first_se
 	r = sl_log_io_pwritev_all(seg->fd, &iov, 1, 0);
 	if (r < 0)
 		goto fail;
+	r = io->fdatasync(seg->fd);
+	if (r < 0)
+		goto fail;
+	r = io->rename(tmp_path, log_path);
+	if (r < 0)
+		goto fail;
 	seg->size_bytes = SL_SEGMENT_HEADER_BYTES;
 	seg->idx_loaded = true;
 	return 0;
 
 fail:
 	sl_segment_finish(seg);
+	io->unlink(tmp_path);
 	io->unlink(log_path);
 	io->unlink(idx_path);
 	return r;

@@ -53,6 +53,8 @@ void fault_io_reset(void);
 int fault_io_preads_on(const char *suffix);
 /* Number of distinct files read from since the last reset. */
 int fault_io_files_read(void);
+/* Faults fired since the process started (never reset); also printed at exit when non-zero. */
+unsigned long fault_io_faults_total(void);
 
 /* ---- recording ---- */
 

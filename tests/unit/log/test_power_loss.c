@@ -17,14 +17,12 @@
  *   - appends after recovery continue right after the last recovered record (so above every
  *     acknowledged one), and survive a reopen.
  *
- * Known gap, counted rather than failed (SLUICE_POWER_LOSS_STRICT=1 fails on it): a segment is
- * created by writing its 32-byte header to the new file and fsyncing the folder, but the header
- * itself reaches the disk only with the first fdatasync of a record in it. A power loss before
- * that can leave the newest segment with its name but a header of zeros or garbage, and
- * recovery then refuses the whole shard (SLUICE_ERR_CORRUPT, "bad header") instead of treating it
- * as the torn tail it is. The test checks that this is the only way recovery refuses: the file was
- * never covered by a sync, so no record in it was acknowledged; and that the operator's way out
- * (remove that segment's .log and .idx) then recovers every acknowledged record.
+ * Recovery must never refuse the shard. This test found a gap that is now closed: a new segment
+ * used to get its name before its header was durable, so a power loss could leave a named but
+ * headerless newest segment that recovery refused; segment.c now writes and syncs the header
+ * under a temporary name and renames. If a refusal ever comes back, the test fails, after
+ * checking whether it is that old case (newest segment, never synced, nothing acknowledged).
+ * SLUICE_POWER_LOSS_STRICT=0 counts such refusals instead of failing, for investigation.
  *
  * Deterministic: the seeds derive from SLUICE_POWER_LOSS_SEED (default fixed); a failure names
  * the workload and case seeds and the crash point, which reproduce it. SLUICE_POWER_LOSS_CASES
@@ -332,7 +330,8 @@ static struct sl_shard_log *known_gap(const char *dir, int r, uint64_t acked, ui
 	CHECK(!synced_before(seg_path(w.dir, seg, "log"), crash_at),
 	      "recovery refused segment %" PRIu64 " whose header was synced", seg);
 	CHECK(acked < seg, "segment %" PRIu64 " with a bad header holds acknowledged records", seg);
-	CHECK(!getenv("SLUICE_POWER_LOSS_STRICT") || !*getenv("SLUICE_POWER_LOSS_STRICT"),
+	CHECK(getenv("SLUICE_POWER_LOSS_STRICT") &&
+		  strcmp(getenv("SLUICE_POWER_LOSS_STRICT"), "0") == 0,
 	      "recovery refused segment %" PRIu64 " (bad header of a never-synced segment)", seg);
 	totals.refused_bad_header++;
 	unlink(path);
