@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -72,16 +73,28 @@ static size_t b64_encoded_len(size_t n)
 	return (n + 2) / 3 * 4;
 }
 
+/* Two output characters per table entry: one lookup per 12 bits instead of per 6. */
+static char b64_pairs[4096][2];
+static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
+
+static void b64_pairs_init(void)
+{
+	for (int i = 0; i < 4096; i++) {
+		b64_pairs[i][0] = b64_alphabet[i >> 6];
+		b64_pairs[i][1] = b64_alphabet[i & 63];
+	}
+}
+
 static size_t b64_encode(char *out, const uint8_t *in, size_t n)
 {
+	pthread_once(&b64_pairs_once, b64_pairs_init);
 	char *o = out;
 	size_t i = 0;
 	for (; i + 3 <= n; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = b64_alphabet[(v >> 6) & 63];
-		*o++ = b64_alphabet[v & 63];
+		memcpy(o, b64_pairs[v >> 12], 2);
+		memcpy(o + 2, b64_pairs[v & 4095], 2);
+		o += 4;
 	}
 	if (n - i == 1) {
 		uint32_t v = (uint32_t)in[i] << 16;
@@ -97,6 +110,20 @@ static size_t b64_encode(char *out, const uint8_t *in, size_t n)
 		*o++ = '=';
 	}
 	return (size_t)(o - out);
+}
+
+/* Decimal digits of v at p (no NUL); returns the count. */
+static size_t put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
 }
 
 static int8_t b64_value(uint8_t c)
@@ -292,15 +319,15 @@ static char *json_escape(char *p, const uint8_t *s, size_t len)
 /* Render the body bytes of one record into w->line. */
 static int render(struct sl_archive_writer *w, const struct sluice_record *rec)
 {
+	/* Lines are appended: add() compresses them in chunks, not one call per line. */
 	struct sl_buf *l = &w->line;
-	sl_buf_reset(l);
 	if (w->opt.format == SL_ARCHIVE_RAW) {
 		if (sl_buf_reserve(l, (size_t)rec->data_len + 1) < 0)
 			return -ENOMEM;
 		if (rec->data_len)
-			memcpy(l->data, rec->data, rec->data_len);
-		l->data[rec->data_len] = '\n';
-		l->len = (size_t)rec->data_len + 1;
+			memcpy(l->data + l->len, rec->data, rec->data_len);
+		l->data[l->len + rec->data_len] = '\n';
+		l->len += (size_t)rec->data_len + 1;
 		return 0;
 	}
 	/* head + seq(20) + `","ts":` + ts(20) + `,"key":"` + key*6 + `","data":"` + b64 + `"}\n` */
@@ -308,18 +335,24 @@ static int render(struct sl_archive_writer *w, const struct sluice_record *rec)
 		      b64_encoded_len(rec->data_len) + 3;
 	if (sl_buf_reserve(l, need) < 0)
 		return -ENOMEM;
-	char *p = (char *)l->data;
+	char *p = (char *)l->data + l->len;
+	char *line_start = p;
 	memcpy(p, w->head, w->head_len);
 	p += w->head_len;
-	p += sprintf(p, "%" PRIu64 "\",\"ts\":%" PRId64 ",\"key\":\"", rec->seq, rec->ts_ms);
+	p += put_u64(p, rec->seq);
+	memcpy(p, "\",\"ts\":", 7);
+	p += 7;
+	p += put_u64(p, (uint64_t)rec->ts_ms); /* ts_ms >= 0: checked by add */
+	memcpy(p, ",\"key\":\"", 8);
+	p += 8;
 	p = json_escape(p, (const uint8_t *)rec->key, rec->key_len);
 	memcpy(p, "\",\"data\":\"", 10);
 	p += 10;
 	p += b64_encode(p, rec->data, rec->data_len);
 	memcpy(p, "\"}\n", 3);
 	p += 3;
-	l->len = (size_t)(p - (char *)l->data);
-	assert(l->len <= need);
+	assert((size_t)(p - line_start) <= need);
+	l->len += (size_t)(p - line_start);
 	return 0;
 }
 
@@ -341,6 +374,28 @@ static int compress(struct sl_archive_writer *w, const void *p, size_t n, ZSTD_E
 	}
 }
 
+/* Lines buffered before each compression call. */
+#define ARCHIVE_CHUNK_BYTES (64u << 10)
+
+/* Move the buffered lines into the object (compressed or not). */
+static int flush_lines(struct sl_archive_writer *w)
+{
+	if (!w->line.len)
+		return 0;
+	int r = w->cctx ? compress(w, w->line.data, w->line.len, ZSTD_e_continue)
+			: sl_buf_put(&w->out, w->line.data, w->line.len);
+	if (r < 0)
+		return r;
+	sl_buf_reset(&w->line);
+	w->info.out_bytes = w->out.len;
+	/* One line of a huge record must not pin its memory until the object is reset. */
+	if (w->line.cap > (4u << 20)) {
+		sl_buf_finish(&w->line);
+		sl_buf_init(&w->line);
+	}
+	return 0;
+}
+
 int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_record *rec)
 {
 	if (w->finished)
@@ -352,13 +407,8 @@ int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_recor
 	if (rec->key_len < 1 || rec->key_len > SLUICE_KEY_LEN_MAX || !rec->key ||
 	    !sl_utf8_valid((const uint8_t *)rec->key, rec->key_len))
 		return SLUICE_ERR_INVALID_KEY;
+	size_t before = w->line.len;
 	int r = render(w, rec);
-	if (r < 0)
-		return r;
-	if (w->cctx)
-		r = compress(w, w->line.data, w->line.len, ZSTD_e_continue);
-	else
-		r = sl_buf_put(&w->out, w->line.data, w->line.len);
 	if (r < 0)
 		return r;
 	if (w->info.records == 0) {
@@ -367,13 +417,13 @@ int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_recor
 	}
 	w->info.last_seq = rec->seq;
 	w->info.records++;
-	w->info.raw_bytes += w->line.len;
+	w->info.raw_bytes += w->line.len - before;
 	w->info.data_bytes += rec->data_len;
-	w->info.out_bytes = w->out.len;
-	/* One line of a huge record must not pin its memory until the next add. */
-	if (w->line.cap > (1u << 20)) {
-		sl_buf_finish(&w->line);
-		sl_buf_init(&w->line);
+	/* Compress in chunks: one zstd call per ~64 KiB of lines, not per line. */
+	if (w->line.len >= ARCHIVE_CHUNK_BYTES) {
+		r = flush_lines(w);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -381,6 +431,9 @@ int sl_archive_writer_add(struct sl_archive_writer *w, const struct sluice_recor
 int sl_archive_writer_finish(struct sl_archive_writer *w, const uint8_t **ret_data, size_t *ret_len)
 {
 	if (!w->finished) {
+		int fr = flush_lines(w);
+		if (fr < 0)
+			return fr;
 		if (w->cctx) {
 			int r = compress(w, NULL, 0, ZSTD_e_end);
 			if (r < 0)
