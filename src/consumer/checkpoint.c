@@ -20,6 +20,8 @@
  */
 #include "consumer/checkpoint.h"
 
+#include "common/file.h"
+
 #include "stream/stream_meta.h"
 
 #include <sluice/errors.h>
@@ -44,16 +46,6 @@
 #define SEQ_DIGITS_MAX 20
 #define HASH_DIGITS 16
 
-static int fsync_dir_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
 /* DATA/checkpoints/CONSUMER into buf; 0, SLUICE_ERR_INVALID_NAME or -ENAMETOOLONG. */
 static int consumer_dir_path(const char *data_dir, const char *consumer, char *buf, size_t len)
 {
@@ -70,7 +62,7 @@ static int consumer_dir_path(const char *data_dir, const char *consumer, char *b
 static int make_dir_durable(const char *path, const char *parent)
 {
 	if (mkdir(path, 0755) == 0)
-		return fsync_dir_path(parent);
+		return sl_fsync_dir(parent);
 	return errno == EEXIST ? 0 : -errno;
 }
 
@@ -94,21 +86,6 @@ static int open_consumer_dir(const char *data_dir, const char *consumer, bool cr
 	return fd >= 0 ? fd : -errno;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id, uint64_t seq)
 {
 	char text[CHECKPOINT_FILE_BYTES_MAX + 1];
@@ -124,28 +101,7 @@ int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shar
 	char file[SL_SHARD_ID_BUF], tmp[SL_SHARD_ID_BUF + sizeof(TMP_SUFFIX)];
 	sl_shard_id_format(shard_id, file);
 	snprintf(tmp, sizeof(tmp), "%s" TMP_SUFFIX, file);
-	int r = 0;
-	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = write_all(fd, text, (size_t)len);
-	/* fsync before rename: otherwise a crash may leave the new name on an empty file. */
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(dfd, tmp, dfd, file) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(dfd, tmp, 0);
-		goto out;
-	}
-	/* The checkpoint is a promise not to redeliver: durable only once the rename is. */
-	if (fsync(dfd) < 0)
-		r = -errno;
-out:
+	int r = sl_write_file_atomic_at(dfd, file, tmp, text, (size_t)len);
 	close(dfd);
 	return r;
 }
@@ -282,5 +238,5 @@ int sl_checkpoint_remove_all(const char *data_dir, const char *consumer)
 		return -ENAMETOOLONG;
 	/* Make the removal durable: a crash must not bring old checkpoints back to a new consumer
 	 * of the same name. */
-	return fsync_dir_path(top);
+	return sl_fsync_dir(top);
 }

@@ -1,6 +1,7 @@
 /* The format of the metadata file is described at the top of stream_meta.h. */
 #include "stream/stream_meta.h"
 #include "common/utf8.h"
+#include "common/file.h"
 
 #include <sluice/errors.h>
 
@@ -788,16 +789,6 @@ int sl_stream_meta_from_json(const char *json, size_t len, struct sl_stream_meta
 
 /* ---- files ---- */
 
-static int fsync_dir_path(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return r;
-}
-
 /* Opens meta_dir/streams as a directory fd; with create, makes both folders (durably). */
 static int open_streams_dir(const char *meta_dir, bool create)
 {
@@ -813,26 +804,11 @@ static int open_streams_dir(const char *meta_dir, bool create)
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	/* The new folder's entry must survive a crash too, or the file saved into it may not. */
-	int r = fsync_dir_path(meta_dir);
+	int r = sl_fsync_dir(meta_dir);
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return fd >= 0 ? fd : -errno;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 int sl_stream_meta_save(const char *meta_dir, const struct sl_stream_meta *meta)
@@ -855,27 +831,7 @@ int sl_stream_meta_save(const char *meta_dir, const struct sl_stream_meta *meta)
 		free(json);
 		return dfd;
 	}
-	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = write_all(fd, json, len);
-	/* fsync before rename: otherwise a crash may leave the new name on an empty file. */
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(dfd, tmp, dfd, file) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(dfd, tmp, 0);
-		goto out;
-	}
-	/* fsync the folder: the rename itself is only durable once the directory is. */
-	if (fsync(dfd) < 0)
-		r = -errno;
-out:
+	r = sl_write_file_atomic_at(dfd, file, tmp, json, len);
 	close(dfd);
 	free(json);
 	return r;
