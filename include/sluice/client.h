@@ -125,6 +125,31 @@ int sluice_list_shards(struct sluice_client *c, const char *stream,
 		       struct sluice_shard_info **ret_shards, size_t *ret_count);
 void sluice_shards_free(struct sluice_shard_info *shards);
 
+/*
+ * Resharding (Kinesis SplitShard, MergeShards, UpdateShardCount). The parents are closed: they
+ * keep their records (readable until they expire) and take no more writes; producers need not
+ * care (the server routes each record to the open shard of its hash key, also for requests in
+ * flight during the reshard). Children start after their parents' last sequence number, so a
+ * partition key's sequence numbers keep increasing. One reshard per stream at a time: another
+ * gets SLUICE_ERR_RESOURCE_IN_USE. Not retried automatically (not idempotent).
+ *
+ * split: shard_id (open) becomes [start, new_start_hash_key - 1] and [new_start_hash_key, end];
+ *   new_start_hash_key must be strictly inside the shard's range, above its start. The children's
+ *   ids go to ret_child_ids (may be NULL), lower range first.
+ * merge: shard_id and adjacent_shard_id (open, adjacent ranges, either order) become one child
+ *   (its id to ret_child_id, may be NULL).
+ * scale: UNIFORM_SCALING to target_open_shards open shards with even hash ranges, as splits then
+ *   merges; target between half and double the open count, at most SLUICE_SHARDS_MAX.
+ * Errors: SLUICE_ERR_STREAM_NOT_FOUND, SLUICE_ERR_SHARD_NOT_FOUND, SLUICE_ERR_INVALID_ARGUMENT
+ * (closed shard, key outside, not adjacent, count out of range), SLUICE_ERR_LIMIT_EXCEEDED,
+ * SLUICE_ERR_RESOURCE_IN_USE, connection errors.
+ */
+int sluice_stream_split(struct sluice_client *c, const char *stream, uint32_t shard_id,
+			const struct sluice_hash_key *new_start_hash_key, uint32_t ret_child_ids[2]);
+int sluice_stream_merge(struct sluice_client *c, const char *stream, uint32_t shard_id,
+			uint32_t adjacent_shard_id, uint32_t *ret_child_id);
+int sluice_stream_scale(struct sluice_client *c, const char *stream, uint32_t target_open_shards);
+
 /* ======================================================================================
  * Synchronous produce
  * ====================================================================================== */
@@ -176,6 +201,9 @@ struct sluice_read_result {
 	uint64_t next_seq;	/* read on from here (position AT_SEQ) */
 	uint64_t tip_seq;	/* the shard's next sequence number to be assigned */
 	uint64_t millis_behind; /* how far the last record returned is behind the tip, in ms */
+	/* The shard is closed (split or merged) and next_seq is past its last record: nothing more
+	 * will ever be read here; go on with its children (Kinesis: null NextShardIterator). */
+	bool shard_ended;
 	/* private */
 	uint8_t *priv_data;
 	size_t priv_data_cap;

@@ -24,6 +24,7 @@ static void result_clear(struct sluice_read_result *res)
 	res->next_seq = 0;
 	res->tip_seq = 0;
 	res->millis_behind = 0;
+	res->shard_ended = false;
 }
 
 static int result_reserve(struct sluice_read_result *res, size_t bytes, size_t records)
@@ -105,6 +106,9 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 		if (sl_proto_get_record_out(&rd, &ret->records[i]) < 0)
 			return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed record %u", i);
 	}
+	uint8_t flags;
+	if (!sl_reader_u8(&rd, &flags) || (flags & ~SL_READ_FLAG_SHARD_ENDED))
+		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed READ answer flags");
 	if (sl_reader_left(&rd) != 0)
 		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "trailing bytes in READ answer");
 	ret->count = n;
@@ -112,6 +116,7 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 	ret->next_seq = next_seq;
 	ret->tip_seq = tip_seq;
 	ret->millis_behind = behind;
+	ret->shard_ended = flags & SL_READ_FLAG_SHARD_ENDED;
 	return (int)n;
 }
 

@@ -30,6 +30,7 @@ static const struct {
     {SLUICE_ERR_SHUTTING_DOWN, "shutting_down", "server is shutting down"},
     {SLUICE_ERR_SHARD_CLOSED, "shard_closed", "shard is closed (resharded)"},
     {SLUICE_ERR_LIMIT_EXCEEDED, "limit_exceeded", "limit exceeded"},
+    {SLUICE_ERR_RESOURCE_IN_USE, "resource_in_use", "resource in use (a reshard is running)"},
 };
 
 const char *sluice_strerror(int err)

@@ -40,7 +40,13 @@
  *   READ            str8 stream, u32 shard_id, u8 position_type, u64 position_value,
  *                   u32 max_records, u32 max_bytes
  *                   -> u32 shard_id, u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n,
- *                      n x record_out
+ *                      n x record_out, u8 flags (bit 0 SL_READ_FLAG_SHARD_ENDED: the shard is
+ *                      closed and next_seq is past its end_seq; other bits 0)
+ *   STREAM_SPLIT    str8 name, u32 shard_id, 16 bytes new_start_hash_key (BE)
+ *                   -> u32 child_id_low, u32 child_id_high
+ *   STREAM_MERGE    str8 name, u32 shard_id, u32 adjacent_shard_id -> u32 child_id
+ *   STREAM_SCALE    str8 name, u32 target_open_shards -> u32 open_shards (after)
+ *                   Only one reshard per stream at a time: another gets SLUICE_ERR_RESOURCE_IN_USE.
  *
  *
  * Consumers (registrations of stream -> handler; see src/consumer/consumer_config.h):
@@ -122,6 +128,8 @@
 #define SL_PROTO_RECORDS_MAX 10000u
 /* Longest error message carried in a response. */
 #define SL_PROTO_MESSAGE_MAX 1024u
+/* READ response flags (the last byte of the answer). */
+#define SL_READ_FLAG_SHARD_ENDED 0x01
 /* record_in/record_out flags: bit 0 = a 16-byte explicit hash key follows. Other bits must be 0. */
 #define SL_RECORD_FLAG_HASH_KEY 0x01
 
@@ -133,6 +141,9 @@ enum sl_opcode {
 	SL_OP_LIST_STREAMS = 0x12,
 	SL_OP_DESCRIBE_STREAM = 0x13,
 	SL_OP_LIST_SHARDS = 0x14,
+	SL_OP_STREAM_SPLIT = 0x19,
+	SL_OP_STREAM_MERGE = 0x1A,
+	SL_OP_STREAM_SCALE = 0x1B,
 	SL_OP_PRODUCE = 0x20,
 	SL_OP_READ = 0x21,
 	SL_OP_CONSUMER_CREATE = 0x30,
@@ -196,6 +207,14 @@ struct sl_req_read {
 	uint32_t max_bytes;
 };
 
+struct sl_req_reshard {
+	struct sl_str stream;
+	uint32_t shard_id;		   /* SPLIT, MERGE */
+	uint32_t adjacent_id;		   /* MERGE */
+	struct sluice_hash_key start_hash; /* SPLIT */
+	uint32_t target;		   /* SCALE */
+};
+
 /* A PRODUCE body is decoded lazily: decode the head, then iterate the records. */
 struct sl_req_produce {
 	struct sl_str stream;
@@ -227,6 +246,9 @@ int sl_proto_decode_auth(const uint8_t *body, size_t len, struct sl_str *ret_tok
 int sl_proto_decode_create_stream(const uint8_t *body, size_t len,
 				  struct sl_req_create_stream *ret);
 int sl_proto_decode_read(const uint8_t *body, size_t len, struct sl_req_read *ret);
+/* STREAM_SPLIT / _MERGE / _SCALE (by opcode): the fields of that request. */
+int sl_proto_decode_reshard(uint8_t opcode, const uint8_t *body, size_t len,
+			    struct sl_req_reshard *ret);
 int sl_proto_decode_produce(const uint8_t *body, size_t len, struct sl_req_produce *ret);
 /*
  * Next record of a PRODUCE. Returns 1 and fills *ret, 0 after the last record (count reached and

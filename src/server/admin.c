@@ -66,12 +66,12 @@ static void shard_desc_of(const struct sl_shard *sh, const struct sl_shard_meta 
 	d->next_seq = atomic_load_explicit(&sh->next_seq, memory_order_relaxed);
 }
 
-static int put_shards(struct sl_buf *out, const struct sl_stream *s)
+static int put_shards(struct sl_buf *out, const struct sl_stream_view *v)
 {
-	int r = sl_buf_put_u32(out, s->nshards);
-	for (uint32_t i = 0; r == 0 && i < s->nshards; i++) {
+	int r = sl_buf_put_u32(out, v->nshards);
+	for (uint32_t i = 0; r == 0 && i < v->nshards; i++) {
 		struct sl_shard_desc d;
-		shard_desc_of(&s->shards[i], &s->meta->shards[i], &d);
+		shard_desc_of(v->shards[i], &v->meta->shards[i], &d);
 		r = sl_proto_put_shard_desc(out, &d);
 	}
 	return r;
@@ -127,19 +127,22 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		struct sl_stream *s;
 		r = sl_registry_delete_stream(srv->registry, name, &s);
 		if (r < 0) {
-			sl_reply_error(c, h, r, "stream %s: %s", name, sluice_strerror(r));
+			sl_reply_error(c, h, r, "stream %s: %s", name,
+				       r == SLUICE_ERR_RESOURCE_IN_USE ? "a reshard is running"
+								       : sluice_strerror(r));
 			return;
 		}
-		for (uint32_t i = 0; i < s->nshards; i++) {
+		struct sl_stream_view *v = sl_stream_view(s);
+		for (uint32_t i = 0; i < v->nshards; i++) {
 			struct close_msg *m = calloc(1, sizeof(*m));
 			if (!m) {
 				SL_ERROR("out of memory closing a deleted shard");
 				continue;
 			}
-			m->shard = &s->shards[i];
+			m->shard = v->shards[i];
 			m->op.complete = close_on_owner;
 			sl_stream_ref(s);
-			sl_loop_post(w->loop, srv->workers[s->shards[i].owner].loop, &m->op);
+			sl_loop_post(w->loop, srv->workers[v->shards[i]->owner].loop, &m->op);
 		}
 		sl_stream_unref(s);
 		SL_INFO("deleted stream %s", name);
@@ -189,15 +192,18 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 			return;
 		}
 		struct sl_buf *out = sl_conn_out(c);
+		struct sl_stream_view *v = sl_stream_view(s);
 		size_t start;
 		r = sl_proto_encode_response_head(out, h->opcode, h->request_id, 0, &start);
 		if (h->opcode == SL_OP_DESCRIBE_STREAM) {
 			r = r ?: sl_proto_put_str8(out, s->name, s->name_len);
-			r = r ?: sl_buf_put_u64(out, (uint64_t)s->meta->retention_ms);
-			r = r ?: sl_buf_put_u64(out, (uint64_t)s->meta->created_ms);
-			r = r ?: sl_buf_put_u8(out, SL_PROTO_STREAM_ACTIVE);
+			r = r ?: sl_buf_put_u64(out, (uint64_t)v->meta->retention_ms);
+			r = r ?: sl_buf_put_u64(out, (uint64_t)v->meta->created_ms);
+			r = r ?: sl_buf_put_u8(out, atomic_load(&s->resharding)
+							? SL_PROTO_STREAM_UPDATING
+							: SL_PROTO_STREAM_ACTIVE);
 		}
-		r = r ?: put_shards(out, s);
+		r = r ?: put_shards(out, v);
 		if (r < 0) {
 			sl_conn_close(c, false);
 			return;

@@ -107,7 +107,7 @@ static void view_rebuild(struct sl_consumers *cs, struct sl_worker *w)
 	size_t n = 0;
 	for (size_t i = 0; i < cs->count; i++)
 		for (uint32_t k = 0; k < cs->list[i]->nshards; k++)
-			n += cs->list[i]->shards[k].owner == w->id;
+			n += cs->list[i]->shards[k]->owner == w->id;
 	struct sl_cshard **list = calloc(n ? n : 1, sizeof(*list));
 	struct sl_consumer **held = calloc(cs->count ? cs->count : 1, sizeof(*held));
 	if (!list || !held) {
@@ -121,8 +121,8 @@ static void view_rebuild(struct sl_consumers *cs, struct sl_worker *w)
 		held[i] = cs->list[i];
 		sl_consumer_ref(held[i]);
 		for (uint32_t k = 0; k < cs->list[i]->nshards; k++)
-			if (cs->list[i]->shards[k].owner == w->id)
-				list[at++] = &cs->list[i]->shards[k];
+			if (cs->list[i]->shards[k]->owner == w->id)
+				list[at++] = cs->list[i]->shards[k];
 	}
 	size_t held_count = cs->count;
 	pthread_mutex_unlock(&cs->mu);
@@ -291,7 +291,7 @@ static void on_failure(struct sl_worker *w, struct sl_cshard *s, struct sl_lane 
 	if (!l->first_failure_ms)
 		l->first_failure_ms = now;
 	int64_t oldest_ts = recs[0].ts_ms;
-	int64_t retention = s->c->stream->meta->retention_ms;
+	int64_t retention = sl_stream_view(s->c->stream)->meta->retention_ms;
 	bool expired = now - oldest_ts >= retention;
 	bool too_old = cfg->max_record_age_s >= 0 && now - oldest_ts > cfg->max_record_age_s * 1000;
 	bool exhausted = cfg->max_retries >= 0 && l->attempt >= (uint32_t)cfg->max_retries;
@@ -438,7 +438,7 @@ static void deliver(struct sl_worker *w, struct sl_cshard *s, struct sl_lane *l,
 	b->release = release_consumer;
 	b->release_ctx = s->c;
 	if (s->c->cfg.handler_kind == SL_HANDLER_REMOTE) {
-		struct sl_remote *rem = sl_remote_pick(s->c, (uint32_t)(s - s->c->shards));
+		struct sl_remote *rem = sl_remote_pick(s->c, s->index);
 		if (!rem) {
 			sl_batch_destroy(b);
 			l->retry_at_ms = now + 100; /* nobody attached yet */
@@ -543,6 +543,8 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	atomic_store_explicit(&s->st.buffered_bytes, avail_bytes, memory_order_relaxed);
 	/* FLUSH covers everything acknowledged when it was asked, window after window. */
 	bool flush = s->next_seq < atomic_load(&s->flush_until) || s->pending_last;
+	/* A closed shard gets nothing more: write out what it has, its children are waiting. */
+	flush |= atomic_load_explicit(&sh->closed, memory_order_relaxed);
 	bool full = firehose ? avail_bytes >= want_bytes || avail >= want : avail >= want;
 	if (window_ms && !full && !flush) {
 		if (!s->window_start_ms)
@@ -609,10 +611,45 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	return true;
 }
 
+/* Whether every parent of s is finished (the KCL's rule: parents before children). */
+static bool parents_finished(const struct sl_cshard *s)
+{
+	for (int k = 0; k < 2; k++) {
+		int32_t p = s->parents[k];
+		if (p >= 0 && !atomic_load(&s->c->shards[p]->finished))
+			return false;
+	}
+	return true;
+}
+
+/* A closed shard is finished once processed (checkpointed) up to its end_seq. */
+static bool check_finished(struct sl_cshard *s)
+{
+	struct sl_shard *sh = s->shard;
+	if (!atomic_load(&sh->closed) || !s->resolved || s->window)
+		return false;
+	uint64_t end = atomic_load(&sh->end_seq);
+	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end)
+		return false;
+	atomic_store(&s->finished, true);
+	atomic_store_explicit(&s->st.lag_records, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->st.buffered_bytes, 0, memory_order_relaxed);
+	sl_cshard_set_state(s, SL_CSHARD_FINISHED);
+	return true;
+}
+
 static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 {
 	if (!s->shard->log || atomic_load(&s->c->deleted))
 		return;
+	if (atomic_load_explicit(&s->finished, memory_order_relaxed))
+		return;
+	if (!s->started) {
+		if (!parents_finished(s))
+			return; /* idle until the parents are done */
+		s->started = true;
+	}
 	if (s->window) {
 		bool all_done = true, busy = false, retrying = false;
 		for (uint32_t i = 0; i < s->nlanes; i++) {
@@ -647,6 +684,8 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 		s->window = NULL;
 		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 	}
+	if (check_finished(s))
+		return;
 	if (fetch(s, now))
 		poll_shard(w, s, now); /* deliver the new window right away */
 }

@@ -48,7 +48,14 @@ struct sl_cshard {
 	struct sl_consumer *c;
 	struct sl_shard *shard;
 	unsigned owner;
+	uint32_t index;	    /* in c->shards (= the shard's position in the stream's view) */
+	int32_t parents[2]; /* indexes of the parent and adjacent parent in c->shards, -1: none */
+	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed and
+	 * processed up to its end_seq (or its records expired). Set by the owner, read by the
+	 * children's owners. */
+	atomic_bool finished;
 	/* owner loop only */
+	bool started; /* the parents were finished (or there are none) */
 	bool resolved;
 	uint64_t next_seq; /* the next record to fetch */
 	uint64_t epoch;
@@ -79,8 +86,11 @@ struct sl_consumer {
 	size_t remote_count;
 	struct sl_consumers *owner;
 	struct sl_stream *stream;
-	struct sl_cshard *shards;
-	uint32_t nshards;
+	/* One per shard of the stream, closed ones included, in the order of the stream's view;
+	 * room for SL_STREAM_SHARD_RECORDS_MAX so a reshard appends without moving anything:
+	 * nshards is stored (release) after the new entries are complete. */
+	struct sl_cshard **shards;
+	_Atomic uint32_t nshards;
 	atomic_int refs;
 	atomic_bool deleted;
 };

@@ -29,12 +29,14 @@ void sl_consumer_unref(struct sl_consumer *c)
 {
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	for (uint32_t i = 0; i < c->nshards; i++) {
+	uint32_t n = atomic_load(&c->nshards);
+	for (uint32_t i = 0; i < n; i++) {
 		for (uint32_t l = 0; l < SL_CONSUMER_PARALLELISM_MAX; l++)
-			sl_runner_destroy(c->shards[i].lanes[l].runner);
-		sl_window_unref(c->shards[i].window);
-		sl_window_unref(c->shards[i].spare);
-		pthread_mutex_destroy(&c->shards[i].err_mu);
+			sl_runner_destroy(c->shards[i]->lanes[l].runner);
+		sl_window_unref(c->shards[i]->window);
+		sl_window_unref(c->shards[i]->spare);
+		pthread_mutex_destroy(&c->shards[i]->err_mu);
+		free(c->shards[i]);
 	}
 	free(c->shards);
 	free(c->remotes);
@@ -56,12 +58,76 @@ void sl_cshard_set_error(struct sl_cshard *cs, const char *fmt, ...)
 
 /* ---- building consumers ---- */
 
+/*
+ * Add the worker of the shard at position pos of view v (c->shards[pos]; every earlier position
+ * is there already). by_reshard: the shard was just created by a reshard of a stream c already
+ * consumed, so it starts at its first record (and that is saved as its checkpoint).
+ */
+static int cshard_add(struct sl_consumers *cs, struct sl_consumer *c, struct sl_stream_view *v,
+		      uint32_t pos, bool by_reshard)
+{
+	const struct sl_consumer_config *cfg = &c->cfg;
+	const struct sl_shard_meta *m = &v->meta->shards[pos];
+	struct sl_cshard *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->c = c;
+	s->shard = v->shards[pos];
+	s->owner = s->shard->owner;
+	s->index = pos;
+	s->parents[0] = s->parents[1] = -1;
+	uint32_t ppos;
+	if (m->parent_id >= 0 && sl_view_shard(v, (uint32_t)m->parent_id, &ppos))
+		s->parents[0] = (int32_t)ppos;
+	if (m->adjacent_parent_id >= 0 && sl_view_shard(v, (uint32_t)m->adjacent_parent_id, &ppos))
+		s->parents[1] = (int32_t)ppos;
+	atomic_init(&s->finished, false);
+	s->nlanes = cfg->parallelism ? cfg->parallelism : 1;
+	for (uint32_t l = 0; l < s->nlanes; l++)
+		s->lanes[l].cap = sl_consumer_delivery_cap(cfg);
+	pthread_mutex_init(&s->err_mu, NULL);
+	uint64_t seq;
+	int r = by_reshard ? -ENOENT
+			   : sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
+	if (r == 0) {
+		atomic_init(&s->st.checkpoint, seq);
+		atomic_init(&s->checkpoint_saved, seq);
+		s->resolved = true;
+		s->next_seq = seq + 1;
+	} else if (r == -ENOENT &&
+		   (by_reshard || (m->parent_id >= 0 && cfg->start.type == SLUICE_POS_LATEST))) {
+		/* A child the consumer saw being created (a LATEST consumer pinned a checkpoint
+		 * for every shard that existed when it was created): all its records are new. */
+		s->resolved = true;
+		s->next_seq = m->start_seq;
+		atomic_init(&s->st.checkpoint, m->start_seq - 1);
+		if (by_reshard) {
+			r = sl_checkpoint_save(cs->srv->cfg.data_dir, cfg->name, s->shard->id,
+					       m->start_seq - 1);
+			if (r < 0)
+				SL_WARN("consumer %s shard %u: cannot save its first checkpoint: %s",
+					cfg->name, s->shard->id, sluice_strerror(r));
+			else
+				atomic_init(&s->checkpoint_saved, m->start_seq - 1);
+		}
+	} else if (r != -ENOENT) {
+		SL_WARN("consumer %s shard %u: checkpoint unreadable (%s); starting from its "
+			"start position",
+			cfg->name, s->shard->id, sluice_strerror(r));
+		sl_cshard_set_error(s, "checkpoint unreadable: %s", sluice_strerror(r));
+	}
+	c->shards[pos] = s;
+	atomic_store_explicit(&c->nshards, pos + 1, memory_order_release);
+	return 0;
+}
+
 static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_config *cfg,
 			  struct sl_stream *stream, struct sl_consumer **ret)
 {
 	struct sl_consumer *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	atomic_init(&c->nshards, 0);
 	c->cfg = *cfg;
 	c->owner = cs;
 	pthread_mutex_init(&c->remote_mu, NULL);
@@ -69,38 +135,42 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 	sl_stream_ref(stream);
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->deleted, false);
-	c->nshards = stream->nshards;
-	c->shards = calloc(c->nshards, sizeof(*c->shards));
+	c->shards = calloc(SL_STREAM_SHARD_RECORDS_MAX, sizeof(*c->shards));
 	if (!c->shards) {
 		sl_consumer_unref(c);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < c->nshards; i++) {
-		struct sl_cshard *s = &c->shards[i];
-		s->c = c;
-		s->shard = &stream->shards[i];
-		s->owner = s->shard->owner;
-		s->nlanes = cfg->parallelism ? cfg->parallelism : 1;
-		for (uint32_t l = 0; l < s->nlanes; l++)
-			s->lanes[l].cap = sl_consumer_delivery_cap(cfg);
-		pthread_mutex_init(&s->err_mu, NULL);
-		uint64_t seq;
-		int r = sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
-		if (r == 0) {
-			atomic_init(&s->st.checkpoint, seq);
-			atomic_init(&s->checkpoint_saved, seq);
-			s->resolved = true;
-			s->next_seq = seq + 1;
-		} else if (r != -ENOENT) {
-			SL_WARN(
-			    "consumer %s shard %u: checkpoint unreadable (%s); starting from its "
-			    "start position",
-			    cfg->name, s->shard->id, sluice_strerror(r));
-			sl_cshard_set_error(s, "checkpoint unreadable: %s", sluice_strerror(r));
+	struct sl_stream_view *v = sl_stream_view(stream);
+	for (uint32_t i = 0; i < v->nshards; i++) {
+		int r = cshard_add(cs, c, v, i, false);
+		if (r < 0) {
+			sl_consumer_unref(c);
+			return r;
 		}
 	}
 	*ret = c;
 	return 0;
+}
+
+void sl_consumers_stream_resharded(struct sl_consumers *cs, struct sl_stream *stream)
+{
+	struct sl_stream_view *v = sl_stream_view(stream);
+	pthread_mutex_lock(&cs->mu);
+	for (size_t i = 0; i < cs->count; i++) {
+		struct sl_consumer *c = cs->list[i];
+		if (c->stream != stream)
+			continue;
+		for (uint32_t pos = atomic_load(&c->nshards); pos < v->nshards; pos++) {
+			int r = cshard_add(cs, c, v, pos, true);
+			if (r < 0) {
+				SL_ERROR("consumer %s: cannot follow the reshard of %s: %s",
+					 c->cfg.name, stream->name, sluice_strerror(r));
+				break;
+			}
+		}
+	}
+	atomic_fetch_add_explicit(&cs->generation, 1, memory_order_release);
+	pthread_mutex_unlock(&cs->mu);
 }
 
 static ssize_t find_index(struct sl_consumers *cs, const char *name)
@@ -191,8 +261,9 @@ static void write_checkpoints(struct sl_consumers *cs)
 	pthread_mutex_unlock(&cs->mu);
 	for (size_t i = 0; i < n; i++) {
 		struct sl_consumer *c = snap[i];
-		for (uint32_t k = 0; k < c->nshards && !atomic_load(&c->deleted); k++) {
-			struct sl_cshard *s = &c->shards[k];
+		uint32_t nsh = atomic_load_explicit(&c->nshards, memory_order_acquire);
+		for (uint32_t k = 0; k < nsh && !atomic_load(&c->deleted); k++) {
+			struct sl_cshard *s = c->shards[k];
 			uint64_t cp = atomic_load_explicit(&s->st.checkpoint, memory_order_relaxed);
 			if (cp == atomic_load_explicit(&s->checkpoint_saved, memory_order_relaxed))
 				continue;
@@ -334,9 +405,10 @@ int sl_consumers_create(struct sl_consumers *cs, struct sl_worker *w,
 	/* LATEST means the records that arrive after this call: pin it now, durably, so a
 	 * restart before the first batch does not skip what arrived in between. */
 	if (cfg.start.type == SLUICE_POS_LATEST) {
-		for (uint32_t i = 0; i < s->nshards; i++) {
-			uint64_t tip = atomic_load(&s->shards[i].next_seq);
-			r = sl_checkpoint_save(cs->srv->cfg.data_dir, cfg.name, s->shards[i].id,
+		struct sl_stream_view *v = sl_stream_view(s);
+		for (uint32_t i = 0; i < v->nshards; i++) {
+			uint64_t tip = atomic_load(&v->shards[i]->next_seq);
+			r = sl_checkpoint_save(cs->srv->cfg.data_dir, cfg.name, v->shards[i]->id,
 					       tip ? tip - 1 : 0);
 			if (r < 0)
 				break;
@@ -405,6 +477,7 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
+			atomic_store(&s->finished, false); /* judged again from the new position */
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);
@@ -431,7 +504,7 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 	struct sl_consumer *c = cs->list[i];
 	int r = SLUICE_ERR_SHARD_NOT_FOUND;
 	for (uint32_t k = 0; k < c->nshards; k++) {
-		struct sl_cshard *s = &c->shards[k];
+		struct sl_cshard *s = c->shards[k];
 		if (shard_id >= 0 && s->shard->id != (uint64_t)shard_id)
 			continue;
 		struct reset_msg *m = calloc(1, sizeof(*m));
@@ -492,8 +565,8 @@ int sl_consumers_flush(struct sl_consumers *cs, const char *name)
 	struct sl_consumer *c = cs->list[i];
 	for (uint32_t k = 0; k < c->nshards; k++)
 		atomic_store(
-		    &c->shards[k].flush_until,
-		    atomic_load_explicit(&c->shards[k].shard->next_seq, memory_order_relaxed));
+		    &c->shards[k]->flush_until,
+		    atomic_load_explicit(&c->shards[k]->shard->next_seq, memory_order_relaxed));
 	pthread_mutex_unlock(&cs->mu);
 	return 0;
 }
@@ -517,8 +590,8 @@ int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_c
 	}
 	info->cfg = c->cfg;
 	info->nshards = c->nshards;
-	for (uint32_t k = 0; k < c->nshards; k++) {
-		struct sl_cshard *s = &c->shards[k];
+	for (uint32_t k = 0; k < info->nshards; k++) {
+		struct sl_cshard *s = c->shards[k];
 		struct sl_consumer_shard_info *d = &info->shards[k];
 		d->shard_id = s->shard->id;
 		d->checkpoint = atomic_load(&s->st.checkpoint);
@@ -581,10 +654,10 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 			struct sl_consumer *c = cs->list[i];
 			for (uint32_t k = 0; k < c->nshards; k++) {
 				_Atomic uint64_t *v =
-				    (_Atomic uint64_t *)((char *)&c->shards[k].st + m[j].off);
+				    (_Atomic uint64_t *)((char *)&c->shards[k]->st + m[j].off);
 				n = snprintf(line, sizeof(line),
 					     "%s{consumer=\"%s\",shard=\"%u\"} %llu\n", m[j].name,
-					     c->cfg.name, c->shards[k].shard->id,
+					     c->cfg.name, c->shards[k]->shard->id,
 					     (unsigned long long)atomic_load(v));
 				sl_buf_put(out, line, (size_t)n);
 			}

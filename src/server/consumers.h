@@ -68,6 +68,14 @@ int sl_consumers_open(struct sl_server *srv, struct sl_consumers **ret);
 /* Stop every runner, write the final checkpoints. After the loops stopped. */
 void sl_consumers_close(struct sl_consumers *cs);
 
+/*
+ * After a reshard of s was published: every consumer of s gets a worker for each new shard. A
+ * child starts at its first record once its parents are finished (see consumer_internal.h); its
+ * starting checkpoint is saved now, so a restart does not mistake it for a shard that existed
+ * when the consumer was created (those start at the consumer's start position).
+ */
+void sl_consumers_stream_resharded(struct sl_consumers *cs, struct sl_stream *s);
+
 /* Called by each worker's tick: drives the worker's consumer shards. */
 void sl_consumers_tick(struct sl_worker *w, int64_t now_ms);
 /* Whether any batch is still out with a handler on this worker (for draining). */

@@ -105,31 +105,31 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	put(b, "# HELP sluice_shard_records_in_total Records appended per shard.\n"
 	       "# TYPE sluice_shard_records_in_total counter\n");
 	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < list[i]->nshards; k++)
+		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
 			put(b, "sluice_shard_records_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, list[i]->shards[k].id,
-			    (unsigned long long)atomic_load(&list[i]->shards[k].records_in));
+			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
+			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->records_in));
 	put(b, "# HELP sluice_shard_bytes_in_total Data bytes appended per shard.\n"
 	       "# TYPE sluice_shard_bytes_in_total counter\n");
 	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < list[i]->nshards; k++)
+		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
 			put(b, "sluice_shard_bytes_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, list[i]->shards[k].id,
-			    (unsigned long long)atomic_load(&list[i]->shards[k].bytes_in));
+			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
+			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->bytes_in));
 	put(b, "# HELP sluice_shard_next_sequence The sequence number the next record gets.\n"
 	       "# TYPE sluice_shard_next_sequence gauge\n");
 	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < list[i]->nshards; k++)
+		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
 			put(b, "sluice_shard_next_sequence{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, list[i]->shards[k].id,
-			    (unsigned long long)atomic_load(&list[i]->shards[k].next_seq));
+			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
+			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->next_seq));
 	put(b, "# HELP sluice_shard_failed 1 when the shard refuses writes after an I/O failure.\n"
 	       "# TYPE sluice_shard_failed gauge\n");
 	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < list[i]->nshards; k++)
+		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
 			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n",
-			    list[i]->name, list[i]->shards[k].id,
-			    atomic_load(&list[i]->shards[k].failed) ? 1 : 0);
+			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
+			    atomic_load(&sl_stream_view(list[i])->shards[k]->failed) ? 1 : 0);
 	sl_registry_release_list(list, n);
 	if (srv->consumers)
 		sl_consumers_render_metrics(srv->consumers, b);

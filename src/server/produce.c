@@ -6,6 +6,14 @@
  *
  * One allocation per request holds the body copy and every array, so a request costs one
  * malloc and one free whatever its size.
+ *
+ * Resharding (see reshard.c and docs/architecture.md). Routing uses the stream's view as the
+ * request found it, so a part may reach a shard that a reshard has sealed since. The owner
+ * never appends to a sealed shard: while the reshard is not yet published the part waits on the
+ * shard (parked); once published it goes back to its origin loop, which routes its records
+ * again with the new view (they may now belong to several children) and sends them on. If the
+ * reshard is abandoned the shard is unsealed and the parked parts are appended where they were.
+ * Either way every record is appended exactly once and never after its shard's end_seq.
  */
 #include "server/server.h"
 
@@ -33,6 +41,16 @@ struct part {
 	uint32_t count;
 	int status;
 	uint64_t first_seq;
+	struct part *next_parked; /* owner only: the shard's list of parked parts */
+};
+
+/* part.status of a part that must be routed again (its shard was closed by a reshard). */
+#define PART_REROUTE 1
+
+/* Parts added when a rerouted part's records go to several children; freed with the request. */
+struct extra_parts {
+	struct extra_parts *next;
+	struct part parts[];
 };
 
 struct record_result {
@@ -57,10 +75,21 @@ struct produce_req {
 	struct sl_record_in *recs;
 	uint32_t *index;
 	struct part *parts;
+	struct extra_parts *extra;
 	uint8_t *body;
 };
 
 #define NO_SHARD UINT32_MAX
+
+static void free_req(struct produce_req *req)
+{
+	while (req->extra) {
+		struct extra_parts *e = req->extra;
+		req->extra = e->next;
+		free(e);
+	}
+	free(req);
+}
 
 static void respond(struct produce_req *req)
 {
@@ -79,7 +108,7 @@ static void respond(struct produce_req *req)
 		req->done(req->done_ctx, status, failed);
 		sl_stream_unref(req->stream);
 		sl_worker_request_end(w);
-		free(req);
+		free_req(req);
 		return;
 	}
 	if (!sl_conn_is_closed(c)) {
@@ -105,13 +134,20 @@ static void respond(struct produce_req *req)
 	sl_conn_release(c, req->hold_bytes);
 	sl_stream_unref(req->stream);
 	sl_worker_request_end(w);
-	free(req);
+	free_req(req);
 }
+
+static void send_part(struct sl_worker *w, struct part *p);
+static void reroute(struct part *part);
 
 /* On the origin loop: copy a part's outcome into the per-record results. */
 static void part_complete(struct part *part)
 {
 	struct produce_req *req = part->req;
+	if (part->status == PART_REROUTE) {
+		reroute(part);
+		return;
+	}
 	uint64_t produced = 0;
 	for (uint32_t j = 0; j < part->count; j++) {
 		struct record_result *res = &req->results[req->index[part->first + j]];
@@ -167,6 +203,20 @@ static void part_append(struct sl_worker *w, struct part *part)
 		part_finish(w, part);
 		return;
 	}
+	if (sh->sealed) {
+		if (atomic_load(&sh->closed)) {
+			part->status = PART_REROUTE; /* the children are published */
+			part_finish(w, part);
+			return;
+		}
+		/* A reshard is deciding: wait for its outcome, in arrival order. */
+		part->next_parked = NULL;
+		struct part **tail = (struct part **)&sh->parked;
+		while (*tail)
+			tail = &(*tail)->next_parked;
+		*tail = part;
+		return;
+	}
 	uint64_t first_seq;
 	int r = sl_shard_log_append(sh->log, &req->recs[part->first], part->count, sl_wall_ms(),
 				    part_durable, part, &first_seq);
@@ -186,6 +236,100 @@ static void part_append(struct sl_worker *w, struct part *part)
 static void part_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
 	part_append(sl_worker_of_loop(loop), (struct part *)op);
+}
+
+void sl_produce_unpark(struct sl_worker *w, struct sl_shard *sh, bool published)
+{
+	struct part *p = sh->parked;
+	sh->parked = NULL;
+	while (p) {
+		struct part *next = p->next_parked;
+		if (published) {
+			p->status = PART_REROUTE;
+			part_finish(w, p);
+		} else {
+			part_append(w, p);
+		}
+		p = next;
+	}
+}
+
+/*
+ * On the origin loop: the part's shard was closed by a reshard. Route its records again with the
+ * current view and send each child's share on; the request waits for every share. Records keep
+ * their relative order within each child (a stable partition of the part's slots).
+ */
+static void reroute(struct part *part)
+{
+	struct produce_req *req = part->req;
+	struct sl_worker *w = req->origin;
+	struct sl_stream_view *v = sl_stream_view(req->stream);
+	uint32_t n = part->count;
+	uint32_t *tgt = malloc((size_t)n * (2 * sizeof(uint32_t) + sizeof(struct sl_record_in)));
+	if (!tgt) {
+		part->status = SLUICE_ERR_THROTTLED; /* retryable: nothing was appended */
+		part_complete(part);
+		return;
+	}
+	uint32_t *idx = tgt + n;
+	struct sl_record_in *recs = (struct sl_record_in *)(idx + n);
+	uint32_t uniq[64], nuniq = 0;
+	bool many = false;
+	for (uint32_t j = 0; j < n; j++) {
+		const struct sl_record_in *r = &req->recs[part->first + j];
+		sl_u128 hk;
+		if (r->has_hash_key)
+			hk = sl_hash_key_to_u128(&r->hash_key);
+		else
+			sl_hash_u128_of_partition_key(r->key, r->key_len, &hk);
+		tgt[j] = sl_view_route(v, hk);
+		uint32_t k = 0;
+		while (k < nuniq && uniq[k] != tgt[j])
+			k++;
+		if (k == nuniq) {
+			if (nuniq == sizeof(uniq) / sizeof(uniq[0]))
+				many = true;
+			else
+				uniq[nuniq++] = tgt[j];
+		}
+	}
+	struct extra_parts *e = NULL;
+	if (!many && nuniq > 1) {
+		e = malloc(sizeof(*e) + (nuniq - 1) * sizeof(struct part));
+		if (e) {
+			e->next = req->extra;
+			req->extra = e;
+		}
+	}
+	if (many || (nuniq > 1 && !e)) {
+		free(tgt);
+		part->status = SLUICE_ERR_THROTTLED;
+		part_complete(part);
+		return;
+	}
+	/* Stable partition of the part's slots by child. */
+	memcpy(recs, &req->recs[part->first], (size_t)n * sizeof(*recs));
+	memcpy(idx, &req->index[part->first], (size_t)n * sizeof(*idx));
+	uint32_t at = part->first;
+	struct part *subs[64];
+	for (uint32_t k = 0; k < nuniq; k++) {
+		struct part *p = k == 0 ? part : &e->parts[k - 1];
+		uint32_t first = at;
+		for (uint32_t j = 0; j < n; j++) {
+			if (tgt[j] != uniq[k])
+				continue;
+			req->recs[at] = recs[j];
+			req->index[at] = idx[j];
+			at++;
+		}
+		*p = (struct part){.req = req, .shard = v->shards[uniq[k]], .first = first,
+				   .count = at - first};
+		subs[k] = p;
+	}
+	free(tgt);
+	req->parts_pending += nuniq - 1;
+	for (uint32_t k = 0; k < nuniq; k++)
+		send_part(w, subs[k]);
 }
 
 /* The stream of a request, refreshing the loop's table when the name is unknown or stale. */
@@ -235,7 +379,8 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		return;
 	}
 	uint32_t n = head.count;
-	uint32_t nshards = s->nshards;
+	struct sl_stream_view *view = sl_stream_view(s);
+	uint32_t nshards = view->nshards;
 	uint32_t max_parts = n < nshards ? n : nshards;
 	size_t off_results = align8(sizeof(struct produce_req));
 	size_t off_recs = off_results + align8((size_t)n * sizeof(struct record_result));
@@ -299,8 +444,7 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 				hk = sl_hash_key_to_u128(&v.hash_key);
 			else
 				sl_hash_u128_of_partition_key(v.key, v.key_len, &hk);
-			struct sl_shard *sh = sl_stream_route(s, hk);
-			uint32_t pos = (uint32_t)(sh - s->shards);
+			uint32_t pos = sl_view_route(view, hk);
 			shard_of[i] = pos;
 			counts[pos]++;
 			views[i] = (struct sl_record_in){
@@ -337,7 +481,7 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		if (!counts[k])
 			continue;
 		req->parts[nparts] = (struct part){
-		    .req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		    .req = req, .shard = view->shards[k], .first = at, .count = counts[k]};
 		at += counts[k];
 		counts[k] = nparts++; /* now: the part index of shard k */
 	}
@@ -363,22 +507,25 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	dispatch(w, req);
 }
 
+static void send_part(struct sl_worker *w, struct part *p)
+{
+	p->status = 0;
+	if (p->shard->owner == w->id) {
+		part_append(w, p);
+	} else {
+		p->op.complete = part_on_owner;
+		sl_loop_post(w->loop, w->srv->workers[p->shard->owner].loop, &p->op);
+	}
+}
+
 static void dispatch(struct sl_worker *w, struct produce_req *req)
 {
 	uint32_t nparts = req->nparts;
 	req->parts_pending = nparts + 1; /* +1: held until dispatch is over */
 	sl_stream_ref(req->stream);
 	sl_worker_request_begin(w);
-	for (uint32_t k = 0; k < nparts; k++) {
-		struct part *p = &req->parts[k];
-		p->status = 0;
-		if (p->shard->owner == w->id) {
-			part_append(w, p);
-		} else {
-			p->op.complete = part_on_owner;
-			sl_loop_post(w->loop, w->srv->workers[p->shard->owner].loop, &p->op);
-		}
-	}
+	for (uint32_t k = 0; k < nparts; k++)
+		send_part(w, &req->parts[k]);
 	if (--req->parts_pending == 0)
 		respond(req);
 }
@@ -388,7 +535,8 @@ int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct s
 {
 	if (n == 0 || n > SL_PROTO_RECORDS_MAX)
 		return SLUICE_ERR_INVALID_ARGUMENT;
-	uint32_t nshards = s->nshards;
+	struct sl_stream_view *view = sl_stream_view(s);
+	uint32_t nshards = view->nshards;
 	uint32_t max_parts = n < nshards ? n : nshards;
 	size_t body = 0;
 	for (uint32_t i = 0; i < n; i++)
@@ -421,7 +569,7 @@ int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct s
 			hk = sl_hash_key_to_u128(&recs[i].hash_key);
 		else
 			sl_hash_u128_of_partition_key(recs[i].key, recs[i].key_len, &hk);
-		shard_of[i] = (uint32_t)(sl_stream_route(s, hk) - s->shards);
+		shard_of[i] = sl_view_route(view, hk);
 		counts[shard_of[i]]++;
 	}
 	uint32_t nparts = 0, at = 0;
@@ -429,7 +577,7 @@ int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct s
 		if (!counts[k])
 			continue;
 		req->parts[nparts] = (struct part){
-		    .req = req, .shard = &s->shards[k], .first = at, .count = counts[k]};
+		    .req = req, .shard = view->shards[k], .first = at, .count = counts[k]};
 		at += counts[k];
 		counts[k] = nparts++;
 	}

@@ -5,6 +5,10 @@
  *
  * Readers see only acknowledged records (below the log's durable_seq): a record a crash could
  * still take away is never shown.
+ *
+ * A shard closed by a reshard holds nothing after its end_seq. Once a reader's next position is
+ * past end_seq the answer carries SL_READ_FLAG_SHARD_ENDED: the reader is done with this shard
+ * and goes on with its children (Kinesis: a null NextShardIterator).
  */
 #include "server/server.h"
 
@@ -104,6 +108,14 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 	if (n < b->count)
 		next = b->records[n].seq;
 	uint64_t tip = st.durable_seq;
+	uint8_t flags = 0;
+	if (atomic_load(&sh->closed)) {
+		uint64_t end = atomic_load(&sh->end_seq);
+		if (tip > end + 1)
+			tip = end + 1;
+		if (next > end)
+			flags |= SL_READ_FLAG_SHARD_ENDED;
+	}
 	uint64_t behind_ms = 0;
 	if (n && next < tip && st.last_ts_ms > b->records[n - 1].ts_ms)
 		behind_ms = (uint64_t)(st.last_ts_ms - b->records[n - 1].ts_ms);
@@ -119,6 +131,7 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 	r = r ?: sl_buf_reserve(&rr->resp, b->data_bytes + n * 48);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = sl_proto_put_record_out(&rr->resp, &b->records[i]);
+	r = r ?: sl_buf_put_u8(&rr->resp, flags);
 	if (r < 0) {
 		encode_error(rr, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return;

@@ -5,6 +5,7 @@
 
 #include <sluice/errors.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -59,16 +60,77 @@ static void remove_tree(const char *path)
 	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void view_free(struct sl_stream_view *v)
+{
+	if (!v)
+		return;
+	free(v->shards);
+	sl_shard_map_destroy(v->map);
+	sl_stream_meta_destroy(v->meta);
+	free(v);
+}
+
 static void stream_free(struct sl_stream *s)
 {
 	if (!s)
 		return;
-	for (uint32_t i = 0; s->shards && i < s->nshards; i++)
-		sl_shard_log_close(s->shards[i].log);
-	free(s->shards);
-	sl_shard_map_destroy(s->map);
-	sl_stream_meta_destroy(s->meta);
+	struct sl_stream_view *v = atomic_load(&s->view);
+	/* The current view lists every shard (closed ones stay for their lineage). */
+	for (uint32_t i = 0; v && i < v->nshards; i++) {
+		if (!v->shards[i])
+			continue;
+		sl_shard_log_close(v->shards[i]->log);
+		free(v->shards[i]);
+	}
+	while (v) {
+		struct sl_stream_view *older = v->older;
+		view_free(v);
+		v = older;
+	}
 	free(s);
+}
+
+/* A new shard of s for m (not yet in any view), its log opened. On failure nothing is left. */
+static int shard_create(struct sl_registry *reg, struct sl_stream *s,
+			const struct sl_stream_meta *meta, const struct sl_shard_meta *m,
+			bool fresh, struct sl_shard **ret)
+{
+	struct sl_shard *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return -ENOMEM;
+	sh->stream = s;
+	sh->id = m->shard_id;
+	sh->owner = (fnv1a(s->name, s->name_len) + m->shard_id) % reg->loops;
+	atomic_init(&sh->closed, m->state == SL_SHARD_CLOSED);
+	atomic_init(&sh->end_seq, m->state == SL_SHARD_CLOSED ? m->end_seq : 0);
+	sh->sealed = m->state == SL_SHARD_CLOSED;
+	char dir[4096 + 512];
+	int r = sl_stream_shard_dir(reg->data_dir, s->name, m->shard_id, dir, sizeof(dir));
+	if (r < 0) {
+		free(sh);
+		return r;
+	}
+	/* A child's folder may be left from a reshard that crashed before its metadata was
+	 * saved: nothing was ever routed there, so start it afresh. */
+	if (fresh)
+		remove_tree(dir);
+	struct sl_shard_log_config lc = reg->log_template;
+	lc.dir = dir;
+	lc.first_seq = m->start_seq;
+	lc.retention_ms = meta->retention_ms;
+	r = sl_shard_log_open(&lc, &sh->log);
+	if (r < 0) {
+		SL_ERROR("stream %s shard %u: cannot open log in %s: %s", s->name, sh->id, dir,
+			 sluice_strerror(r));
+		free(sh);
+		return r;
+	}
+	struct sl_shard_log_stats st;
+	sl_shard_log_stats(sh->log, &st);
+	atomic_init(&sh->next_seq, st.next_seq);
+	atomic_init(&sh->first_seq, st.first_seq);
+	*ret = sh;
+	return 0;
 }
 
 /* Build the in-memory stream for meta (taking ownership of it) and open its shard logs. */
@@ -76,56 +138,127 @@ static int stream_build(struct sl_registry *reg, struct sl_stream_meta *meta,
 			struct sl_stream **ret)
 {
 	struct sl_stream *s = calloc(1, sizeof(*s));
-	if (!s) {
+	struct sl_stream_view *v = calloc(1, sizeof(*v));
+	if (!s || !v) {
+		free(s);
+		free(v);
 		sl_stream_meta_destroy(meta);
 		return -ENOMEM;
 	}
-	s->meta = meta;
+	v->meta = meta;
 	s->registry = reg;
 	snprintf(s->name, sizeof(s->name), "%s", meta->name);
 	s->name_len = strlen(s->name);
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->deleted, false);
-	int r = sl_stream_meta_shard_map(meta, &s->map);
+	atomic_init(&s->resharding, false);
+	atomic_init(&s->view, v);
+	int r = sl_stream_meta_shard_map(meta, &v->map);
 	if (r < 0)
 		goto fail;
-	s->nshards = (uint32_t)meta->shard_count;
-	s->shards = calloc(s->nshards, sizeof(*s->shards));
-	if (!s->shards) {
+	v->shards = calloc(meta->shard_count ? meta->shard_count : 1, sizeof(*v->shards));
+	if (!v->shards) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	uint32_t spread = fnv1a(s->name, s->name_len);
-	for (uint32_t i = 0; i < s->nshards; i++) {
-		struct sl_shard *sh = &s->shards[i];
-		const struct sl_shard_meta *m = &meta->shards[i];
-		sh->stream = s;
-		sh->id = m->shard_id;
-		sh->owner = (spread + m->shard_id) % reg->loops;
-		char dir[4096 + 512];
-		r = sl_stream_shard_dir(reg->data_dir, s->name, m->shard_id, dir, sizeof(dir));
+	v->nshards = (uint32_t)meta->shard_count;
+	for (uint32_t i = 0; i < v->nshards; i++) {
+		r = shard_create(reg, s, meta, &meta->shards[i], false, &v->shards[i]);
 		if (r < 0)
 			goto fail;
-		struct sl_shard_log_config lc = reg->log_template;
-		lc.dir = dir;
-		lc.first_seq = m->start_seq;
-		lc.retention_ms = meta->retention_ms;
-		r = sl_shard_log_open(&lc, &sh->log);
-		if (r < 0) {
-			SL_ERROR("stream %s shard %u: cannot open log in %s: %s", s->name, sh->id,
-				 dir, sluice_strerror(r));
-			goto fail;
-		}
-		struct sl_shard_log_stats st;
-		sl_shard_log_stats(sh->log, &st);
-		atomic_init(&sh->next_seq, st.next_seq);
-		atomic_init(&sh->first_seq, st.first_seq);
 		atomic_fetch_add(&s->refs, 1); /* the open log's reference */
 	}
 	*ret = s;
 	return 0;
 fail:
 	stream_free(s);
+	return r;
+}
+
+int sl_registry_reshard_begin(struct sl_stream *s)
+{
+	bool expected = false;
+	if (!atomic_compare_exchange_strong(&s->resharding, &expected, true))
+		return SLUICE_ERR_RESOURCE_IN_USE;
+	if (atomic_load(&s->deleted)) {
+		atomic_store(&s->resharding, false);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	return 0;
+}
+
+void sl_registry_reshard_end(struct sl_stream *s)
+{
+	atomic_store(&s->resharding, false);
+}
+
+int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
+			       struct sl_stream_meta *meta, char *err_msg, size_t err_msg_len)
+{
+	struct sl_stream_view *old = sl_stream_view(s);
+	struct sl_stream_view *v = calloc(1, sizeof(*v));
+	int r = v ? 0 : -ENOMEM;
+	if (v) {
+		v->meta = meta;
+		v->nshards = (uint32_t)meta->shard_count;
+		v->shards = calloc(v->nshards ? v->nshards : 1, sizeof(*v->shards));
+		r = v->shards ? sl_stream_meta_shard_map(meta, &v->map) : -ENOMEM;
+	} else {
+		sl_stream_meta_destroy(meta);
+	}
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len, "cannot build the new shard map: %s",
+			 sluice_strerror(r));
+		view_free(v);
+		return r;
+	}
+	/* Every shard of the old view stays (same object); the new ones get their logs now,
+	 * before the metadata naming them is saved. */
+	uint32_t created = 0;
+	for (uint32_t i = 0; i < v->nshards; i++) {
+		const struct sl_shard_meta *m = &meta->shards[i];
+		struct sl_shard *sh = sl_view_shard(old, m->shard_id, NULL);
+		if (!sh) {
+			r = shard_create(reg, s, meta, m, true, &sh);
+			if (r < 0) {
+				snprintf(err_msg, err_msg_len, "cannot create the log of shard %u: %s",
+					 m->shard_id, sluice_strerror(r));
+				goto fail;
+			}
+			created++;
+		}
+		v->shards[i] = sh;
+	}
+	r = sl_stream_meta_save(reg->meta_dir, meta);
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len, "cannot save stream metadata: %s",
+			 sluice_strerror(r));
+		goto fail;
+	}
+	for (uint32_t i = 0; i < v->nshards; i++) {
+		const struct sl_shard_meta *m = &meta->shards[i];
+		if (m->state != SL_SHARD_CLOSED || atomic_load(&v->shards[i]->closed))
+			continue;
+		atomic_store(&v->shards[i]->end_seq, m->end_seq);
+		atomic_store(&v->shards[i]->closed, true);
+	}
+	atomic_fetch_add(&s->refs, (int)created); /* the new logs' references */
+	v->older = old;
+	atomic_store_explicit(&s->view, v, memory_order_release);
+	atomic_fetch_add_explicit(&reg->generation, 1, memory_order_release);
+	return 0;
+fail:
+	for (uint32_t i = 0; i < v->nshards; i++) {
+		struct sl_shard *sh = v->shards[i];
+		if (!sh || sl_view_shard(old, sh->id, NULL))
+			continue;
+		sl_shard_log_close(sh->log);
+		char dir[4096 + 512];
+		if (sl_stream_shard_dir(reg->data_dir, s->name, sh->id, dir, sizeof(dir)) > 0)
+			remove_tree(dir);
+		free(sh);
+	}
+	view_free(v);
 	return r;
 }
 
@@ -322,8 +455,15 @@ int sl_registry_delete_stream(struct sl_registry *reg, const char *name, struct 
 		return SLUICE_ERR_STREAM_NOT_FOUND;
 	}
 	struct sl_stream *s = reg->streams[i];
+	/* Not in the middle of a reshard: its commit would save the metadata again. Holding the
+	 * reshard lock through the delete keeps later reshards out too. */
+	if (sl_registry_reshard_begin(s) < 0) {
+		pthread_mutex_unlock(&reg->mu);
+		return SLUICE_ERR_RESOURCE_IN_USE;
+	}
 	int r = sl_stream_meta_remove(reg->meta_dir, name);
 	if (r < 0 && r != SLUICE_ERR_STREAM_NOT_FOUND) {
+		sl_registry_reshard_end(s);
 		pthread_mutex_unlock(&reg->mu);
 		return r;
 	}
@@ -402,14 +542,18 @@ void sl_stream_unref(struct sl_stream *s)
 	stream_free(s);
 }
 
-struct sl_shard *sl_stream_shard(struct sl_stream *s, uint32_t shard_id)
+struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id,
+			       uint32_t *ret_pos)
 {
-	uint32_t lo = 0, hi = s->nshards;
+	uint32_t lo = 0, hi = v->nshards;
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
-		if (s->shards[mid].id == shard_id)
-			return &s->shards[mid];
-		if (s->shards[mid].id < shard_id)
+		if (v->shards[mid]->id == shard_id) {
+			if (ret_pos)
+				*ret_pos = mid;
+			return v->shards[mid];
+		}
+		if (v->shards[mid]->id < shard_id)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -417,9 +561,18 @@ struct sl_shard *sl_stream_shard(struct sl_stream *s, uint32_t shard_id)
 	return NULL;
 }
 
-struct sl_shard *sl_stream_route(struct sl_stream *s, sl_u128 hash_key)
+struct sl_shard *sl_stream_shard(struct sl_stream *s, uint32_t shard_id)
 {
-	return sl_stream_shard(s, sl_shard_map_find(s->map, hash_key));
+	return sl_view_shard(sl_stream_view(s), shard_id, NULL);
+}
+
+uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key)
+{
+	uint32_t pos = 0;
+	struct sl_shard *sh = sl_view_shard(v, sl_shard_map_find(v->map, hash_key), &pos);
+	assert(sh && !atomic_load_explicit(&sh->closed, memory_order_relaxed));
+	(void)sh;
+	return pos;
 }
 
 void sl_shard_close_log(struct sl_shard *sh)

@@ -6,6 +6,13 @@
  * never takes it: each loop keeps its own name -> stream table (struct sl_stream_cache), rebuilt
  * when the generation moves. A shard's log is used only by its owner loop.
  *
+ * Resharding (reshard.c). A stream's shard set is a view (struct sl_stream_view): metadata,
+ * routing map and shard pointers, immutable once published. A split or merge builds a new view
+ * holding the same struct sl_shard objects plus the children, saves the metadata, and publishes
+ * the view with one atomic store. Old views stay allocated until the stream is freed, so a view
+ * pointer loaded by a request stays valid for as long as the request holds the stream. Shards
+ * are allocated one by one and never move.
+ *
  * Lifetime. A stream is reference counted: the registry holds one reference, each loop cache one,
  * each request in flight one, and each open shard log one (dropped by the owner when it closes
  * the log after a delete). The last reference frees the stream and removes its folder; until
@@ -37,6 +44,13 @@ struct sl_shard {
 	struct sl_shard *next_dirty;
 	struct sl_sync_ticket ticket;
 	struct sl_op sync_op;
+	/* resharding, owner only: no append once sealed; parts that arrive meanwhile wait in
+	 * parked (produce.c) until the reshard is published (re-routed) or abandoned (appended) */
+	bool sealed;
+	void *parked;
+	/* set before the view that closes the shard is published; read by anyone */
+	atomic_bool closed;
+	_Atomic uint64_t end_seq; /* the last sequence number of a closed shard */
 	/* published by the owner for admin requests and /metrics */
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t first_seq;
@@ -46,13 +60,19 @@ struct sl_shard {
 	_Atomic bool failed;
 };
 
+struct sl_stream_view {
+	struct sl_stream_meta *meta; /* immutable */
+	struct sl_shard_map *map;    /* routing of the open shards */
+	struct sl_shard **shards;    /* indexed by position in meta->shards (ascending id) */
+	uint32_t nshards;
+	struct sl_stream_view *older; /* the view this one replaced (kept until the stream goes) */
+};
+
 struct sl_stream {
 	char name[SLUICE_NAME_LEN_MAX + 1];
 	size_t name_len;
-	struct sl_stream_meta *meta; /* immutable while published */
-	struct sl_shard_map *map;    /* routing of the open shards */
-	struct sl_shard *shards;     /* indexed by position in meta->shards */
-	uint32_t nshards;
+	_Atomic(struct sl_stream_view *) view; /* the current one; see "Resharding" above */
+	atomic_bool resharding;		       /* one reshard per stream at a time */
 	atomic_int refs;
 	atomic_bool deleted;
 	struct sl_registry *registry;
@@ -90,10 +110,37 @@ void sl_registry_release_list(struct sl_stream **list, size_t count);
 void sl_stream_ref(struct sl_stream *s);
 void sl_stream_unref(struct sl_stream *s);
 
-/* The shard with this id, or NULL. */
+/* The current view: valid while the caller holds a reference on the stream. */
+static inline struct sl_stream_view *sl_stream_view(struct sl_stream *s)
+{
+	return atomic_load_explicit(&s->view, memory_order_acquire);
+}
+
+/* The shard with this id in view v, or NULL; its position in v->shards in *ret_pos if not NULL. */
+struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id,
+			       uint32_t *ret_pos);
+/* The same in the current view. */
 struct sl_shard *sl_stream_shard(struct sl_stream *s, uint32_t shard_id);
-/* The shard a record goes to. */
-struct sl_shard *sl_stream_route(struct sl_stream *s, sl_u128 hash_key);
+/* The position in v->shards of the open shard a record goes to. */
+uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key);
+
+/*
+ * Resharding support (the cut-over itself is in reshard.c).
+ *
+ * begin takes the stream's reshard lock: 0, or SLUICE_ERR_RESOURCE_IN_USE (another reshard
+ * runs) / SLUICE_ERR_STREAM_NOT_FOUND (deleted). end releases it.
+ *
+ * commit makes meta (a changed clone of the current view's metadata: parents closed with their
+ * end_seq, children added) the stream's shape: it creates the logs of the shards meta adds,
+ * saves meta durably, marks the closed shards, and publishes the new view, in that order, so
+ * every child's log exists before any record routes to it and a crash leaves either the old or
+ * the new metadata. Takes ownership of meta in every case. Call with the lock held. Returns 0,
+ * or an error with a message (nothing published; the logs it created are removed).
+ */
+int sl_registry_reshard_begin(struct sl_stream *s);
+void sl_registry_reshard_end(struct sl_stream *s);
+int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
+			       struct sl_stream_meta *meta, char *err_msg, size_t err_msg_len);
 
 /* Owner only: close the shard's log and drop its reference on the stream. */
 void sl_shard_close_log(struct sl_shard *sh);

@@ -142,6 +142,11 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_READ:
 		sl_handle_read(w, c, h, body, len);
 		return 0;
+	case SL_OP_STREAM_SPLIT:
+	case SL_OP_STREAM_MERGE:
+	case SL_OP_STREAM_SCALE:
+		sl_handle_reshard(w, c, h, body, len);
+		return 0;
 	case SL_OP_CREATE_STREAM:
 	case SL_OP_DELETE_STREAM:
 	case SL_OP_LIST_STREAMS:
@@ -373,9 +378,9 @@ static void service_shard(struct sl_worker *w, struct sl_shard *sh, int64_t now)
 static void housekeeping(struct sl_worker *w, int64_t now)
 {
 	for (size_t i = 0; i < w->cache.count; i++) {
-		struct sl_stream *s = w->cache.all[i];
-		for (uint32_t k = 0; k < s->nshards; k++) {
-			struct sl_shard *sh = &s->shards[k];
+		struct sl_stream_view *v = sl_stream_view(w->cache.all[i]);
+		for (uint32_t k = 0; k < v->nshards; k++) {
+			struct sl_shard *sh = v->shards[k];
 			if (sh->owner != w->id || !sh->log)
 				continue;
 			sl_shard_log_enforce_retention(sh->log, now);
@@ -423,9 +428,11 @@ static void tick(struct sl_loop *loop, void *ctx)
 			w->listen_fd = -1;
 		}
 		bool syncing = false;
-		for (size_t i = 0; i < w->cache.count; i++)
-			for (uint32_t k = 0; k < w->cache.all[i]->nshards; k++)
-				syncing |= w->cache.all[i]->shards[k].sync_inflight;
+		for (size_t i = 0; i < w->cache.count; i++) {
+			struct sl_stream_view *v = sl_stream_view(w->cache.all[i]);
+			for (uint32_t k = 0; k < v->nshards; k++)
+				syncing |= v->shards[k]->sync_inflight;
+		}
 		if (!syncing && !w->dirty && !sl_consumers_busy(w) && all_requests_done(w->srv))
 			sl_loop_stop(loop);
 	}

@@ -105,6 +105,15 @@ typedef void (*sl_produce_done_fn)(void *ctx, int status, uint32_t failed);
 int sl_produce_internal(struct sl_worker *w, struct sl_stream *s, const struct sl_record_in *recs,
 			uint32_t n, sl_produce_done_fn done, void *ctx);
 struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, size_t len);
+/*
+ * Owner loop of sh, once a reshard that sealed sh is decided: published (the parked parts go
+ * back to their origin loops to be routed to the children) or abandoned (sh was unsealed; the
+ * parked parts are appended to it now).
+ */
+void sl_produce_unpark(struct sl_worker *w, struct sl_shard *sh, bool published);
+/* Reshard requests (reshard.c): STREAM_SPLIT, STREAM_MERGE, STREAM_SCALE. */
+void sl_handle_reshard(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		       const uint8_t *body, size_t len);
 
 /* Request accounting for draining at shutdown. */
 static inline void sl_worker_request_begin(struct sl_worker *w)

@@ -17,7 +17,9 @@ import traceback
 
 OP_PING, OP_AUTH = 0x01, 0x02
 OP_CREATE, OP_DELETE, OP_LIST, OP_DESCRIBE, OP_LIST_SHARDS = 0x10, 0x11, 0x12, 0x13, 0x14
+OP_STREAM_SPLIT, OP_STREAM_MERGE, OP_STREAM_SCALE = 0x19, 0x1A, 0x1B
 OP_PRODUCE, OP_READ = 0x20, 0x21
+READ_FLAG_SHARD_ENDED = 0x01
 OP_CONSUMER_CREATE, OP_CONSUMER_DELETE, OP_CONSUMER_LIST = 0x30, 0x31, 0x32
 OP_CONSUMER_DESCRIBE, OP_CONSUMER_RESET, OP_CONSUMER_ATTACH = 0x33, 0x34, 0x35
 OP_CONSUMER_BATCH, OP_CONSUMER_ACK = 0x36, 0x37  # BATCH: push frames only
@@ -41,6 +43,7 @@ ERR = {
     -5013: "invalid_name", -5014: "invalid_key", -5015: "unauthorized",
     -5016: "timeout", -5017: "disconnected", -5018: "shutting_down", -5019: "shard_closed",
     -5020: "limit_exceeded",
+    -5021: "resource_in_use",
 }
 CODE = {v: k for k, v in ERR.items()}
 
@@ -161,6 +164,24 @@ class Client:
     def ping(self):
         self.call(OP_PING)
 
+    # ---- resharding (docs/protocol.md, "Resharding") ----
+
+    def split_shard(self, stream, shard, new_start_hash_key):
+        r = self.call(OP_STREAM_SPLIT, str8(stream) + struct.pack("<I", shard) +
+                      new_start_hash_key.to_bytes(16, "big"))
+        assert len(r) == 8, ("STREAM_SPLIT response size", len(r))
+        return list(struct.unpack("<II", r))
+
+    def merge_shards(self, stream, shard, adjacent):
+        r = self.call(OP_STREAM_MERGE, str8(stream) + struct.pack("<II", shard, adjacent))
+        assert len(r) == 4, ("STREAM_MERGE response size", len(r))
+        return struct.unpack("<I", r)[0]
+
+    def scale_stream(self, stream, target):
+        r = self.call(OP_STREAM_SCALE, str8(stream) + struct.pack("<I", target))
+        assert len(r) == 4, ("STREAM_SCALE response size", len(r))
+        return struct.unpack("<I", r)[0]
+
     def describe_stream(self, name):
         r = self.call(OP_DESCRIBE, str8(name))
         ln = r[0]
@@ -218,8 +239,12 @@ class Client:
             off += 4
             recs.append(dict(seq=seq, ts=ts, key=key, hash_key=hk, data=r[off:off + dlen]))
             off += dlen
+        flags = r[off]
+        off += 1
+        assert flags & ~READ_FLAG_SHARD_ENDED == 0, ("unknown READ flags", flags)
         assert off == len(r), ("trailing bytes in READ response", off, len(r))
-        return dict(shard=sid, next_seq=next_seq, tip=tip, millis_behind=behind, records=recs)
+        return dict(shard=sid, next_seq=next_seq, tip=tip, millis_behind=behind, records=recs,
+                    ended=bool(flags & READ_FLAG_SHARD_ENDED))
 
     def read_all(self, stream, shard, pos_type=POS_TRIM_HORIZON, pos_value=0, max_reads=100000):
         """Every record from the position up to the tip, following next_seq."""

@@ -70,6 +70,8 @@ static void answer_read(struct sl_buf *out, const struct sl_frame_header *h, con
 					    .data_len = (uint32_t)dl};
 		assert_int_equal(sl_proto_put_record_out(out, &rec), 0);
 	}
+	/* shard 9 plays a closed shard read to its end */
+	sl_buf_put_u8(out, req.shard_id == 9 && n == 0 ? SL_READ_FLAG_SHARD_ENDED : 0);
 	sl_proto_finish_frame(out, start);
 }
 
@@ -310,6 +312,7 @@ static void read_and_shard_reader(void **state)
 	assert_int_equal(sluice_read(f->c, "orders", 5, &pos, 0, 0, &res), 3);
 	assert_int_equal(res.shard_id, 5);
 	assert_true(res.next_seq == 4 && res.tip_seq == 7 && res.millis_behind == 42);
+	assert_false(res.shard_ended);
 	/* Records borrow the result, not the connection: another call does not spoil them. */
 	assert_int_equal(sluice_ping(f->c), 0);
 	assert_true(res.records[2].seq == 3);
@@ -317,6 +320,12 @@ static void read_and_shard_reader(void **state)
 	assert_memory_equal(res.records[2].data, "record-3", 8);
 	assert_memory_equal(res.records[0].key, "k", 1);
 	assert_false(sluice_read_result_caught_up(&res));
+	/* a closed shard read past its end says so */
+	struct sluice_position at_end = {.type = SLUICE_POS_AT_SEQ, .value = 7};
+	assert_int_equal(sluice_read(f->c, "orders", 9, &at_end, 0, 0, &res), 0);
+	assert_true(res.shard_ended);
+	assert_int_equal(sluice_read(f->c, "orders", 5, &at_end, 0, 0, &res), 0);
+	assert_false(res.shard_ended);
 	sluice_read_result_finish(&res);
 
 	struct sluice_shard_reader *sr;
