@@ -9,7 +9,10 @@
  *      shards they close (the parents).
  *   2. Seal each parent on its owner loop, the only thread that appends to it: from then on the
  *      owner appends nothing to it, and end_seq = its next sequence number - 1 is final. Parts
- *      of PRODUCE requests that reach a sealed parent wait on it (produce.c).
+ *      of PRODUCE requests that reach a sealed parent wait on it (produce.c). The seal is
+ *      answered once every record up to end_seq is durable (the owner's tick checks), so a
+ *      closed shard's readable tip is exactly end_seq + 1 and readers can tell they reached
+ *      its end; if the log fails meanwhile (fsync error) the reshard is abandoned instead.
  *   3. Back on the origin: apply the steps with the real end_seqs to a clone of the metadata
  *      (children start at max(parents' end_seq) + 1) and commit it (registry.c): the children's
  *      logs are created, the metadata is saved atomically, then the new view is published.
@@ -44,6 +47,7 @@ struct seal_msg {
 	struct sl_op op;
 	struct reshard_job *job;
 	struct sl_shard *shard;
+	struct seal_msg *next_waiting; /* owner only: sealed, waiting for durability */
 	int status;	  /* the seal's outcome */
 	uint64_t end_seq; /* the sealed shard's last sequence number */
 	bool published;	  /* the outcome the owner is told in step 4 */
@@ -126,8 +130,9 @@ static void tell_owners(struct reshard_job *job, bool published)
 	job->pending = 1; /* held until every message is out */
 	for (uint32_t i = 0; i < job->nmsgs; i++) {
 		struct seal_msg *m = &job->msgs[i];
-		if (m->status < 0)
-			continue; /* never sealed */
+		if (m->status == SLUICE_ERR_SHARD_CLOSED)
+			continue; /* sealed by someone else: not ours to unseal */
+		/* Sealed, also when it failed afterwards: parts may wait there. */
 		m->published = published;
 		m->op.complete = outcome_on_owner;
 		job->pending++;
@@ -193,24 +198,59 @@ static void seal_back(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 		commit(job);
 }
 
+/* Answer a seal once sh's records are all durable (or its log failed). Owner only. */
+static bool seal_settled(struct sl_loop *loop, struct seal_msg *m)
+{
+	struct sl_shard *sh = m->shard;
+	struct sl_shard_log_stats st;
+	if (sh->log)
+		sl_shard_log_stats(sh->log, &st);
+	if (!sh->log || atomic_load(&sh->stream->deleted)) {
+		m->status = SLUICE_ERR_STREAM_NOT_FOUND;
+	} else if (st.failed || atomic_load(&sh->failed)) {
+		m->status = SLUICE_ERR_UNAVAILABLE;
+	} else if (st.durable_seq < st.next_seq) {
+		return false; /* appends still on their way to disk */
+	} else {
+		m->end_seq = st.next_seq - 1;
+		m->status = 0;
+	}
+	/* On failure sh stays sealed until the outcome message unseals it and appends what
+	 * waited, in arrival order. */
+	m->op.complete = seal_back;
+	sl_loop_post(loop, m->job->w->loop, &m->op);
+	return true;
+}
+
 static void seal_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
 	struct seal_msg *m = (struct seal_msg *)op;
 	struct sl_shard *sh = m->shard;
-	if (!sh->log || atomic_load(&sh->stream->deleted)) {
-		m->status = SLUICE_ERR_STREAM_NOT_FOUND;
-	} else if (sh->sealed) {
-		m->status = SLUICE_ERR_SHARD_CLOSED; /* the lock makes this unreachable */
-	} else {
-		/* Every append to sh happens on this thread: after this, none. */
-		struct sl_shard_log_stats st;
-		sl_shard_log_stats(sh->log, &st);
-		sh->sealed = true;
-		m->end_seq = st.next_seq - 1;
-		m->status = 0;
+	struct sl_worker *owner = sl_worker_of_loop(loop);
+	if (sh->sealed) {
+		m->status = SLUICE_ERR_SHARD_CLOSED; /* the reshard lock makes this unreachable */
+		m->op.complete = seal_back;
+		sl_loop_post(loop, m->job->w->loop, &m->op);
+		return;
 	}
-	m->op.complete = seal_back;
-	sl_loop_post(loop, m->job->w->loop, &m->op);
+	/* Every append to sh happens on this thread: from here on, none. */
+	sh->sealed = true;
+	if (seal_settled(loop, m))
+		return;
+	m->next_waiting = owner->seals_waiting;
+	owner->seals_waiting = m;
+}
+
+void sl_reshard_tick(struct sl_worker *w)
+{
+	struct seal_msg **pp = (struct seal_msg **)&w->seals_waiting;
+	while (*pp) {
+		struct seal_msg *m = *pp;
+		if (seal_settled(w->loop, m))
+			*pp = m->next_waiting;
+		else
+			pp = &m->next_waiting;
+	}
 }
 
 /* ---- step 1: the request ---- */

@@ -413,6 +413,8 @@ static void tick(struct sl_loop *loop, void *ctx)
 		service_shard(w, sh, now);
 		sl_stream_unref(sh->stream);
 	}
+	if (w->seals_waiting)
+		sl_reshard_tick(w);
 	/* One atomic load when nothing changed; drops deleted streams promptly. */
 	sl_stream_cache_refresh(&w->cache, w->srv->registry);
 	sl_consumers_tick(w, now);

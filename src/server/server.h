@@ -44,6 +44,7 @@ struct sl_worker {
 	struct sl_stream_cache cache;
 	struct sl_shard *dirty; /* owned shards with batches waiting for durability */
 	struct sl_read_batch read_batch;
+	void *seals_waiting;	  /* reshard.c: owned shards sealed, waiting for durability */
 	uint32_t *scratch_counts; /* per-shard counters for routing a produce request */
 	size_t scratch_cap;
 	int64_t last_housekeeping_ms;
@@ -111,6 +112,8 @@ struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, s
  * parked parts are appended to it now).
  */
 void sl_produce_unpark(struct sl_worker *w, struct sl_shard *sh, bool published);
+/* Each tick: answer the seals of this worker's shards whose records became durable. */
+void sl_reshard_tick(struct sl_worker *w);
 /* Reshard requests (reshard.c): STREAM_SPLIT, STREAM_MERGE, STREAM_SCALE. */
 void sl_handle_reshard(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 		       const uint8_t *body, size_t len);
