@@ -98,6 +98,9 @@ struct sluice_shard_info {
 	uint64_t start_seq;
 	uint64_t end_seq; /* 0 while the shard is open */
 	uint64_t next_seq;
+	/* Split or merged (it has children): no more writes, its records stay readable until they
+	 * expire, and its last sequence number is end_seq (start_seq - 1 if it got none). */
+	bool closed;
 };
 
 struct sluice_stream_info {

@@ -147,6 +147,27 @@ static int get_shards(struct sluice_client *c, struct sl_reader *r, uint32_t n,
 		}
 		shard_from_desc(&shards[i], &d);
 	}
+	/* The wire has no state: a shard is closed when another names it as a parent (the
+	 * server lists shards by ascending id). */
+	for (uint32_t i = 0; i < n; i++) {
+		if (shards[i].end_seq)
+			shards[i].closed = true;
+		for (int k = 0; k < 2; k++) {
+			int32_t p = k ? shards[i].adjacent_parent_id : shards[i].parent_id;
+			uint32_t lo = 0, hi = n;
+			while (p >= 0 && lo < hi) {
+				uint32_t mid = (lo + hi) / 2;
+				if (shards[mid].shard_id == (uint32_t)p) {
+					shards[mid].closed = true;
+					break;
+				}
+				if (shards[mid].shard_id < (uint32_t)p)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+		}
+	}
 	*ret_shards = shards;
 	*ret_count = n;
 	return 0;

@@ -29,6 +29,8 @@ static const char usage_text[] =
     "  stream list [--format text|json]\n"
     "  stream describe NAME [--format text|json]\n"
     "  stream delete NAME\n"
+    "  stream split NAME SHARD [--at HASHKEY]   stream merge NAME SHARD ADJACENT\n"
+    "  stream scale NAME COUNT\n"
     "  put NAME [--key K | --key-field FIELD] [--batch N]\n"
     "  get NAME [--shard ID] [--from trim-horizon|latest|seq:N|time:ISO8601] [--max N]\n"
     "           [--follow] [--format raw|json]\n"
