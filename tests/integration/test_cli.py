@@ -182,6 +182,70 @@ def test_stream_admin():
     fails("stream", "describe", "cli-adm")
 
 
+def test_stream_reshard_while_putting():
+    """split/merge/scale through the CLI while `sluice put` (libsluice's asynchronous producer)
+    streams records in: every line is acknowledged and read back exactly once; describe shows
+    the lineage."""
+    make_stream("cli-rs", shards=2)
+    n = 60000
+    p = subprocess.Popen([cli_path(), "--server", addr, "put", "cli-rs", "--batch", "200"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outs = {}
+    readers = [threading.Thread(target=lambda f=f: outs.__setitem__(f, getattr(p, f).read()))
+               for f in ("stdout", "stderr")]
+    for t in readers:
+        t.start()
+    steps = [("stream", "split", "cli-rs", "0"),
+             ("stream", "merge", "cli-rs", "shardId-000000000002", "3"),
+             ("stream", "scale", "cli-rs", "4"),
+             ("stream", "scale", "cli-rs", "3")]
+    said = []
+    try:
+        for i in range(n):
+            p.stdin.write(b"rs-%06d\n" % i)
+            if i % (n // (len(steps) + 1)) == n // (len(steps) + 1) - 1 and steps:
+                p.stdin.flush()
+                said.append(ok(*steps.pop(0)).decode())
+        p.stdin.close()
+        p.wait(120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for t in readers:
+            t.join(30)
+    assert not steps, steps
+    assert p.returncode == 0, (p.returncode, outs.get("stderr"))
+    assert outs["stdout"].decode() == "%d records acknowledged\n" % n, outs["stdout"]
+    assert said[0].startswith("split shardId-000000000000 at ") and said[0].endswith(
+        "into shardId-000000000002 and shardId-000000000003\n"), said[0]
+    assert said[1] == ("merged shardId-000000000002 and shardId-000000000003 into "
+                       "shardId-000000000004\n"), said[1]
+    assert said[3] == "stream cli-rs now has 3 open shards\n", said[3]
+    raw = ok("get", "cli-rs", "--format", "raw", timeout=120).split(b"\n")[:-1]
+    assert sorted(raw) == [b"rs-%06d" % i for i in range(n)], (len(raw), n)
+
+    d = json.loads(ok("stream", "describe", "cli-rs", "--format", "json"))
+    by_id = {s["shard_id"]: s for s in d["shards"]}
+    s4 = by_id["shardId-000000000004"]
+    assert s4["parent_shard_id"] == "shardId-000000000002", s4
+    assert s4["adjacent_parent_shard_id"] == "shardId-000000000003", s4
+    assert by_id["shardId-000000000000"]["state"] == "closed", by_id
+    assert by_id["shardId-000000000000"]["end_seq"].isdigit()
+    opens = [s for s in d["shards"] if s["state"] == "open"]
+    assert len(opens) == 3 and all(s["end_seq"] is None for s in opens), opens
+    text = ok("stream", "describe", "cli-rs").decode()
+    assert re.search(r"^shardId-000000000004\s+closed\s+shardId-000000000002\s+"
+                     r"shardId-000000000003\s", text, re.M), text
+    # errors: a closed shard, out-of-range count, a bad hash key (usage: exit 2)
+    assert "closed" in fails("stream", "split", "cli-rs", "0", code=1)
+    fails("stream", "scale", "cli-rs", "7", code=1)
+    fails("stream", "merge", "cli-rs", "0", "1", code=1)
+    fails("stream", "split", "cli-rs", "5", "--at", "-3", code=2)
+    fails("stream", "split", "cli-rs", code=2)
+    fails("stream", "scale", "nosuch", "2", code=1)
+
+
 # ---- put ----
 
 def test_put_key():
