@@ -163,6 +163,19 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 		produce(body, len, SLUICE_RECORD_BYTES_DEFAULT, tmp);
 		produce(body, len, 16, tmp);
 		break;
+	case SL_OP_STREAM_SPLIT:
+	case SL_OP_STREAM_MERGE:
+	case SL_OP_STREAM_SCALE: {
+		struct sl_req_reshard req;
+		if (sl_proto_decode_reshard(op, body, len, &req) == 0) {
+			check_str(&req.stream, body, len);
+			CHECK(sl_proto_name_valid((const uint8_t *)req.stream.p, req.stream.len));
+			CHECK(len == 1 + req.stream.len + (op == SL_OP_STREAM_SPLIT   ? 20
+							   : op == SL_OP_STREAM_MERGE ? 8
+										      : 4));
+		}
+		break;
+	}
 	case SL_OP_CONSUMER_DELETE:
 	case SL_OP_CONSUMER_DESCRIBE:
 	case SL_OP_CONSUMER_ATTACH:
@@ -341,6 +354,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 	CHECK(len == 4 + sl_reader_left(&r));
 	uint32_t n = 0, u32;
 	uint64_t u64;
+	uint8_t u8;
 	switch (op) {
 	case SL_OP_LIST_STREAMS:
 	case SL_OP_CONSUMER_LIST:
@@ -437,6 +451,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 		sl_reader_u64(&r, &u64);
 		sl_reader_u32(&r, &n);
 		records_out(&r, n, tmp);
+		sl_reader_u8(&r, &u8);
 		break;
 	default:
 		break;

@@ -341,6 +341,53 @@ static void read_round_trip(void **state)
 	sl_buf_finish(&b);
 }
 
+static void reshard_requests(void **state)
+{
+	(void)state;
+	struct sl_buf b;
+	sl_buf_init(&b);
+	/* SPLIT: name, shard, 16-byte hash key */
+	assert_int_equal(sl_proto_put_str8(&b, "orders", 6), 0);
+	assert_int_equal(sl_buf_put_u32(&b, 7), 0);
+	uint8_t key[16];
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)(0xA0 + i);
+	assert_int_equal(sl_buf_put(&b, key, 16), 0);
+	struct sl_req_reshard q;
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_SPLIT, b.data, b.len, &q), 0);
+	assert_int_equal(q.stream.len, 6);
+	assert_int_equal(q.shard_id, 7);
+	assert_memory_equal(q.start_hash.be, key, 16);
+	for (size_t n = 0; n < b.len; n++)
+		assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_SPLIT, b.data, n, &q),
+				 SLUICE_ERR_PROTOCOL);
+	/* the same 27 bytes are a MERGE with trailing bytes */
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_MERGE, b.data, b.len, &q),
+			 SLUICE_ERR_PROTOCOL);
+	sl_buf_reset(&b);
+	/* MERGE: name, shard, adjacent */
+	assert_int_equal(sl_proto_put_str8(&b, "orders", 6), 0);
+	assert_int_equal(sl_buf_put_u32(&b, 3), 0);
+	assert_int_equal(sl_buf_put_u32(&b, 4), 0);
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_MERGE, b.data, b.len, &q), 0);
+	assert_true(q.shard_id == 3 && q.adjacent_id == 4);
+	sl_buf_reset(&b);
+	/* SCALE: name, target; a bad name is invalid_name, not protocol */
+	assert_int_equal(sl_proto_put_str8(&b, "or/ders", 7), 0);
+	assert_int_equal(sl_buf_put_u32(&b, 12), 0);
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_SCALE, b.data, b.len, &q),
+			 SLUICE_ERR_INVALID_NAME);
+	b.data[3] = '_';
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_STREAM_SCALE, b.data, b.len, &q), 0);
+	assert_int_equal(q.target, 12);
+	assert_int_equal(sl_proto_decode_reshard(SL_OP_READ, b.data, b.len, &q),
+			 SLUICE_ERR_BAD_OPCODE);
+	assert_true(sl_proto_opcode_known(SL_OP_STREAM_SPLIT));
+	assert_true(sl_proto_opcode_known(SL_OP_STREAM_MERGE));
+	assert_true(sl_proto_opcode_known(SL_OP_STREAM_SCALE));
+	sl_buf_finish(&b);
+}
+
 /* A PRODUCE frame with three records: plain, explicit hash key + empty data, multibyte key. */
 static size_t build_produce(struct sl_buf *b, const struct sluice_hash_key *hk)
 {
@@ -1065,6 +1112,7 @@ int main(void)
 	    cmocka_unit_test(list_and_describe_responses),
 	    cmocka_unit_test(produce_response),
 	    cmocka_unit_test(read_response),
+	    cmocka_unit_test(reshard_requests),
 	    cmocka_unit_test(encoders_atomic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
