@@ -134,6 +134,8 @@ def fetch_objects(s3, prefix):
     listed = list_objects(s3, prefix + "/")
     objs = {}
     for key, size in listed.items():
+        if "/_meta/" in key:  # the stream layout (for restore), not an archive object
+            continue
         blob = curl(s3, key)
         assert len(blob) == size, (key, len(blob), size)
         objs[key] = blob
