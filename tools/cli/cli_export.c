@@ -280,9 +280,9 @@ static int import_record(const struct sl_archive_record *rec, void *ctx)
 	im->records++;
 	if (!im->new_seqs) {
 		if (!im->w_ready) {
+			im->w_ready = true;
 			if (rw_init(&im->w, im->client, target) < 0)
 				return -ENOMEM;
-			im->w_ready = true;
 		}
 		int r = rw_add(&im->w, rec->shard_id, rec->seq, rec->ts_ms, rec->key, rec->key_len,
 			       rec->data, rec->data_len);
@@ -422,13 +422,17 @@ int cli_import(const struct cli *cli, int argc, char **argv)
 			(unsigned long long)frames, (unsigned long long)im.produced,
 			im.into ? im.into : (im.file_stream[0] ? im.file_stream : "-"),
 			(unsigned long long)im.duplicates);
-	else
+	else {
+		struct rw_stats st = {0};
+		if (im.w_ready)
+			rw_stats(&im.w, &st);
 		fprintf(stderr,
 			"import: %llu frames, %llu records restored into %s (%llu already stored), "
 			"%llu duplicates in the input\n",
-			(unsigned long long)frames, (unsigned long long)im.w.st.appended,
+			(unsigned long long)frames, (unsigned long long)st.appended,
 			im.into ? im.into : (im.file_stream[0] ? im.file_stream : "-"),
-			(unsigned long long)im.w.st.existing, (unsigned long long)im.duplicates);
+			(unsigned long long)st.existing, (unsigned long long)im.duplicates);
+	}
 	ret = CLI_EXIT_OK;
 out:
 	if (im.w_ready)

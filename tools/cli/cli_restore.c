@@ -70,7 +70,7 @@ struct restore {
 	/* the object being read */
 	const struct sl_plan_object *obj;
 	uint64_t obj_first_seen, obj_last_seen, obj_records;
-	int mismatch;
+	bool append_failed; /* the writer failed: stop */
 	char mismatch_msg[256];
 	/* totals */
 	uint64_t objects_read, objects_skipped, objects_bad;
@@ -149,10 +149,12 @@ static void progress(struct restore *rs, bool last)
 		return;
 	rs->last_progress_ms = now;
 	double s = (double)(now - rs->started_ms) / 1000.0;
+	struct rw_stats st;
+	rw_stats(&rs->w, &st);
 	fprintf(stderr,
 		"restore: %llu objects, %llu records restored (%.1f MB), %llu duplicates, %.1f s\n",
-		(unsigned long long)rs->objects_read, (unsigned long long)rs->w.st.appended,
-		(double)rs->w.st.bytes / 1e6, (unsigned long long)rs->duplicates, s);
+		(unsigned long long)rs->objects_read, (unsigned long long)st.appended,
+		(double)st.bytes / 1e6, (unsigned long long)rs->duplicates, s);
 }
 
 /* Restore one object; a bad object is reported and skipped (0), a failed append is fatal. */
@@ -187,7 +189,7 @@ static int restore_object(struct restore *rs, const struct sl_plan_object *o, st
 		note_bad(rs, o->key, rs->mismatch_msg);
 		return 0;
 	}
-	if (r < 0 && rs->w.err[0])
+	if (r < 0 && rs->append_failed)
 		return r; /* the server refused a batch */
 	if (r < 0) {
 		note_bad(rs, o->key, msg[0] ? msg : sluice_strerror(r));
@@ -459,11 +461,11 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 	}
 	free(ids);
 
+	writer_ready = true;
 	if (rw_init(&rs.w, c, rs.into) < 0) {
 		cli_fail("restore", "out of memory");
 		goto out;
 	}
-	writer_ready = true;
 	for (size_t k = 0; k < info->shard_count; k++) {
 		const struct sluice_shard_info *sh = &info->shards[k];
 		size_t first = 0;
@@ -501,6 +503,8 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 		report_gaps(&rs, sh->shard_id);
 	}
 	progress(&rs, true);
+	struct rw_stats st;
+	rw_stats(&rs.w, &st);
 	fprintf(stderr,
 		"restore: done: stream %s -> %s: %llu objects read (%.1f MB), %llu skipped as "
 		"duplicates, %llu bad; %llu records restored (%.1f MB of data), %llu already "
@@ -508,8 +512,8 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 		"(%llu records missing)\n",
 		rs.stream, rs.into, (unsigned long long)rs.objects_read,
 		(double)rs.bytes_stored / 1e6, (unsigned long long)rs.objects_skipped,
-		(unsigned long long)rs.objects_bad, (unsigned long long)rs.w.st.appended,
-		(double)rs.w.st.bytes / 1e6, (unsigned long long)rs.w.st.existing,
+		(unsigned long long)rs.objects_bad, (unsigned long long)st.appended,
+		(double)st.bytes / 1e6, (unsigned long long)st.existing,
 		(unsigned long long)rs.duplicates, (unsigned long long)rs.records_filtered,
 		(unsigned long long)rs.gaps, (unsigned long long)rs.missing);
 	for (uint64_t i = 0; i < rs.objects_bad && i < BAD_OBJECTS_LISTED; i++)
