@@ -41,6 +41,10 @@ ERR = {
     -5013: "invalid_name", -5014: "invalid_key", -5015: "unauthorized",
     -5016: "timeout", -5017: "disconnected", -5018: "shutting_down", -5019: "shard_closed",
     -5020: "limit_exceeded",
+    -5029: "seq_order",
+    -5030: "archive_gap",
+    -5031: "not_restorable",
+    -5032: "layout_mismatch",
 }
 CODE = {v: k for k, v in ERR.items()}
 

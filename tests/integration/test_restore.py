@@ -19,9 +19,11 @@ Real sluiced processes, the real sluice CLI, a firehose writing to a file:// des
     data; a second import skips everything; --new-seqs produces instead.
 """
 import collections
+import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -281,6 +283,81 @@ def test_replay_while_producing():
             assert len(got) >= 1 and got == [r[3] for r in recs][:len(got)], \
                 ("source shard %d" % s, len(got))
         c.close()
+
+
+OP_CREATE_FROM_META, OP_RESTORE_APPEND, OP_META_GET = 0x1C, 0x22, 0x23
+
+
+def restore_body(stream, shard, recs):
+    """A RESTORE_APPEND body: recs = [(seq, ts, key, data)] (docs/protocol.md, "Restore")."""
+    b = sp.str8(stream) + struct.pack("<II", shard, len(recs))
+    for seq, ts, key, data in recs:
+        b += struct.pack("<Qq", seq, ts) + sp.str16(key) + struct.pack("<I", len(data)) + data
+    return b
+
+
+def expect(name, fn, *args):
+    try:
+        fn(*args)
+    except sp.SluiceError as e:
+        assert e.name == name, (name, str(e))
+        return str(e)
+    raise AssertionError("expected %s" % name)
+
+
+def test_restore_append_and_create_from_meta_rules():
+    """The wire rules, with an independent client: exact layout, original seqs, skips, refusals."""
+    T = int(time.time() * 1000) - 60000  # arrival times inside the retention
+    with sp.Server() as srv:
+        c = srv.client()
+        c.create_stream("src", 3)
+        meta = c.call(OP_META_GET, sp.str8("src"))
+        (n,) = struct.unpack_from("<I", meta)
+        doc = meta[4:4 + n]
+        assert json.loads(doc)["name"] == "src" and len(json.loads(doc)["shards"]) == 3
+        c.call(OP_CREATE_FROM_META, sp.str8("dst") + struct.pack("<I", len(doc)) + doc)
+        assert layout(c, "dst") == layout(c, "src")
+        expect("stream_exists", c.call, OP_CREATE_FROM_META,
+               sp.str8("dst") + struct.pack("<I", len(doc)) + doc)
+        bad = doc.replace(b'"shards"', b'"shardz"')
+        msg = expect("invalid_argument", c.call, OP_CREATE_FROM_META,
+                     sp.str8("bad") + struct.pack("<I", len(bad)) + bad)
+        assert "shards" in msg, msg
+        assert "bad" not in c.list_streams()
+        # Original seqs and timestamps, a hole allowed, the answer counts.
+        r = c.call(OP_RESTORE_APPEND, restore_body("dst", 1, [(1, T, "a", b"x"),
+                                                               (2, T + 1, "b", b"y"),
+                                                               (7, T + 2, "a", b"z")]))
+        assert struct.unpack("<IIQ", r) == (3, 0, 8)
+        got = [(x["seq"], x["ts"], x["key"], x["data"]) for x in c.read_all("dst", 1)]
+        assert got == [(1, T, b"a", b"x"), (2, T + 1, b"b", b"y"), (7, T + 2, b"a", b"z")], got
+        # Re-sent: skipped; overlapping: the new part appended.
+        r = c.call(OP_RESTORE_APPEND, restore_body("dst", 1, [(2, T + 1, "b", b"y"),
+                                                               (7, T + 2, "a", b"z"),
+                                                               (8, T + 3, "c", b"w")]))
+        assert struct.unpack("<IIQ", r) == (1, 2, 9)
+        # Refusals store nothing.
+        for body, name in [
+                (restore_body("dst", 1, [(10, T, "a", b""), (10, T, "a", b"")]), "seq_order"),
+                (restore_body("dst", 1, [(12, T, "a", b""), (11, T, "a", b"")]), "seq_order"),
+                (restore_body("dst", 1, [(10, 0, "a", b"")]), "invalid_argument"),
+                (restore_body("dst", 1, [(0, T, "a", b"")]), "invalid_argument"),
+                (restore_body("dst", 1, [(10, T, "", b"")]), "invalid_key"),
+                (restore_body("dst", 9, [(10, T, "a", b"")]), "shard_not_found"),
+                (restore_body("nope", 0, [(10, T, "a", b"")]), "stream_not_found"),
+                (restore_body("dst", 1, []), "invalid_argument"),
+                (restore_body("dst", 1, [(10, T, "a", b"")])[:-1], "protocol"),
+                (restore_body("dst", 1, [(10, T, "a", b"")]) + b"!", "protocol")]:
+            expect(name, c.call, OP_RESTORE_APPEND, body)
+        assert [x["seq"] for x in c.read_all("dst", 1)] == [1, 2, 7, 8]
+        # Produce goes on after the restored tip.
+        res = c.produce("dst", [(sp_key_for(1, 3), b"p")])
+        assert res[0][1] == 1 and res[0][2] == 9, res
+        c.close()
+
+
+def sp_key_for(shard, n):
+    return cu.key_for_shard(shard, n)
 
 
 def test_export_import():
