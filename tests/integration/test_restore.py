@@ -110,6 +110,15 @@ def test_restore_after_data_loss():
         # A second run finds everything stored.
         rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "orders")
         assert rc == 0 and "0 records restored" in err and "3000 already stored" in err, err
+        # Only a time range, under another name: exactly the records that arrived in [t1, t2).
+        ts = sorted({r[1] for rs in before.values() for r in rs})
+        t1, t2 = ts[len(ts) // 3], ts[2 * len(ts) // 3]
+        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "orders",
+                            "--into", "window", "--from-time", str(t1), "--to-time", str(t2))
+        assert rc == 0, err
+        win = contents(c, "window")
+        for s in before:
+            assert win[s] == [r for r in before[s] if t1 <= r[1] < t2], "window, shard %d" % s
         # Appends go on after the restored tips.
         res = c.produce("orders", [("after", b"x")])
         assert res[0][0] == 0 and res[0][2] == len(before[res[0][1]]) + 1, res
@@ -195,7 +204,18 @@ def test_gaps_duplicates_and_bad_objects():
         got = contents(c, "g4")
         lost0 = (objs0[3][0], objs0[3][1])
         assert got[0] == [r for r in before[0] if not lost0[0] <= r[0] <= lost0[1]]
+        # Without the stored layout: an even split of highest id + 1 shards, said so.
+        shutil.rmtree(os.path.join(dest, "_meta"))
+        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "g",
+                            "--into", "g5", "--accept-gaps")
+        assert rc == 0 and "no _meta/g.json" in err and "evenly split" in err, (rc, err)
+        assert layout(c, "g5") == layout(c, "g")
+        assert contents(c, "g5")[1] == got1_missing(before, first, last)
         c.close()
+
+
+def got1_missing(before, first, last):
+    return [r for r in before[1] if not first <= r[0] <= last]
 
 
 def test_raw_archive_is_refused():
