@@ -122,12 +122,13 @@ def test_restore_after_data_loss():
         # Appends go on after the restored tips.
         res = c.produce("orders", [("after", b"x")])
         assert res[0][0] == 0 and res[0][2] == len(before[res[0][1]]) + 1, res
-        # A consumer reset to trim-horizon gets every record, in order per shard.
+        # A consumer reset (the CLI) to trim-horizon gets every record, in order per shard.
         log = os.path.join(root, "consumer.log")
         c.create_consumer("audit", "orders", cu.exec_log_handler(log), start="latest",
                           batch_size=500)
         time.sleep(0.5)
-        c.reset_consumer("audit", -1, sp.POS_TRIM_HORIZON)
+        rc, _, err = sluice(srv, "consumer", "reset", "audit", "--to", "trim-horizon")
+        assert rc == 0, err
         cu.wait_caught_up(c, "audit", "orders", 60)
         seen = collections.defaultdict(list)
         for e in cu.read_jsonl(log):
