@@ -54,6 +54,7 @@ struct rp_opts {
 	uint32_t size;
 	uint32_t shards;
 	enum bench_fsync fsync;
+	uint32_t parallel; /* sluice restore --parallel; 0: its default */
 	const char *dir;
 	bool json, keep, no_replay;
 };
@@ -437,6 +438,7 @@ static const char rp_usage[] = "usage: sluice-bench replay [options]\n"
 			       "  --size BYTES     record data size (default 256)\n"
 			       "  --shards N       shards (default 4, at most 64)\n"
 			       "  --fsync MODE     sluiced's --fsync: group (default) or never\n"
+			       "  --parallel N     sluice restore --parallel N (default 2)\n"
 			       "  --no-replay      restore only\n"
 			       "  --dir DIR        scratch folder parent (default .)\n"
 			       "  --json, --keep\n";
@@ -472,6 +474,8 @@ int bench_replay_main(int argc, char **argv)
 			o.shards = (uint32_t)n;
 		else if (!strcmp(f, "--fsync") && (!strcmp(v, "group") || !strcmp(v, "never")))
 			o.fsync = !strcmp(v, "group") ? BENCH_FSYNC_GROUP : BENCH_FSYNC_NEVER;
+		else if (!strcmp(f, "--parallel") && num && n >= 1 && n <= 16)
+			o.parallel = (uint32_t)n;
 		else if (!strcmp(f, "--dir"))
 			o.dir = v;
 		else {
@@ -520,8 +524,10 @@ int bench_replay_main(int argc, char **argv)
 	find_cli(cli, sizeof(cli));
 	snprintf(from, sizeof(from), "file://%s", g.root);
 	snprintf(err_path, sizeof(err_path), "%s/restore.log", abs);
-	char *rargv[] = {cli,  "--server", srv.addr, "restore", "--from",
-			 from, "--stream", STREAM,   NULL};
+	char par[16];
+	snprintf(par, sizeof(par), "%u", o.parallel ? o.parallel : 2);
+	char *rargv[] = {cli,	     "--server", srv.addr,     "restore", "--from", from,
+			 "--stream", STREAM,	 "--parallel", par,	  NULL};
 	struct child_result rs;
 	if (run_child(rargv, NULL, err_path, &rs) < 0)
 		goto out;
