@@ -110,6 +110,12 @@ def test_restore_after_data_loss():
         # A second run finds everything stored.
         rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "orders")
         assert rc == 0 and "0 records restored" in err and "3000 already stored" in err, err
+        # Into an existing stream of another layout: refused, nothing stored.
+        c.create_stream("other", 2)
+        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "orders",
+                            "--into", "other")
+        assert rc == 1 and "layout differs" in err and "hash range" in err, (rc, err)
+        assert all(s["next_seq"] == 1 for s in c.list_shards("other"))
         # Only a time range, under another name: exactly the records that arrived in [t1, t2).
         ts = sorted({r[1] for rs in before.values() for r in rs})
         t1, t2 = ts[len(ts) // 3], ts[2 * len(ts) // 3]

@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/units.h"
 #include "objstore/objstore.h"
+#include "stream/hash_key.h"
 #include "stream/stream_meta.h"
 
 #include <errno.h>
@@ -358,9 +359,12 @@ static int on_key(const char *key, uint64_t size, void *ctx)
 	return 0;
 }
 
-/* The layout document, with the retention override; NULL json when the archive has none. */
+/*
+ * The layout document, with the retention override, and its parsed form (*ret_meta, for checking
+ * an existing target); both NULL when the archive has none.
+ */
 static int load_layout(struct sl_objstore *store, const char *stream, int64_t retention_ms,
-		       char **ret_json, size_t *ret_len)
+		       char **ret_json, size_t *ret_len, struct sl_stream_meta **ret_meta)
 {
 	char key[SLUICE_NAME_LEN_MAX + 32], msg[320];
 	snprintf(key, sizeof(key), "_meta/%s.json", stream);
@@ -370,6 +374,7 @@ static int load_layout(struct sl_objstore *store, const char *stream, int64_t re
 	if (r == -ENOENT) {
 		sl_buf_finish(&b);
 		*ret_json = NULL;
+		*ret_meta = NULL;
 		return 0;
 	}
 	if (r < 0) {
@@ -385,9 +390,40 @@ static int load_layout(struct sl_objstore *store, const char *stream, int64_t re
 	if (retention_ms)
 		meta->retention_ms = retention_ms;
 	r = sl_stream_meta_to_json(meta, ret_json, ret_len);
-	sl_stream_meta_destroy(meta);
-	if (r < 0)
+	if (r < 0) {
+		sl_stream_meta_destroy(meta);
 		return cli_fail("restore", "out of memory");
+	}
+	*ret_meta = meta;
+	return 0;
+}
+
+/* An existing target must have the archived shards with the same hash ranges and start seqs:
+ * records go to shards by id, so another layout would put keys where they do not route. */
+static int check_layout(const struct sl_stream_meta *meta, const struct sluice_stream_info *info,
+			const char *into)
+{
+	for (size_t i = 0; i < meta->shard_count; i++) {
+		const struct sl_shard_meta *m = &meta->shards[i];
+		const struct sluice_shard_info *t = NULL;
+		for (size_t k = 0; k < info->shard_count && !t; k++)
+			if (info->shards[k].shard_id == m->shard_id)
+				t = &info->shards[k];
+		struct sluice_hash_key start, end;
+		sl_hash_key_from_u128(m->start_key, &start);
+		sl_hash_key_from_u128(m->end_key, &end);
+		const char *why = !t ? "is missing"
+				  : memcmp(&start, &t->start_hash_key, sizeof(start)) ||
+					  memcmp(&end, &t->end_hash_key, sizeof(end))
+				      ? "has another hash range than the archived one"
+				  : t->start_seq != m->start_seq ? "starts at another seq"
+								 : NULL;
+		if (why)
+			return cli_fail(
+			    "restore",
+			    "%s: shard %u of stream %s %s (restore into a new name with --into)",
+			    sluice_strerror(SLUICE_ERR_LAYOUT_MISMATCH), m->shard_id, into, why);
+	}
 	return 0;
 }
 
@@ -398,11 +434,13 @@ static int parse_time(const char *s, int64_t *ret)
 
 /* Create the target from the layout (or an even split) unless it exists; describe it. */
 static int prepare_target(struct sluice_client *c, struct job *job, const char *layout,
-			  size_t layout_len, uint32_t shards, int64_t retention_ms,
-			  struct sluice_stream_info **ret)
+			  size_t layout_len, const struct sl_stream_meta *meta, uint32_t shards,
+			  int64_t retention_ms, struct sluice_stream_info **ret)
 {
 	int r = sluice_stream_describe(c, job->into, ret);
 	if (r == 0) {
+		if (meta && check_layout(meta, *ret, job->into) != 0)
+			return CLI_EXIT_FAILED;
 		fprintf(stderr,
 			"restore: stream %s exists: appending after each shard's tip (records it "
 			"holds already are skipped)\n",
@@ -528,6 +566,7 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 	struct sluice_stream_info *info = NULL;
 	struct sl_objstore *store = NULL;
 	char *layout = NULL;
+	struct sl_stream_meta *meta = NULL;
 	uint32_t *ids = NULL;
 	struct worker *wks = NULL;
 	size_t nwk = 0;
@@ -544,7 +583,7 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	size_t layout_len = 0;
-	if (load_layout(store, job.stream, retention_ms, &layout, &layout_len) != 0)
+	if (load_layout(store, job.stream, retention_ms, &layout, &layout_len, &meta) != 0)
 		goto out;
 	job.have_layout = layout != NULL;
 	struct list_ctx lc = {.plan = &plan};
@@ -581,7 +620,7 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 	fprintf(stderr, "restore: %zu objects of %s in %zu shards\n", plan.count, job.stream, nids);
 	if (cli_connect(cli, "restore", &c) != 0)
 		goto out;
-	if (prepare_target(c, &job, layout, layout_len,
+	if (prepare_target(c, &job, layout, layout_len, meta,
 			   shards ? (uint32_t)shards : ids[nids - 1] + 1, retention_ms, &info) != 0)
 		goto out;
 	for (size_t i = 0; i < nids; i++) {
@@ -667,6 +706,7 @@ out:
 	free(ids);
 	sl_archive_plan_finish(&plan);
 	free(layout);
+	sl_stream_meta_destroy(meta);
 	sluice_stream_info_free(info);
 	sluice_client_close(c);
 	sl_objstore_destroy(store);
