@@ -3,7 +3,8 @@
  * cli_consumer.c, cli_firehose.c, cli_restore.c, cli_replay.c and cli_export.c (export, import);
  * this file holds the global options, the dispatch and the shared helpers.
  *
- * Exit codes: 0 ok, 1 the operation failed, 2 usage error. Every error is one line on stderr.
+ * Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 (restore only) done, but records
+ * are missing from the archive (gaps, bad objects). Every error is one line on stderr.
  */
 #include "cli.h"
 
