@@ -257,6 +257,41 @@ struct sluice_position sluice_shard_reader_position(const struct sluice_shard_re
 void sluice_shard_reader_destroy(struct sluice_shard_reader *r);
 
 /* ======================================================================================
+ * Restore and import (what `sluice restore`, `sluice import` and `sluice export` use)
+ * ====================================================================================== */
+
+/*
+ * Create stream name with exactly the layout of a stream metadata document (the JSON the
+ * firehose stores at PREFIX/_meta/STREAM.json, or sluice_stream_meta_get's answer): same shard
+ * ids, hash ranges, lineage, closed shards and start sequence numbers. The document's own name
+ * is replaced by name. SLUICE_ERR_STREAM_EXISTS if the name is taken, SLUICE_ERR_INVALID_ARGUMENT
+ * (with the server's message) for a document that does not validate.
+ */
+int sluice_stream_create_from_meta(struct sluice_client *c, const char *name, const char *json,
+				   size_t json_len);
+/* The stream's metadata document; *ret_json is malloc'd, NUL-terminated (free() it). */
+int sluice_stream_meta_get(struct sluice_client *c, const char *name, char **ret_json,
+			   size_t *ret_len);
+
+struct sluice_restore_result {
+	uint32_t appended; /* stored now, with their own seq and ts */
+	uint32_t skipped;  /* seq below the shard's next_seq: stored before (a re-run) */
+	uint64_t next_seq; /* the shard's next sequence number afterwards */
+};
+
+/*
+ * Append n (1..SLUICE_PUT_BATCH_MAX) records to shard shard_id of stream with their own seq
+ * (strictly increasing, >= 1) and ts_ms (>= 1); key and data as in a put (has_hash_key is
+ * ignored: the shard is named). Returns once the appended records are durable. Records whose seq
+ * the shard already passed are skipped and counted, so repeating a call is harmless. Errors:
+ * SLUICE_ERR_SEQ_ORDER (seqs not increasing), SLUICE_ERR_SHARD_NOT_FOUND, _STREAM_NOT_FOUND,
+ * _INVALID_KEY, _RECORD_TOO_LARGE, _INVALID_ARGUMENT (seq or ts 0); nothing is stored then.
+ */
+int sluice_restore_append(struct sluice_client *c, const char *stream, uint32_t shard_id,
+			  const struct sluice_record *recs, size_t n,
+			  struct sluice_restore_result *ret);
+
+/* ======================================================================================
  * Asynchronous batching producer
  * ======================================================================================
  *

@@ -35,6 +35,11 @@ enum sluice_error {
 	SLUICE_ERR_SHARD_CLOSED = -5019, /* the shard was split or merged; write to its children */
 	SLUICE_ERR_LIMIT_EXCEEDED = -5020, /* a server-wide limit (streams, shards, connections) */
 	SLUICE_ERR_RESOURCE_IN_USE = -5021, /* another reshard of the stream is running */
+	SLUICE_ERR_SEQ_ORDER = -5029,	   /* restore: sequence numbers go backwards */
+	SLUICE_ERR_ARCHIVE_GAP = -5030,	   /* restore: records are missing from the archive */
+	SLUICE_ERR_NOT_RESTORABLE = -5031, /* restore: raw objects (no keys, no seqs) */
+	SLUICE_ERR_LAYOUT_MISMATCH =
+	    -5032, /* restore: the stream's shards differ from the archive */
 };
 
 /* A short English description of any code above or any -errno. Never NULL, static storage. */

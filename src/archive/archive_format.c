@@ -126,7 +126,7 @@ static size_t put_u64(char *p, uint64_t v)
 	return n;
 }
 
-static int8_t b64_value(uint8_t c)
+static int8_t b64_value_slow(uint8_t c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return (int8_t)(c - 'A');
@@ -141,10 +141,26 @@ static int8_t b64_value(uint8_t c)
 	return -1;
 }
 
+/* One table lookup per character: decoding is most of what a restore spends per byte. */
+static int8_t b64_values[256];
+static pthread_once_t b64_values_once = PTHREAD_ONCE_INIT;
+
+static void b64_values_init(void)
+{
+	for (int c = 0; c < 256; c++)
+		b64_values[c] = b64_value_slow((uint8_t)c);
+}
+
+static inline int8_t b64_value(uint8_t c)
+{
+	return b64_values[c];
+}
+
 /* Decode into out (reset first). 0, -ENOMEM, or -EINVAL for anything but padded base64. */
 static int b64_decode(const char *in, size_t n, struct sl_buf *out)
 {
 	sl_buf_reset(out);
+	pthread_once(&b64_values_once, b64_values_init);
 	if (n % 4 != 0)
 		return -EINVAL;
 	if (n == 0)
@@ -153,7 +169,19 @@ static int b64_decode(const char *in, size_t n, struct sl_buf *out)
 		return -ENOMEM;
 	uint8_t *o = out->data;
 	const uint8_t *p = (const uint8_t *)in;
-	for (size_t i = 0; i < n; i += 4) {
+	/* Full groups first, without the padding checks. */
+	size_t full = n - 4;
+	for (size_t i = 0; i < full; i += 4) {
+		int8_t a = b64_value(p[i]), b = b64_value(p[i + 1]);
+		int8_t c = b64_value(p[i + 2]), d = b64_value(p[i + 3]);
+		if ((a | b | c | d) < 0)
+			return -EINVAL;
+		o[0] = (uint8_t)(a << 2 | b >> 4);
+		o[1] = (uint8_t)(b << 4 | c >> 2);
+		o[2] = (uint8_t)(c << 6 | d);
+		o += 3;
+	}
+	for (size_t i = full; i < n; i += 4) {
 		bool last = i + 4 == n;
 		int8_t a = b64_value(p[i]), b = b64_value(p[i + 1]);
 		if (a < 0 || b < 0)
@@ -499,6 +527,7 @@ struct reader {
 	uint64_t records;
 	bool have_first;
 	char stream[SLUICE_NAME_LEN_MAX + 1];
+	size_t stream_len;
 	uint32_t shard_id;
 	uint64_t last_seq;
 	struct sl_buf data;
@@ -526,41 +555,107 @@ static const char *str_field(json_t *o, const char *name, size_t *ret_len)
 		goto out;                                                                          \
 	} while (0)
 
+/* The fields of one line, borrowed from the line (fast path) or from jansson's object. */
+struct line_fields {
+	const char *stream, *shard, *seq, *key, *data;
+	size_t stream_len, shard_len, seq_len, key_len, data_len;
+	bool ts_ok;
+	int64_t ts;
+};
+
+/* Expect the literal lit at *p; advance past it. */
+static bool lit(const char **p, const char *end, const char *l, size_t n)
+{
+	if ((size_t)(end - *p) < n || memcmp(*p, l, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+/* A JSON string body without escapes up to the closing quote; advance past the quote. */
+static bool plain_string(const char **p, const char *end, const char **ret, size_t *ret_len)
+{
+	const char *q = memchr(*p, '"', (size_t)(end - *p));
+	if (!q)
+		return false;
+	for (const char *c = *p; c < q; c++)
+		if (*c == '\\' || (uint8_t)*c < 0x20)
+			return false;
+	*ret = *p;
+	*ret_len = (size_t)(q - *p);
+	*p = q + 1;
+	return true;
+}
+
+/*
+ * The writer's exact line (fields in order, no escapes in any string, no spaces), parsed without
+ * building a JSON object: most of a restore's CPU otherwise goes to jansson. Anything else
+ * returns false and goes through jansson, which accepts every valid line and explains errors.
+ */
+static bool fast_fields(const char *p, size_t len, struct line_fields *f)
+{
+	const char *end = p + len;
+	if (!lit(&p, end, "{\"stream\":\"", 11) ||
+	    !plain_string(&p, end, &f->stream, &f->stream_len) ||
+	    !lit(&p, end, ",\"shard\":\"", 10) ||
+	    !plain_string(&p, end, &f->shard, &f->shard_len) || !lit(&p, end, ",\"seq\":\"", 8) ||
+	    !plain_string(&p, end, &f->seq, &f->seq_len) || !lit(&p, end, ",\"ts\":", 6))
+		return false;
+	const char *t = p;
+	uint64_t ts = 0;
+	while (p < end && *p >= '0' && *p <= '9' && p - t < 18)
+		ts = ts * 10 + (uint64_t)(*p++ - '0');
+	if (p == t || (p - t > 1 && *t == '0') || (p < end && *p >= '0' && *p <= '9'))
+		return false;
+	if (!lit(&p, end, ",\"key\":\"", 8) || !plain_string(&p, end, &f->key, &f->key_len) ||
+	    !sl_utf8_valid(f->key, f->key_len) || !lit(&p, end, ",\"data\":\"", 9) ||
+	    !plain_string(&p, end, &f->data, &f->data_len) || !lit(&p, end, "}", 1) || p != end)
+		return false;
+	f->ts_ok = true;
+	f->ts = (int64_t)ts;
+	return true;
+}
+
 static int read_line(struct reader *rd, const char *p, size_t len)
 {
 	int r = 0;
-	json_error_t jerr;
-	json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!o)
-		CORRUPT(rd, "not JSON (%s at column %d)", jerr.text, jerr.column);
-	if (!json_is_object(o))
-		CORRUPT(rd, "not a JSON object");
-	if (json_object_size(o) != 6)
-		CORRUPT(rd, "%zu fields, want stream, shard, seq, ts, key, data",
-			json_object_size(o));
+	json_t *o = NULL;
+	struct line_fields f = {0};
+	if (!fast_fields(p, len, &f)) {
+		json_error_t jerr;
+		o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+		if (!o)
+			CORRUPT(rd, "not JSON (%s at column %d)", jerr.text, jerr.column);
+		if (!json_is_object(o))
+			CORRUPT(rd, "not a JSON object");
+		if (json_object_size(o) != 6)
+			CORRUPT(rd, "%zu fields, want stream, shard, seq, ts, key, data",
+				json_object_size(o));
+		f.stream = str_field(o, "stream", &f.stream_len);
+		f.shard = str_field(o, "shard", &f.shard_len);
+		f.seq = str_field(o, "seq", &f.seq_len);
+		f.key = str_field(o, "key", &f.key_len);
+		f.data = str_field(o, "data", &f.data_len);
+		json_t *ts = json_object_get(o, "ts");
+		f.ts_ok = json_is_integer(ts) && json_integer_value(ts) >= 0;
+		f.ts = f.ts_ok ? (int64_t)json_integer_value(ts) : 0;
+	}
 
 	struct sl_archive_record rec = {.line = rd->line};
-	size_t stream_len = 0, shard_len = 0, seq_len = 0, key_len = 0, data_len = 0;
-	const char *stream = str_field(o, "stream", &stream_len);
-	const char *shard = str_field(o, "shard", &shard_len);
-	const char *seq = str_field(o, "seq", &seq_len);
-	const char *key = str_field(o, "key", &key_len);
-	const char *data = str_field(o, "data", &data_len);
-	json_t *ts = json_object_get(o, "ts");
-	if (!stream || !name_valid(stream, stream_len))
+	if (!f.stream || !name_valid(f.stream, f.stream_len))
 		CORRUPT(rd, "stream is not a valid stream name");
-	if (!shard || !parse_shard_id(shard, shard_len, &rec.shard_id))
+	if (!f.shard || !parse_shard_id(f.shard, f.shard_len, &rec.shard_id))
 		CORRUPT(rd, "shard is not shardId-NNNNNNNNNNNN");
-	if (!seq || !parse_dec_u64(seq, seq_len, &rec.seq))
+	if (!f.seq || !parse_dec_u64(f.seq, f.seq_len, &rec.seq))
 		CORRUPT(rd, "seq is not a decimal u64 string");
-	if (!json_is_integer(ts) || json_integer_value(ts) < 0)
+	if (!f.ts_ok)
 		CORRUPT(rd, "ts is not an integer >= 0");
-	rec.ts_ms = (int64_t)json_integer_value(ts);
-	if (!key || key_len < 1 || key_len > SLUICE_KEY_LEN_MAX)
+	rec.ts_ms = f.ts;
+	if (!f.key || f.key_len < 1 || f.key_len > SLUICE_KEY_LEN_MAX)
 		CORRUPT(rd, "key is not a string of 1..%d bytes", SLUICE_KEY_LEN_MAX);
-	if (!data)
+	if (!f.data)
 		CORRUPT(rd, "data is not a string");
-	int d = b64_decode(data, data_len, &rd->data);
+	int d = b64_decode(f.data, f.data_len, &rd->data);
 	if (d == -ENOMEM) {
 		r = -ENOMEM;
 		goto out;
@@ -569,11 +664,14 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 		CORRUPT(rd, "data is not valid base64");
 
 	if (!rd->have_first) {
-		memcpy(rd->stream, stream, stream_len + 1);
+		memcpy(rd->stream, f.stream, f.stream_len);
+		rd->stream[f.stream_len] = '\0';
+		rd->stream_len = f.stream_len;
 		rd->shard_id = rec.shard_id;
 		rd->have_first = true;
 	} else {
-		if (strcmp(rd->stream, stream) != 0 || rd->shard_id != rec.shard_id)
+		if (rd->stream_len != f.stream_len ||
+		    memcmp(rd->stream, f.stream, f.stream_len) != 0 || rd->shard_id != rec.shard_id)
 			CORRUPT(rd, "stream/shard differ from line 1's");
 		if (rec.seq <= rd->last_seq)
 			CORRUPT(rd, "seq %" PRIu64 " is not above the previous %" PRIu64, rec.seq,
@@ -581,8 +679,8 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 	}
 	rd->last_seq = rec.seq;
 	rec.stream = rd->stream;
-	rec.key = key;
-	rec.key_len = key_len;
+	rec.key = f.key;
+	rec.key_len = f.key_len;
 	rec.data = rd->data.data ? rd->data.data : (const uint8_t *)""; /* never NULL */
 	rec.data_len = rd->data.len;
 	rd->records++;

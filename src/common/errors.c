@@ -31,6 +31,12 @@ static const struct {
     {SLUICE_ERR_SHARD_CLOSED, "shard_closed", "shard is closed (resharded)"},
     {SLUICE_ERR_LIMIT_EXCEEDED, "limit_exceeded", "limit exceeded"},
     {SLUICE_ERR_RESOURCE_IN_USE, "resource_in_use", "resource in use (a reshard is running)"},
+    {SLUICE_ERR_SEQ_ORDER, "seq_order", "sequence numbers must strictly increase"},
+    {SLUICE_ERR_ARCHIVE_GAP, "archive_gap", "records are missing from the archive"},
+    {SLUICE_ERR_NOT_RESTORABLE, "not_restorable",
+     "raw archive objects cannot be restored (no keys, no sequence numbers)"},
+    {SLUICE_ERR_LAYOUT_MISMATCH, "layout_mismatch",
+     "the stream's shard layout differs from the archive's"},
 };
 
 const char *sluice_strerror(int err)

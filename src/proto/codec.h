@@ -84,6 +84,21 @@
  *                  u8 state (enum sl_proto_consumer_state), u64 delivered, u64 batches_failed,
  *                  u64 retries, u64 sent_to_on_failure, u64 expired, str16 last_error
  *
+ * Restore and import (restore_messages.c; docs/protocol.md "Restore"):
+ *   STREAM_CREATE_FROM_META str8 name, u32 len, len bytes of stream metadata JSON
+ *                     (stream_meta.h; its "name" is replaced by name) -> (empty). The stream gets
+ *                     exactly the document's shards, ids, hash ranges, lineage and start seqs.
+ *                     Refused (stream_exists) when a stream of that name exists.
+ *   STREAM_META_GET   str8 name -> u32 len, len bytes of the stream's metadata JSON
+ *   RESTORE_APPEND    str8 stream, u32 shard_id, u32 n (1..SL_PROTO_RECORDS_MAX),
+ *                     n x restore_record -> u32 appended, u32 skipped, u64 next_seq
+ *                     Seqs strictly increase within the request (else seq_order); records whose
+ *                     seq is below the shard's next_seq are skipped (already stored: a re-run is
+ *                     idempotent), the rest are appended with their seq and ts and answered once
+ *                     durable. next_seq: the shard's next sequence number after the append.
+ *   restore_record = u64 seq (>= 1), i64 ts_ms (>= 1), str16 key (1..256 bytes, UTF-8),
+ *                  u32 data_len, data
+ *
  * Firehoses (consumers of kind firehose: same name space as consumers; see docs/firehose.md):
  *   FIREHOSE_CREATE   firehose_config -> (empty)
  *   FIREHOSE_DELETE   str8 name -> (empty)
@@ -144,8 +159,11 @@ enum sl_opcode {
 	SL_OP_STREAM_SPLIT = 0x19,
 	SL_OP_STREAM_MERGE = 0x1A,
 	SL_OP_STREAM_SCALE = 0x1B,
+	SL_OP_STREAM_CREATE_FROM_META = 0x1C, /* restore: exact layout (restore_messages.c) */
 	SL_OP_PRODUCE = 0x20,
 	SL_OP_READ = 0x21,
+	SL_OP_RESTORE_APPEND = 0x22,  /* restore/import: original seqs and timestamps */
+	SL_OP_STREAM_META_GET = 0x23, /* the stream's metadata JSON (export, restore checks) */
 	SL_OP_CONSUMER_CREATE = 0x30,
 	SL_OP_CONSUMER_DELETE = 0x31,
 	SL_OP_CONSUMER_LIST = 0x32,
@@ -258,6 +276,44 @@ int sl_proto_decode_produce(const uint8_t *body, size_t len, struct sl_req_produ
  */
 int sl_proto_produce_next(struct sl_req_produce *req, uint32_t record_bytes_max,
 			  struct sl_record_view *ret);
+
+/* RESTORE_APPEND, decoded lazily like PRODUCE. */
+struct sl_req_restore_append {
+	struct sl_str stream;
+	uint32_t shard_id;
+	uint32_t count;
+	struct sl_reader records; /* positioned at the first restore_record */
+	uint32_t next;
+};
+struct sl_restore_record_view {
+	uint64_t seq;
+	int64_t ts_ms;
+	const uint8_t *key;
+	uint16_t key_len;
+	const uint8_t *data;
+	uint32_t data_len;
+};
+/* Largest metadata JSON in a STREAM_CREATE_FROM_META (the frame bounds it anyway). */
+#define SL_PROTO_META_JSON_MAX (SL_PROTO_FRAME_MAX - 1024)
+/*
+ * STREAM_CREATE_FROM_META: SLUICE_ERR_PROTOCOL (structure), SLUICE_ERR_INVALID_NAME,
+ * SLUICE_ERR_INVALID_ARGUMENT (empty JSON). The JSON itself is the server's to validate.
+ */
+int sl_proto_decode_create_from_meta(const uint8_t *body, size_t len, struct sl_str *ret_name,
+				     struct sl_str *ret_json);
+/* RESTORE_APPEND head: SLUICE_ERR_PROTOCOL, SLUICE_ERR_INVALID_NAME, _INVALID_ARGUMENT (n 0). */
+int sl_proto_decode_restore_append(const uint8_t *body, size_t len,
+				   struct sl_req_restore_append *ret);
+/*
+ * Next record: 1 and *ret filled, 0 after the last one, SLUICE_ERR_PROTOCOL (truncated, trailing
+ * bytes), SLUICE_ERR_INVALID_KEY, SLUICE_ERR_RECORD_TOO_LARGE or SLUICE_ERR_INVALID_ARGUMENT
+ * (seq or ts 0). Unlike PRODUCE, any bad record fails the whole request: a restore is all or
+ * nothing per request.
+ */
+int sl_proto_restore_next(struct sl_req_restore_append *req, uint32_t record_bytes_max,
+			  struct sl_restore_record_view *ret);
+/* Encode one restore_record (libsluice). -EINVAL (key over 256 bytes), -ENOMEM. */
+int sl_proto_put_restore_record(struct sl_buf *out, const struct sluice_record *rec);
 
 /* ---- encoders: append one whole frame (header included) to out ---- */
 
@@ -503,7 +559,7 @@ struct sl_firehose_wire {
 	uint32_t buffer_interval_ms;
 	uint8_t compression; /* enum sl_proto_firehose_compression */
 	int32_t zstd_level;
-	uint8_t format; /* enum sl_proto_firehose_format */
+	uint8_t format;		       /* enum sl_proto_firehose_format */
 	int64_t max_retry_duration_ms; /* -1: until the records expire */
 	struct sl_str on_failure;      /* len 0: none */
 	struct sluice_position start;

@@ -50,8 +50,11 @@ bool sl_proto_opcode_known(uint8_t opcode)
 	case SL_OP_STREAM_SPLIT:
 	case SL_OP_STREAM_MERGE:
 	case SL_OP_STREAM_SCALE:
+	case SL_OP_STREAM_CREATE_FROM_META:
 	case SL_OP_PRODUCE:
 	case SL_OP_READ:
+	case SL_OP_RESTORE_APPEND:
+	case SL_OP_STREAM_META_GET:
 	case SL_OP_CONSUMER_CREATE:
 	case SL_OP_CONSUMER_DELETE:
 	case SL_OP_CONSUMER_LIST:

@@ -23,6 +23,10 @@ struct sl_firehose_sink {
 	char data_dir[4096];
 	struct sl_objstore *store;
 	struct sl_archive_writer *writer;
+	/* The stream's metadata file as of its last upload to _meta/STREAM.json (see publish_meta).
+	 */
+	bool meta_published;
+	struct stat meta_stat;
 };
 
 static void pending_path(const char *data_dir, const char *name, uint32_t shard_id, char *out,
@@ -130,6 +134,62 @@ void sl_firehose_sink_destroy(struct sl_firehose_sink *s)
 	free(s);
 }
 
+static bool same_file_version(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Keep PREFIX/_meta/STREAM.json (the stream's shard layout, for `sluice restore`) up to date:
+ * uploaded before this sink's first object and again whenever the metadata file changed (a
+ * resharding rewrites it by rename, so its inode and mtime move). The check is one stat per
+ * object. Every shard's sink may upload the same document: the put is idempotent.
+ */
+static int publish_meta(struct sl_firehose_sink *s, char *detail, size_t detail_len)
+{
+	char meta_dir[4200], path[4600];
+	snprintf(meta_dir, sizeof(meta_dir), "%s/meta", s->data_dir);
+	snprintf(path, sizeof(path), "%s/streams/%s.json", meta_dir, s->cfg.stream);
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		snprintf(detail, detail_len, "stream metadata of %.100s: %.60s", s->cfg.stream,
+			 strerror(errno));
+		return -errno;
+	}
+	if (s->meta_published && same_file_version(&st, &s->meta_stat))
+		return 0;
+	struct sl_stream_meta *meta;
+	char msg[SL_STREAM_MSG_LEN] = "";
+	int r = sl_stream_meta_load(meta_dir, s->cfg.stream, &meta, msg, sizeof(msg));
+	if (r < 0) {
+		snprintf(detail, detail_len, "stream metadata: %.150s",
+			 msg[0] ? msg : sluice_strerror(r));
+		return r;
+	}
+	char *json;
+	size_t len;
+	r = sl_stream_meta_to_json(meta, &json, &len);
+	sl_stream_meta_destroy(meta);
+	if (r < 0) {
+		snprintf(detail, detail_len, "stream metadata: %s", sluice_strerror(r));
+		return r;
+	}
+	char key[SLUICE_NAME_LEN_MAX + 32];
+	snprintf(key, sizeof(key), "_meta/%s.json", s->cfg.stream);
+	struct sl_objstore_error oe = {0};
+	r = sl_objstore_put(s->store, key, json, len, &oe);
+	free(json);
+	if (r < 0) {
+		snprintf(detail, detail_len, "_meta: %.120s",
+			 oe.message[0] ? oe.message : sluice_strerror(r));
+		return r;
+	}
+	s->meta_published = true;
+	s->meta_stat = st;
+	return 0;
+}
+
 static int fail(struct sluice_handler_result *res, int r, const char *what, const char *detail)
 {
 	res->status = SLUICE_HANDLER_ERROR;
@@ -169,6 +229,12 @@ int sl_firehose_sink_deliver(struct sl_firehose_sink *s, const struct sluice_han
 			   info.last_seq, info.first_ts_ms, info.ext, key, sizeof(key));
 	if (r < 0)
 		return fail(res, r, "cannot name the object", sluice_strerror(r));
+	if (!to_errors) {
+		char detail[200];
+		r = publish_meta(s, detail, sizeof(detail));
+		if (r < 0)
+			return fail(res, r, "cannot store the stream layout", detail);
+	}
 	r = to_errors ? 0 : pending_save(s, info.first_seq, info.last_seq);
 	if (r < 0)
 		return fail(res, r, "cannot record the pending object", strerror(-r));

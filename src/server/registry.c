@@ -446,6 +446,61 @@ out:
 	return r;
 }
 
+int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_stream_meta *meta,
+					char *err_msg, size_t err_msg_len)
+{
+	meta->status = SL_STREAM_ACTIVE;
+	int r = sl_stream_meta_check(meta, err_msg, err_msg_len);
+	if (r < 0) {
+		sl_stream_meta_destroy(meta);
+		return r;
+	}
+	char name[SLUICE_NAME_LEN_MAX + 1];
+	snprintf(name, sizeof(name), "%s", meta->name);
+	pthread_mutex_lock(&reg->mu);
+	if (find_index(reg, name) >= 0 || is_deleting(reg, name)) {
+		snprintf(err_msg, err_msg_len, "stream %s %s", name,
+			 is_deleting(reg, name) ? "is still being deleted" : "already exists");
+		r = SLUICE_ERR_STREAM_EXISTS;
+		goto out_meta;
+	}
+	if (reg->count >= STREAMS_MAX) {
+		snprintf(err_msg, err_msg_len, "at most %d streams", STREAMS_MAX);
+		r = SLUICE_ERR_LIMIT_EXCEEDED;
+		goto out_meta;
+	}
+	/* A leftover folder of a lost stream would make its logs start at its old tip. */
+	char dir[4096 + 256];
+	snprintf(dir, sizeof(dir), "%s/streams/%s", reg->data_dir, name);
+	remove_tree(dir);
+	r = sl_stream_meta_save(reg->meta_dir, meta);
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len, "cannot save stream metadata: %s",
+			 sluice_strerror(r));
+		goto out_meta;
+	}
+	struct sl_stream *s;
+	r = stream_build(reg, meta, &s); /* owns meta from here */
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len, "cannot open shard logs: %s", sluice_strerror(r));
+		sl_stream_meta_remove(reg->meta_dir, name);
+		goto out;
+	}
+	r = insert_sorted(reg, s);
+	if (r < 0) {
+		stream_free(s);
+		sl_stream_meta_remove(reg->meta_dir, name);
+		goto out;
+	}
+	atomic_fetch_add_explicit(&reg->generation, 1, memory_order_release);
+	goto out;
+out_meta:
+	sl_stream_meta_destroy(meta);
+out:
+	pthread_mutex_unlock(&reg->mu);
+	return r;
+}
+
 int sl_registry_delete_stream(struct sl_registry *reg, const char *name, struct sl_stream **ret)
 {
 	pthread_mutex_lock(&reg->mu);

@@ -97,6 +97,13 @@ uint64_t sl_registry_generation(const struct sl_registry *reg);
 int sl_registry_create_stream(struct sl_registry *reg, const char *name, uint32_t shards,
 			      int64_t retention_ms, char *err_msg, size_t err_msg_len);
 /*
+ * Restore: create and persist a stream from a complete metadata document (same shard ids, hash
+ * ranges, lineage, start seqs, closed shards), taking ownership of meta in every case. Its
+ * status becomes active and created_ms is kept. SLUICE_ERR_STREAM_EXISTS when the name is taken.
+ */
+int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_stream_meta *meta,
+					char *err_msg, size_t err_msg_len);
+/*
  * Unpublish and forget a stream (its metadata file is removed at once). Returns it with a
  * reference the caller must drop after asking each owner to close its shard (sl_shard_close_log).
  */

@@ -168,6 +168,11 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_FIREHOSE_FLUSH:
 		sl_handle_firehose_admin(w, c, h, body, len);
 		return 0;
+	case SL_OP_STREAM_CREATE_FROM_META:
+	case SL_OP_STREAM_META_GET:
+	case SL_OP_RESTORE_APPEND:
+		sl_handle_restore(w, c, h, body, len);
+		return 0;
 	case SL_OP_CONSUMER_ATTACH:
 	case SL_OP_CONSUMER_ACK:
 		handle_remote(sess, c, h, body, len);

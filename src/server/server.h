@@ -93,6 +93,9 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		     const uint8_t *body, size_t len);
 void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
 			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
+/* restore.c: STREAM_CREATE_FROM_META, STREAM_META_GET, RESTORE_APPEND. */
+void sl_handle_restore(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
+		       const uint8_t *body, size_t len);
 void sl_handle_firehose_admin(struct sl_worker *w, struct sl_conn *c,
 			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
 

@@ -123,6 +123,42 @@ static void produce(const uint8_t *body, size_t len, uint32_t max, struct sl_buf
 	}
 }
 
+/* RESTORE_APPEND: every record re-encodes to its bytes; any bad record is reported as such. */
+static void restore_append(const uint8_t *body, size_t len, uint32_t max, struct sl_buf *tmp)
+{
+	struct sl_req_restore_append req;
+	if (sl_proto_decode_restore_append(body, len, &req) < 0)
+		return;
+	CHECK(req.count >= 1 && req.count <= SL_PROTO_RECORDS_MAX);
+	CHECK(sl_proto_name_valid((const uint8_t *)req.stream.p, req.stream.len));
+	for (;;) {
+		size_t before = req.records.off;
+		struct sl_restore_record_view v;
+		int r = sl_proto_restore_next(&req, max, &v);
+		if (r == 0) {
+			CHECK(req.next == req.count && req.records.off == req.records.len);
+			return;
+		}
+		if (r == SLUICE_ERR_PROTOCOL)
+			return;
+		CHECK(r == 1 || r == SLUICE_ERR_INVALID_KEY || r == SLUICE_ERR_RECORD_TOO_LARGE ||
+		      r == SLUICE_ERR_INVALID_ARGUMENT);
+		if (r == 1) {
+			check_key(v.key, v.key_len);
+			CHECK(v.data_len <= max && v.seq >= 1 && v.ts_ms >= 1);
+		}
+		struct sluice_record rec = {.seq = v.seq,
+					    .ts_ms = v.ts_ms,
+					    .key = (const char *)v.key,
+					    .key_len = v.key_len,
+					    .data = v.data,
+					    .data_len = v.data_len};
+		sl_buf_reset(tmp);
+		CHECK(sl_proto_put_restore_record(tmp, &rec) == 0);
+		check_same(tmp, req.records.p + before, req.records.off - before);
+	}
+}
+
 static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *tmp)
 {
 	struct sl_str s;
@@ -187,15 +223,16 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 	case SL_OP_FIREHOSE_CREATE: {
 		struct sl_firehose_wire f;
 		if (sl_proto_decode_firehose_create(body, len, &f) == 0) {
-			const struct sl_str *strs[] = {&f.name,	    &f.stream,		 &f.dest,
-						       &f.endpoint, &f.region,		 &f.credentials_file,
-						       &f.profile,  &f.on_failure};
+			const struct sl_str *strs[] = {
+			    &f.name,   &f.stream,	    &f.dest,	&f.endpoint,
+			    &f.region, &f.credentials_file, &f.profile, &f.on_failure};
 			for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 				check_str(strs[i], body, len);
 			CHECK(sl_proto_name_valid((const uint8_t *)f.name.p, f.name.len));
 			CHECK(sl_proto_name_valid((const uint8_t *)f.stream.p, f.stream.len));
-			CHECK(f.on_failure.len == 0 ||
-			      sl_proto_name_valid((const uint8_t *)f.on_failure.p, f.on_failure.len));
+			CHECK(
+			    f.on_failure.len == 0 ||
+			    sl_proto_name_valid((const uint8_t *)f.on_failure.p, f.on_failure.len));
 			CHECK(f.compression <= SL_PROTO_FIREHOSE_COMPRESSION_ZSTD);
 			CHECK(f.format <= SL_PROTO_FIREHOSE_FORMAT_RAW);
 			CHECK(f.start.type == SLUICE_POS_TRIM_HORIZON ||
@@ -237,6 +274,17 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 			sl_buf_reset(tmp);
 			CHECK(sl_proto_put_consumer_config(tmp, &c) == 0);
 			check_same(tmp, body, len);
+		}
+		break;
+	}
+	case SL_OP_RESTORE_APPEND:
+		restore_append(body, len, SLUICE_RECORD_BYTES_DEFAULT, tmp);
+		break;
+	case SL_OP_STREAM_CREATE_FROM_META: {
+		struct sl_str name, json;
+		if (sl_proto_decode_create_from_meta(body, len, &name, &json) == 0) {
+			check_str(&name, body, len);
+			CHECK(json.len >= 1 && (const uint8_t *)json.p + json.len == body + len);
 		}
 		break;
 	}

@@ -24,6 +24,8 @@ COP = dict(CONSUMER_CREATE=0x30, CONSUMER_DELETE=0x31, CONSUMER_LIST=0x32, CONSU
 # Firehose operations: again their own table and random stream (frng below).
 FOP = dict(FIREHOSE_CREATE=0x40, FIREHOSE_DELETE=0x41, FIREHOSE_LIST=0x42, FIREHOSE_DESCRIBE=0x43,
            FIREHOSE_FLUSH=0x44)
+# Restore operations: their own table and random stream (rrng below).
+ROP = dict(STREAM_CREATE_FROM_META=0x1C, RESTORE_APPEND=0x22, STREAM_META_GET=0x23)
 PUSH = 0x0002
 ERRORS = [-5002, -5003, -5004, -5005, -5006, -5007, -5009, -5013, -5014, -5015, -28]
 
@@ -296,6 +298,33 @@ def firehose_inputs():
     return inputs
 
 
+# ---- restore (their own random stream; see ROP) ----
+
+rrng = random.Random(20260501)
+
+
+def restore_inputs():
+    inputs = []
+    for _ in range(12):
+        n = rng.randrange(1, 6)
+        seq = rng.randrange(1, 1000)
+        recs = b''
+        for _ in range(n):
+            seq += rng.randrange(1, 3)
+            recs += (u64(seq) + i64(1795827723250 + rng.randrange(1000)) +
+                     str16(b'user-%d' % rng.randrange(100)) + str16(b'')[:0] +
+                     u32(3) + b'abc')
+        body = str8(name()) + u32(rng.randrange(4)) + u32(n) + recs
+        inputs.append(b'\x00' + frame(ROP['RESTORE_APPEND'], body))
+        doc = b'{"format":1,"name":"s","retention_ms":86400000,"created_ms":1,"status":"active"}'
+        inputs.append(b'\x00' + frame(ROP['STREAM_CREATE_FROM_META'],
+                                      str8(name()) + u32(len(doc)) + doc))
+        inputs.append(b'\x00' + frame(ROP['STREAM_META_GET'], str8(name())))
+        inputs.append(b'\x00' + frame(ROP['RESTORE_APPEND'], ok(u32(n) + u32(0) + u64(seq + 1)),
+                                      response=True))
+    return inputs
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__),
                                                             'corpus', 'proto')
@@ -322,6 +351,7 @@ def main():
         inputs.append(b'\x07' + f[5:6] + f[12:])
     inputs += with_rng(consumer_inputs)
     inputs += with_rng(firehose_inputs, frng)
+    inputs += with_rng(restore_inputs, rrng)
     written = 0
     for data_ in inputs:
         path = os.path.join(out, hashlib.sha1(data_).hexdigest())

@@ -47,12 +47,15 @@ def parse_key(key, prefix=None):
 
 
 def list_file_objects(root):
-    """{relative key: bytes} of every object under root; `.tmp.` files are left out (and
-    returned separately: an interrupted write may leave one, listings ignore them)."""
+    """{relative key: bytes} of every archive object under root; `.tmp.` files are left out (and
+    returned separately: an interrupted write may leave one, listings ignore them), and so is
+    the stream layout the firehose keeps at _meta/STREAM.json (not an archive object)."""
     objs, tmps = {}, []
     for dirpath, _, files in os.walk(root):
         for f in files:
             rel = os.path.relpath(os.path.join(dirpath, f), root)
+            if rel.startswith("_meta/"):
+                continue
             if ".tmp." in f:
                 tmps.append(rel)
                 continue
@@ -63,7 +66,9 @@ def list_file_objects(root):
 
 def count_file_objects(root):
     n = 0
-    for _, _, files in os.walk(root):
+    for dirpath, _, files in os.walk(root):
+        if os.path.relpath(dirpath, root).startswith("_meta"):
+            continue
         n += sum(1 for f in files if ".tmp." not in f)
     return n
 

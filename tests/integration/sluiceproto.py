@@ -44,6 +44,10 @@ ERR = {
     -5016: "timeout", -5017: "disconnected", -5018: "shutting_down", -5019: "shard_closed",
     -5020: "limit_exceeded",
     -5021: "resource_in_use",
+    -5029: "seq_order",
+    -5030: "archive_gap",
+    -5031: "not_restorable",
+    -5032: "layout_mismatch",
 }
 CODE = {v: k for k, v in ERR.items()}
 

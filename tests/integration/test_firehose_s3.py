@@ -134,6 +134,8 @@ def fetch_objects(s3, prefix):
     listed = list_objects(s3, prefix + "/")
     objs = {}
     for key, size in listed.items():
+        if "/_meta/" in key:  # the stream layout (for restore), not an archive object
+            continue
         blob = curl(s3, key)
         assert len(blob) == size, (key, len(blob), size)
         objs[key] = blob
@@ -239,6 +241,25 @@ def test_s3_archive_and_outage():
         for st in d["shards"]:
             assert st["upload_failures"] >= 2 and st["checkpoint"] == tips[st["id"]], st
         print("  objects: %d, bytes %d" % (len(objs), sum(len(b) for b in objs.values())))
+
+        # The layout is stored next to the objects, and `sluice restore` rebuilds the stream
+        # from S3 (under another name, on the same server): same layout, seqs, keys, ts, bytes.
+        assert "%s/_meta/%s.json" % (PREFIX, STREAM) in list_objects(s3, PREFIX + "/_meta/")
+        cli = os.path.join(sp.build_dir(), "tools", "cli", "sluice")
+        if os.access(cli, os.X_OK):
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET)
+            p = subprocess.run([cli, "--server", "127.0.0.1:%d" % srv.port, "restore", "--from",
+                                "s3://%s/%s" % (BUCKET, PREFIX), "--endpoint", s3.endpoint,
+                                "--region", "us-east-1", "--stream", STREAM, "--into",
+                                "restored"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120)
+            err = p.stderr.decode(errors="replace")
+            assert p.returncode == 0 and "0 gaps" in err, (p.returncode, err)
+            want, got = fu.stream_contents(c, STREAM, 2), fu.stream_contents(c, "restored", 2)
+            for sh in (0, 1):
+                assert [(r["seq"], r["ts"], r["key"], r["data"]) for r in got[sh]] == \
+                    [(r["seq"], r["ts"], r["key"], r["data"]) for r in want[sh]], sh
+            print("  restored from s3: %s" % err.strip().splitlines()[-1])
     finally:
         srv.cleanup()
         s3.stop()

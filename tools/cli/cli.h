@@ -39,5 +39,9 @@ int cli_put(const struct cli *cli, int argc, char **argv);
 int cli_get(const struct cli *cli, int argc, char **argv);
 int cli_consumer(const struct cli *cli, int argc, char **argv);
 int cli_firehose(const struct cli *cli, int argc, char **argv);
+int cli_restore(const struct cli *cli, int argc, char **argv);
+int cli_export(const struct cli *cli, int argc, char **argv);
+int cli_import(const struct cli *cli, int argc, char **argv);
+int cli_replay(const struct cli *cli, int argc, char **argv);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * sluice: the command-line client. Commands live in cli_stream.c, cli_put.c, cli_get.c,
- * cli_consumer.c and cli_firehose.c; this file holds the global options, the dispatch and the
- * shared helpers.
+ * cli_consumer.c, cli_firehose.c, cli_restore.c, cli_replay.c and cli_export.c (export, import);
+ * this file holds the global options, the dispatch and the shared helpers.
  *
- * Exit codes: 0 ok, 1 the operation failed, 2 usage error. Every error is one line on stderr.
+ * Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 (restore only) done, but records
+ * are missing from the archive (gaps, bad objects). Every error is one line on stderr.
  */
 #include "cli.h"
 
@@ -44,6 +45,11 @@ static const char usage_text[] =
     "  firehose describe NAME [--format text|json]\n"
     "  firehose delete NAME\n"
     "  firehose flush NAME\n"
+    "  restore --from file:///DIR|s3://BUCKET/PREFIX --stream NAME [--into NEW_NAME]\n"
+    "          [--from-time T] [--to-time T] [--endpoint URL] [--accept-gaps]\n"
+    "  replay NAME [--shard ID ...] --from POS [--to POS] --into OTHER [--keep-keys]\n"
+    "  export NAME --shard ID [--from POS] [--to POS] > FILE\n"
+    "  import [--stream NAME] [--new-seqs] < FILE\n"
     "\n"
     "options:\n"
     "  --server HOST:PORT  the sluiced to talk to (default $SLUICE_SERVER or " SLUICE_DEFAULT_SERVER
@@ -247,6 +253,14 @@ int main(int argc, char **argv)
 		ret = cli_consumer(&cli, cargc, cargv);
 	} else if (strcmp(cmd, "firehose") == 0) {
 		ret = cli_firehose(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "restore") == 0) {
+		ret = cli_restore(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "replay") == 0) {
+		ret = cli_replay(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "export") == 0) {
+		ret = cli_export(&cli, cargc, cargv);
+	} else if (strcmp(cmd, "import") == 0) {
+		ret = cli_import(&cli, cargc, cargv);
 	} else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		ret = CLI_EXIT_OK;

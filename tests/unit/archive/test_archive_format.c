@@ -368,6 +368,37 @@ static void expect_corrupt(const char *bad, const char *msg_part)
 	"{\"stream\":\"" stream "\",\"shard\":\"" shard "\",\"seq\":\"" seq "\",\"ts\":" ts        \
 	",\"key\":\"" key "\",\"data\":\"" data "\"}"
 
+/* The writer's exact shape (parsed without jansson) and other valid shapes (through jansson)
+ * give the same records. */
+static void fast_and_slow_paths_agree(void **state)
+{
+	(void)state;
+	const char *obj = LINE(
+	    "3", "1795827723250", "k\\u00e9y", "aGk=", "shardId-000000000002",
+	    "s") "\n"
+		 "{\"data\":\"aGk=\",\"key\":\"k\\u00e9y\",\"ts\":1795827723251,\"seq\":\"4\","
+		 "\"shard\":\"shardId-000000000002\",\"stream\":\"s\"}\n"
+		 "{ \"stream\" : \"s\", \"shard\":\"shardId-000000000002\",\"seq\":\"5\","
+		 "\"ts\":1795827723252,\"key\":\"k\u00e9y\",\"data\":\"aGk=\"}\n" LINE(
+		     "6", "1795827723253", "k\u00e9y", "aGk=", "shardId-000000000002", "s") "\n";
+	struct collected c = {0};
+	char msg[200] = "";
+	assert_int_equal(sl_archive_read((const uint8_t *)obj, strlen(obj), SL_ARCHIVE_NONE,
+					 collect, &c, msg, sizeof(msg)),
+			 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(c.seq[i], 3 + i);
+		assert_int_equal(c.ts[i], 1795827723250ll + (int64_t)i);
+		assert_int_equal(c.shard[i], 2);
+		assert_int_equal(c.key_len[i], 4);
+		assert_memory_equal(c.key[i], "k\xc3\xa9y", 4);
+		assert_int_equal(c.data_len[i], 2);
+		assert_memory_equal(c.data[i], "hi", 2);
+	}
+	assert_string_equal(c.stream, "s");
+	collected_free(&c);
+}
+
 static void corrupt_lines(void **state)
 {
 	expect_corrupt("not json", "not JSON");
@@ -400,6 +431,12 @@ static void corrupt_lines(void **state)
 	expect_corrupt(LINE("2", "5", "k", "", "shardId-000000000002", "s"), "differ");
 	expect_corrupt(LINE("1", "5", "k", "", "shardId-000000000001", "s"), "not above");
 	expect_corrupt("", "not JSON");
+	/* Shapes the fast path hands to jansson, which must refuse them too. */
+	expect_corrupt(LINE("2", "05", "k", "", "shardId-000000000001", "s"), "not JSON");
+	expect_corrupt(LINE("2", "5", "k\xff", "", "shardId-000000000001", "s"), "not JSON");
+	expect_corrupt(LINE("2", "5", "k\x01", "", "shardId-000000000001", "s"), "not JSON");
+	expect_corrupt(LINE("2", "12345678901234567890", "k", "", "shardId-000000000001", "s"),
+		       "too big");
 
 	char long_key[300];
 	memset(long_key, 'k', 257);
@@ -553,8 +590,8 @@ int main(void)
 	    cmocka_unit_test(roundtrip),      cmocka_unit_test(exact_line),
 	    cmocka_unit_test(writer_rejects), cmocka_unit_test(empty_object),
 	    cmocka_unit_test(raw_format),     cmocka_unit_test(zstd_truncated),
-	    cmocka_unit_test(corrupt_lines),  cmocka_unit_test(keys),
-	    cmocka_unit_test(large_records),
+	    cmocka_unit_test(corrupt_lines),  cmocka_unit_test(fast_and_slow_paths_agree),
+	    cmocka_unit_test(keys),	      cmocka_unit_test(large_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
