@@ -111,6 +111,23 @@ static void append_on_owner(struct sl_worker *w, struct restore_req *rq)
 		skip++;
 	rq->skipped = skip;
 	rq->next_seq = st.next_seq;
+	if (skip < rq->n && sh->sealed) { /* a reshard is sealing it right now */
+		rq->status = SLUICE_ERR_RESOURCE_IN_USE;
+		snprintf(rq->msg, sizeof(rq->msg), "shard %u is being resharded; retry later",
+			 sh->id);
+		finish_on_owner(w, rq);
+		return;
+	}
+	if (skip < rq->n && atomic_load(&sh->closed) &&
+	    rq->recs[rq->n - 1].seq > atomic_load(&sh->end_seq)) {
+		rq->status = SLUICE_ERR_SHARD_CLOSED;
+		snprintf(rq->msg, sizeof(rq->msg),
+			 "shard %u is closed at seq %llu; seq %llu belongs to its children", sh->id,
+			 (unsigned long long)atomic_load(&sh->end_seq),
+			 (unsigned long long)rq->recs[rq->n - 1].seq);
+		finish_on_owner(w, rq);
+		return;
+	}
 	if (skip == rq->n) { /* all stored already */
 		finish_on_owner(w, rq);
 		return;
@@ -281,7 +298,7 @@ static void handle_meta_get(struct sl_worker *w, struct sl_conn *c, const struct
 	}
 	char *json;
 	size_t jlen;
-	r = sl_stream_meta_to_json(s->meta, &json, &jlen); /* meta is immutable while published */
+	r = sl_stream_meta_to_json(sl_stream_view(s)->meta, &json, &jlen); /* a view is immutable */
 	if (r < 0) {
 		sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return;
