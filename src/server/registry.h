@@ -48,7 +48,7 @@ struct sl_shard {
 	 * parked (produce.c) until the reshard is published (re-routed) or abandoned (appended) */
 	bool sealed;
 	void *parked;
-	/* set before the view that closes the shard is published; read by anyone */
+	/* set right after the view that closes the shard is published; read by anyone */
 	atomic_bool closed;
 	_Atomic uint64_t end_seq; /* the last sequence number of a closed shard */
 	/* published by the owner for admin requests and /metrics */
@@ -134,7 +134,7 @@ uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key);
  * end_seq, children added) the stream's shape: it creates the logs of the shards meta adds,
  * saves meta durably, marks the closed shards, and publishes the new view, in that order, so
  * every child's log exists before any record routes to it and a crash leaves either the old or
- * the new metadata. Takes ownership of meta in every case. Call with the lock held. Returns 0,
+ * the new metadata; the parents' closed flags are set just after the publication. Takes ownership of meta in every case. Call with the lock held. Returns 0,
  * or an error with a message (nothing published; the logs it created are removed).
  */
 int sl_registry_reshard_begin(struct sl_stream *s);

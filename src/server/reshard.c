@@ -72,7 +72,9 @@ struct reshard_job {
 static void job_done(struct reshard_job *job)
 {
 	struct sl_conn *c = job->conn;
-	if (job->status < 0) {
+	if (sl_conn_is_closed(c)) {
+		/* the client left; the reshard stands (or not) all the same */
+	} else if (job->status < 0) {
 		sl_reply_error(c, &job->h, job->status, "%s",
 			       job->msg[0] ? job->msg : sluice_strerror(job->status));
 	} else {
