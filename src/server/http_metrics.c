@@ -80,6 +80,10 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	    C(connections_accepted, "Connections accepted."),
 	    C(connections_refused, "Connections refused (limit or shutdown)."),
 	    C(auth_failures, "Requests refused for a missing or wrong token."),
+	    C(reshards, "Splits, merges and scales published."),
+	    C(reshards_failed, "Reshards abandoned after their parents were sealed."),
+	    C(parts_parked, "Produce parts that waited on a shard being resharded."),
+	    C(parts_rerouted, "Produce parts routed again to the children of a closed shard."),
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {

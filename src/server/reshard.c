@@ -170,11 +170,13 @@ static void commit(struct reshard_job *job)
 		job->status = r;
 		SL_ERROR("stream %s: reshard abandoned: %s", job->s->name,
 			 job->msg[0] ? job->msg : sluice_strerror(r));
+		sl_counter_add(&job->w->m.reshards_failed, 1);
 		tell_owners(job, false);
 		return;
 	}
 	SL_INFO("stream %s resharded (%zu step%s): %u open shards", job->s->name, job->nsteps,
 		job->nsteps == 1 ? "" : "s", job->open_after);
+	sl_counter_add(&job->w->m.reshards, 1);
 	if (srv->consumers)
 		sl_consumers_stream_resharded(srv->consumers, job->s);
 	sl_stream_cache_refresh(&job->w->cache, srv->registry);
@@ -194,10 +196,13 @@ static void seal_back(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 	}
 	if (--job->pending)
 		return;
-	if (job->status < 0)
+	if (job->status < 0) {
+		SL_WARN("stream %s: reshard abandoned: %s", job->s->name, job->msg);
+		sl_counter_add(&job->w->m.reshards_failed, 1);
 		tell_owners(job, false);
-	else
+	} else {
 		commit(job);
+	}
 }
 
 /* Answer a seal once sh's records are all durable (or its log failed). Owner only. */
