@@ -148,7 +148,8 @@ void sluice_shards_free(struct sluice_shard_info *shards);
  * SLUICE_ERR_RESOURCE_IN_USE, connection errors.
  */
 int sluice_stream_split(struct sluice_client *c, const char *stream, uint32_t shard_id,
-			const struct sluice_hash_key *new_start_hash_key, uint32_t ret_child_ids[2]);
+			const struct sluice_hash_key *new_start_hash_key,
+			uint32_t ret_child_ids[2]);
 int sluice_stream_merge(struct sluice_client *c, const char *stream, uint32_t shard_id,
 			uint32_t adjacent_shard_id, uint32_t *ret_child_id);
 int sluice_stream_scale(struct sluice_client *c, const char *stream, uint32_t target_open_shards);

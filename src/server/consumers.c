@@ -87,8 +87,9 @@ static int cshard_add(struct sl_consumers *cs, struct sl_consumer *c, struct sl_
 		s->lanes[l].cap = sl_consumer_delivery_cap(cfg);
 	pthread_mutex_init(&s->err_mu, NULL);
 	uint64_t seq;
-	int r = by_reshard ? -ENOENT
-			   : sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
+	int r = by_reshard
+		    ? -ENOENT
+		    : sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
 	if (r == 0) {
 		atomic_init(&s->st.checkpoint, seq);
 		atomic_init(&s->checkpoint_saved, seq);
@@ -105,8 +106,9 @@ static int cshard_add(struct sl_consumers *cs, struct sl_consumer *c, struct sl_
 			r = sl_checkpoint_save(cs->srv->cfg.data_dir, cfg->name, s->shard->id,
 					       m->start_seq - 1);
 			if (r < 0)
-				SL_WARN("consumer %s shard %u: cannot save its first checkpoint: %s",
-					cfg->name, s->shard->id, sluice_strerror(r));
+				SL_WARN(
+				    "consumer %s shard %u: cannot save its first checkpoint: %s",
+				    cfg->name, s->shard->id, sluice_strerror(r));
 			else
 				atomic_init(&s->checkpoint_saved, m->start_seq - 1);
 		}

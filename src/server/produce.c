@@ -324,8 +324,8 @@ static void reroute(struct part *part)
 			req->index[at] = idx[j];
 			at++;
 		}
-		*p = (struct part){.req = req, .shard = v->shards[uniq[k]], .first = first,
-				   .count = at - first};
+		*p = (struct part){
+		    .req = req, .shard = v->shards[uniq[k]], .first = first, .count = at - first};
 		subs[k] = p;
 	}
 	free(tgt);

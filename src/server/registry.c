@@ -221,8 +221,9 @@ int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
 		if (!sh) {
 			r = shard_create(reg, s, meta, m, true, &sh);
 			if (r < 0) {
-				snprintf(err_msg, err_msg_len, "cannot create the log of shard %u: %s",
-					 m->shard_id, sluice_strerror(r));
+				snprintf(err_msg, err_msg_len,
+					 "cannot create the log of shard %u: %s", m->shard_id,
+					 sluice_strerror(r));
 				goto fail;
 			}
 			created++;
@@ -544,8 +545,7 @@ void sl_stream_unref(struct sl_stream *s)
 	stream_free(s);
 }
 
-struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id,
-			       uint32_t *ret_pos)
+struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id, uint32_t *ret_pos)
 {
 	uint32_t lo = 0, hi = v->nshards;
 	while (lo < hi) {

@@ -134,8 +134,9 @@ uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key);
  * end_seq, children added) the stream's shape: it creates the logs of the shards meta adds,
  * saves meta durably, marks the closed shards, and publishes the new view, in that order, so
  * every child's log exists before any record routes to it and a crash leaves either the old or
- * the new metadata; the parents' closed flags are set just after the publication. Takes ownership of meta in every case. Call with the lock held. Returns 0,
- * or an error with a message (nothing published; the logs it created are removed).
+ * the new metadata; the parents' closed flags are set just after the publication. Takes ownership
+ * of meta in every case. Call with the lock held. Returns 0, or an error with a message (nothing
+ * published; the logs it created are removed).
  */
 int sl_registry_reshard_begin(struct sl_stream *s);
 void sl_registry_reshard_end(struct sl_stream *s);

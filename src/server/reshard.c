@@ -48,9 +48,9 @@ struct seal_msg {
 	struct reshard_job *job;
 	struct sl_shard *shard;
 	struct seal_msg *next_waiting; /* owner only: sealed, waiting for durability */
-	int status;	  /* the seal's outcome */
-	uint64_t end_seq; /* the sealed shard's last sequence number */
-	bool published;	  /* the outcome the owner is told in step 4 */
+	int status;		       /* the seal's outcome */
+	uint64_t end_seq;	       /* the sealed shard's last sequence number */
+	bool published;		       /* the outcome the owner is told in step 4 */
 };
 
 struct reshard_job {
@@ -80,8 +80,8 @@ static void job_done(struct reshard_job *job)
 	} else {
 		struct sl_buf *out = sl_conn_out(c);
 		size_t start;
-		int r = sl_proto_encode_response_head(out, job->h.opcode, job->h.request_id, 0,
-						      &start);
+		int r =
+		    sl_proto_encode_response_head(out, job->h.opcode, job->h.request_id, 0, &start);
 		if (job->h.opcode == SL_OP_STREAM_SPLIT) {
 			r = r ?: sl_buf_put_u32(out, job->child_ids[0]);
 			r = r ?: sl_buf_put_u32(out, job->child_ids[1]);
@@ -274,8 +274,8 @@ static int plan(struct sl_worker *w, const struct sl_req_reshard *q, struct sl_s
 			return -ENOMEM;
 		job->nsteps = 1;
 		job->steps[0] = (struct sl_reshard_step){
-		    .kind = job->h.opcode == SL_OP_STREAM_SPLIT ? SL_RESHARD_SPLIT
-								: SL_RESHARD_MERGE,
+		    .kind =
+			job->h.opcode == SL_OP_STREAM_SPLIT ? SL_RESHARD_SPLIT : SL_RESHARD_MERGE,
 		    .shard_id = q->shard_id,
 		    .adjacent_id = q->adjacent_id,
 		    .start_key = sl_hash_key_to_u128(&q->start_hash),

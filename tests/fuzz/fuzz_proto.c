@@ -170,9 +170,10 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 		if (sl_proto_decode_reshard(op, body, len, &req) == 0) {
 			check_str(&req.stream, body, len);
 			CHECK(sl_proto_name_valid((const uint8_t *)req.stream.p, req.stream.len));
-			CHECK(len == 1 + req.stream.len + (op == SL_OP_STREAM_SPLIT   ? 20
-							   : op == SL_OP_STREAM_MERGE ? 8
-										      : 4));
+			CHECK(len == 1 + req.stream.len +
+					 (op == SL_OP_STREAM_SPLIT   ? 20
+					  : op == SL_OP_STREAM_MERGE ? 8
+								     : 4));
 		}
 		break;
 	}
@@ -187,15 +188,16 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 	case SL_OP_FIREHOSE_CREATE: {
 		struct sl_firehose_wire f;
 		if (sl_proto_decode_firehose_create(body, len, &f) == 0) {
-			const struct sl_str *strs[] = {&f.name,	    &f.stream,		 &f.dest,
-						       &f.endpoint, &f.region,		 &f.credentials_file,
-						       &f.profile,  &f.on_failure};
+			const struct sl_str *strs[] = {
+			    &f.name,   &f.stream,	    &f.dest,	&f.endpoint,
+			    &f.region, &f.credentials_file, &f.profile, &f.on_failure};
 			for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 				check_str(strs[i], body, len);
 			CHECK(sl_proto_name_valid((const uint8_t *)f.name.p, f.name.len));
 			CHECK(sl_proto_name_valid((const uint8_t *)f.stream.p, f.stream.len));
-			CHECK(f.on_failure.len == 0 ||
-			      sl_proto_name_valid((const uint8_t *)f.on_failure.p, f.on_failure.len));
+			CHECK(
+			    f.on_failure.len == 0 ||
+			    sl_proto_name_valid((const uint8_t *)f.on_failure.p, f.on_failure.len));
 			CHECK(f.compression <= SL_PROTO_FIREHOSE_COMPRESSION_ZSTD);
 			CHECK(f.format <= SL_PROTO_FIREHOSE_FORMAT_RAW);
 			CHECK(f.start.type == SLUICE_POS_TRIM_HORIZON ||
