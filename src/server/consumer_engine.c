@@ -646,9 +646,12 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 	if (atomic_load_explicit(&s->finished, memory_order_relaxed))
 		return;
 	if (!s->started) {
-		if (!parents_finished(s))
-			return; /* idle until the parents are done */
+		if (!parents_finished(s)) {
+			sl_cshard_set_state(s, SL_CSHARD_WAITING_PARENTS);
+			return;
+		}
 		s->started = true;
+		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 	}
 	if (s->window) {
 		bool all_done = true, busy = false, retrying = false;

@@ -168,6 +168,44 @@ def test_new_consumers_after_reshard():
     c.close()
 
 
+def test_child_waits_for_a_stuck_parent():
+    """A parent stuck retrying holds its children back (WAITING_PARENTS, nothing delivered);
+    resetting the parent past the bad record lets it finish, then the children run."""
+    c = srv.client()
+    c.create_stream("rsw", 1)
+    res = c.produce("rsw", [("w", "w-1"), ("w", "FAIL-w-2"), ("w", "w-3")])
+    bad_seq = res[1][2]
+    c.create_consumer("stuck", "rsw", cu.exec_handler_fail(logpath("stuck")),
+                      start="trim-horizon", batch_size=10, max_retries=-1)
+    sp.wait_until(lambda: any(s["state"] == "RETRYING" for s in c.describe_consumer("stuck")["shards"]),
+                  20, "the parent to retry")
+    kids = c.split_shard("rsw", 0, 1 << 127)
+    after = c.produce("rsw", [("w", "w-%d" % i) for i in range(4, 40)] +
+                      [("x%d" % i, "x-%d" % i) for i in range(40)])
+    assert all(st == 0 and sh in kids for st, sh, _ in after), after
+    time.sleep(1.0)
+    d = c.describe_consumer("stuck")
+    states = {s["id"]: s["state"] for s in d["shards"]}
+    assert states[kids[0]] == states[kids[1]] == "WAITING_PARENTS", cu.describe_str(d)
+    assert all(s["delivered"] == 0 for s in d["shards"] if s["id"] in kids), cu.describe_str(d)
+    assert not [e for e in cu.read_jsonl(logpath("stuck")) if e["shard"] in kids]
+    c.reset_consumer("stuck", 0, sp.POS_AFTER_SEQ, bad_seq)
+
+    def done():
+        d = c.describe_consumer("stuck")
+        st = {s["id"]: s for s in d["shards"]}
+        return (st[0]["state"] == "FINISHED" and
+                sum(st[k]["delivered"] for k in kids) == len(after)) and d
+    sp.wait_until(done, 30, "the children to run after the parent finished")
+    child_w = [int(e["seq"]) for e in cu.read_jsonl(logpath("stuck"))
+               if e["key"] == "w" and e["shard"] in kids]
+    assert child_w == [q for st, sh, q in after[:36]], child_w
+    parent_last = max(int(e["seq"]) for e in cu.read_jsonl(logpath("stuck")) if e["shard"] == 0)
+    assert min(child_w) > parent_last
+    c.delete_consumer("stuck")
+    c.close()
+
+
 def test_restart_then_reshard_again():
     c = srv.client()
     c.close()
