@@ -622,14 +622,19 @@ static bool parents_finished(const struct sl_cshard *s)
 	return true;
 }
 
-/* A closed shard is finished once processed (checkpointed) up to its end_seq. */
+/*
+ * A closed shard is finished once processed up to its end_seq and that checkpoint is saved (the
+ * KCL's SHARD_END): only then may its children start, so a crash can never make a handler see
+ * a parent's records again after a child's.
+ */
 static bool check_finished(struct sl_cshard *s)
 {
 	struct sl_shard *sh = s->shard;
 	if (!atomic_load(&sh->closed) || !s->resolved || s->window)
 		return false;
 	uint64_t end = atomic_load(&sh->end_seq);
-	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end)
+	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end ||
+	    atomic_load(&s->checkpoint_saved) < end)
 		return false;
 	atomic_store(&s->finished, true);
 	atomic_store_explicit(&s->st.lag_records, 0, memory_order_relaxed);
