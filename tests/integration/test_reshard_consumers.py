@@ -206,6 +206,39 @@ def test_child_waits_for_a_stuck_parent():
     c.close()
 
 
+def test_parent_records_expiring_unprocessed_release_the_children():
+    """A parent whose records expire before they could be processed (the handler fails them
+    until retention removes them) counts as finished; its children then run."""
+    c = srv.client()
+    c.create_stream("rse", 1, retention_ms=1000)
+    c.produce("rse", [("e", "FAIL-%d" % i) for i in range(3)])
+    c.create_consumer("exp", "rse", cu.exec_handler_fail(logpath("exp")), start="trim-horizon",
+                      batch_size=10, max_retries=-1)
+    kids = c.split_shard("rse", 0, 1 << 127)
+
+    def parent_done():
+        d = c.describe_consumer("exp")
+        st = {s["id"]: s for s in d["shards"]}
+        return st[0]["state"] == "FINISHED" and d
+    d = sp.wait_until(parent_done, 30, "the parent to finish by expiry")
+    st = {s["id"]: s for s in d["shards"]}
+    assert st[0]["expired"] == 3 and st[0]["delivered"] == 0, cu.describe_str(d)
+    # the children were waiting, and start now (before anything new could expire too)
+    sp.wait_until(lambda: all(s["state"] == "IDLE" for s in c.describe_consumer("exp")["shards"]
+                              if s["id"] in kids), 10, "the children to start")
+    res = c.produce("rse", [("e", "later-%d" % i) for i in range(20)])
+    assert all(x[0] == 0 and x[1] in kids for x in res), res
+
+    def children_done():
+        d = c.describe_consumer("exp")
+        return sum(s["delivered"] for s in d["shards"] if s["id"] in kids) == 20 and d
+    sp.wait_until(children_done, 30, "the children to deliver")
+    got = [int(e["seq"]) for e in cu.read_jsonl(logpath("exp")) if e["data"].startswith("later")]
+    assert got == [x[2] for x in res], got
+    c.delete_consumer("exp")
+    c.close()
+
+
 def test_restart_then_reshard_again():
     c = srv.client()
     c.close()
