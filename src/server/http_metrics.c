@@ -104,6 +104,13 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	size_t n;
 	if (sl_registry_list(srv->registry, &list, &n, NULL) < 0)
 		return;
+	/* Stream views are read from here to the release: see registry.h, reclamation. */
+	unsigned reader = sl_registry_reader_other(srv->registry);
+	sl_registry_online(srv->registry, reader);
+	put(b,
+	    "# HELP sluice_stream_views_retired Shard maps replaced by a reshard, not freed yet.\n"
+	    "# TYPE sluice_stream_views_retired gauge\nsluice_stream_views_retired %zu\n",
+	    sl_registry_views_retired(srv->registry));
 	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n",
 	    n);
 	static const struct {
@@ -141,6 +148,7 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 			    list[i]->name, v->shards[k]->id,
 			    atomic_load(&v->shards[k]->failed) ? 1 : 0);
 	}
+	sl_registry_offline(srv->registry, reader);
 	sl_registry_release_list(list, n);
 	if (srv->consumers)
 		sl_consumers_render_metrics(srv->consumers, b);

@@ -154,6 +154,9 @@ def test_reshard_under_load():
     print("parts parked %d, rerouted %d" % (m["sluice_parts_parked_total"],
                                               m["sluice_parts_rerouted_total"]))
     assert m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"] > 0, m
+    # the views the reshards replaced are freed once no worker can hold them
+    sp.wait_until(lambda: fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+                  ["sluice_stream_views_retired"] == 0, 10, "replaced views to be freed")
     c.close()
 
 
