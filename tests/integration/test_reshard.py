@@ -113,6 +113,20 @@ def test_reshard_under_load():
     stop = threading.Event()
     deadline = time.monotonic() + TIME_LIMIT
     threads = [threading.Thread(target=producer, args=(i, deadline, stop)) for i in range(PRODUCERS)]
+    scrapes = [0]
+
+    def scraper():  # /metrics reads every shard of every view while the reshards replace them
+        try:
+            port = srv.http_port()
+            for _ in range(100000):  # bounded
+                if stop.is_set():
+                    return
+                assert sp.http_get(port, "/metrics")[0] == 200
+                scrapes[0] += 1
+        except BaseException as e:  # noqa: BLE001
+            with lock:
+                errors.append("scraper: %r" % (e,))
+    threads.append(threading.Thread(target=scraper))
     for t in threads:
         t.start()
     time.sleep(0.3)
@@ -147,6 +161,7 @@ def test_reshard_under_load():
             if p >= 0:
                 assert s["start_seq"] > shards[p]["end_seq"], (s, shards[p])
     assert len(acked) > 1000, len(acked)
+    assert scrapes[0] > 0
     m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
     assert m["sluice_reshards_total"] == 5, m["sluice_reshards_total"]
     assert m["sluice_reshards_failed_total"] == 0
