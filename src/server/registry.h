@@ -115,7 +115,7 @@ void sl_stream_ref(struct sl_stream *s);
 void sl_stream_unref(struct sl_stream *s);
 
 /*
- * View readers: the workers (reader = worker id) and one more, SL_REGISTRY_READER_OTHER(reg), for
+ * View readers: the workers (reader = worker id) and one more, sl_registry_reader_other(reg), for
  * the metrics thread. quiescent: the worker holds no view pointer now (call at the end of each
  * tick; worker 0 also frees what it can). online/offline bracket the other reader's use.
  */
@@ -149,9 +149,9 @@ uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key);
  *
  * commit makes meta (a changed clone of the current view's metadata: parents closed with their
  * end_seq, children added) the stream's shape: it creates the logs of the shards meta adds,
- * saves meta durably, marks the closed shards, and publishes the new view, in that order, so
- * every child's log exists before any record routes to it and a crash leaves either the old or
- * the new metadata; the parents' closed flags are set just after the publication. Takes ownership
+ * saves meta durably, publishes the new view, retires the old one and marks the parents closed,
+ * in that order, so every child's log exists before any record routes to it and a crash leaves
+ * either the old or the new metadata. Takes ownership
  * of meta in every case. Call with the lock held. Returns 0, or an error with a message (nothing
  * published; the logs it created are removed).
  */
