@@ -137,5 +137,6 @@ int bench_log_main(struct bench_args *a);
 int bench_produce_main(struct bench_args *a);
 int bench_read_main(struct bench_args *a);
 int bench_consume_main(struct bench_args *a);
+int bench_reshard_main(struct bench_args *a);
 
 #endif

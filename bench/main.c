@@ -36,6 +36,9 @@ static const char usage[] =
     "  produce   produce through sluiced with libsluice async producers\n"
     "  read      produce, then read back with libsluice shard readers\n"
     "  consume   produce, then deliver to a consumer (plugin, remote, exec handlers)\n"
+    "  reshard   produce while the stream is scaled S -> 2S -> S back to back, against the\n"
+    "            same load without resharding (uses the last --shards and --connections\n"
+    "            values, the first --sizes and --fsync values)\n"
     "  compare   the same workloads against sluice, Redis Streams and NATS JetStream\n"
     "            (see sluice-bench compare --help)\n"
     "  firehose  sustained input into a firehose (file://, s3:// via s3rver) vs zstd -3 -T1\n"
@@ -481,8 +484,12 @@ int main(int argc, char **argv)
 		run = bench_read_main;
 	else if (strcmp(a.cmd, "consume") == 0)
 		run = bench_consume_main;
+	else if (strcmp(a.cmd, "reshard") == 0)
+		run = bench_reshard_main;
 	else {
-		bench_fail("unknown command '%s' (log, produce, read, consume; see --help)", a.cmd);
+		bench_fail(
+		    "unknown command '%s' (log, produce, read, consume, reshard; see --help)",
+		    a.cmd);
 		return 2;
 	}
 	int r = parse_args(argc, argv, &a);

@@ -148,7 +148,8 @@ void sluice_shards_free(struct sluice_shard_info *shards);
  * SLUICE_ERR_RESOURCE_IN_USE, connection errors.
  */
 int sluice_stream_split(struct sluice_client *c, const char *stream, uint32_t shard_id,
-			const struct sluice_hash_key *new_start_hash_key, uint32_t ret_child_ids[2]);
+			const struct sluice_hash_key *new_start_hash_key,
+			uint32_t ret_child_ids[2]);
 int sluice_stream_merge(struct sluice_client *c, const char *stream, uint32_t shard_id,
 			uint32_t adjacent_shard_id, uint32_t *ret_child_id);
 int sluice_stream_scale(struct sluice_client *c, const char *stream, uint32_t target_open_shards);
@@ -429,8 +430,11 @@ enum sluice_consumer_state {
 	SLUICE_CONSUMER_RETRYING = 2,	    /* a batch failed and waits for its retry */
 	SLUICE_CONSUMER_FINISHED = 3,	    /* a closed shard, processed to its end */
 	SLUICE_CONSUMER_WAITING_REMOTE = 4, /* remote handler: nobody is attached */
+	/* a child of a reshard: starts once its parents are finished (parents first, as the KCL) */
+	SLUICE_CONSUMER_WAITING_PARENTS = 5,
 };
-/* "IDLE", "DELIVERING", "RETRYING", "FINISHED", "WAITING_REMOTE" or "UNKNOWN". Static. */
+/* "IDLE", "DELIVERING", "RETRYING", "FINISHED", "WAITING_REMOTE", "WAITING_PARENTS" or
+ * "UNKNOWN". Static. */
 const char *sluice_consumer_state_name(int state);
 
 enum sluice_handler_kind {
@@ -615,12 +619,13 @@ int sluice_firehose_flush(struct sluice_client *c, const char *name);
 
 /* What a firehose is doing on one shard. */
 enum sluice_firehose_state {
-	SLUICE_FIREHOSE_IDLE = 0,     /* buffering, or caught up */
-	SLUICE_FIREHOSE_FLUSHING = 1, /* an object is being written */
-	SLUICE_FIREHOSE_RETRYING = 2, /* a write failed and waits for its retry */
-	SLUICE_FIREHOSE_FINISHED = 3, /* a closed shard, archived to its end */
+	SLUICE_FIREHOSE_IDLE = 0,	     /* buffering, or caught up */
+	SLUICE_FIREHOSE_FLUSHING = 1,	     /* an object is being written */
+	SLUICE_FIREHOSE_RETRYING = 2,	     /* a write failed and waits for its retry */
+	SLUICE_FIREHOSE_FINISHED = 3,	     /* a closed shard, archived to its end */
+	SLUICE_FIREHOSE_WAITING_PARENTS = 4, /* a child of a reshard: its parents go first */
 };
-/* "IDLE", "FLUSHING", "RETRYING", "FINISHED" or "UNKNOWN". Static. */
+/* "IDLE", "FLUSHING", "RETRYING", "FINISHED", "WAITING_PARENTS" or "UNKNOWN". Static. */
 const char *sluice_firehose_state_name(int state);
 
 struct sluice_firehose_shard_status {

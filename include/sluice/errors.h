@@ -33,7 +33,7 @@ enum sluice_error {
 	SLUICE_ERR_DISCONNECTED = -5017, /* the connection closed before the answer came */
 	SLUICE_ERR_SHUTTING_DOWN = -5018,
 	SLUICE_ERR_SHARD_CLOSED = -5019, /* the shard was split or merged; write to its children */
-	SLUICE_ERR_LIMIT_EXCEEDED = -5020, /* a server-wide limit (streams, shards, connections) */
+	SLUICE_ERR_LIMIT_EXCEEDED = -5020,  /* a server-wide limit (streams, shards, connections) */
 	SLUICE_ERR_RESOURCE_IN_USE = -5021, /* another reshard of the stream is running */
 	SLUICE_ERR_SEQ_ORDER = -5029,	   /* restore: sequence numbers go backwards */
 	SLUICE_ERR_ARCHIVE_GAP = -5030,	   /* restore: records are missing from the archive */

@@ -56,6 +56,8 @@ const char *sluice_consumer_state_name(int state)
 		return "FINISHED";
 	case SLUICE_CONSUMER_WAITING_REMOTE:
 		return "WAITING_REMOTE";
+	case SLUICE_CONSUMER_WAITING_PARENTS:
+		return "WAITING_PARENTS";
 	default:
 		return "UNKNOWN";
 	}

@@ -28,7 +28,8 @@ _Static_assert(SLUICE_FIREHOSE_CREDENTIALS_FILE_LEN_MAX == SL_PROTO_FIREHOSE_CRE
 	       "credentials_file");
 _Static_assert(SLUICE_FIREHOSE_PROFILE_LEN_MAX == SL_PROTO_FIREHOSE_PROFILE_MAX, "profile");
 _Static_assert((int)SLUICE_FIREHOSE_RETRYING == (int)SL_PROTO_FIREHOSE_RETRYING &&
-		   (int)SLUICE_FIREHOSE_FINISHED == (int)SL_PROTO_FIREHOSE_FINISHED,
+		   (int)SLUICE_FIREHOSE_FINISHED == (int)SL_PROTO_FIREHOSE_FINISHED &&
+		   (int)SLUICE_FIREHOSE_WAITING_PARENTS == (int)SL_PROTO_FIREHOSE_WAITING_PARENTS,
 	       "states");
 
 const char *sluice_firehose_state_name(int state)
@@ -42,6 +43,8 @@ const char *sluice_firehose_state_name(int state)
 		return "RETRYING";
 	case SLUICE_FIREHOSE_FINISHED:
 		return "FINISHED";
+	case SLUICE_FIREHOSE_WAITING_PARENTS:
+		return "WAITING_PARENTS";
 	default:
 		return "UNKNOWN";
 	}

@@ -407,8 +407,9 @@ enum sl_proto_consumer_state {
 	SL_PROTO_CONSUMER_IDLE = 0,
 	SL_PROTO_CONSUMER_DELIVERING = 1,
 	SL_PROTO_CONSUMER_RETRYING = 2,
-	SL_PROTO_CONSUMER_FINISHED = 3,	      /* a closed shard, fully processed */
-	SL_PROTO_CONSUMER_WAITING_REMOTE = 4, /* no remote handler attached */
+	SL_PROTO_CONSUMER_FINISHED = 3,	       /* a closed shard, fully processed */
+	SL_PROTO_CONSUMER_WAITING_REMOTE = 4,  /* no remote handler attached */
+	SL_PROTO_CONSUMER_WAITING_PARENTS = 5, /* a child shard whose parents are not finished */
 };
 
 enum sl_proto_ack_status { /* values of enum sluice_handler_status */
@@ -540,10 +541,11 @@ enum sl_proto_firehose_format { /* values of enum sl_firehose_format */
 
 /* Per-shard state of a firehose (the consumer states; FLUSHING = DELIVERING: an upload is on). */
 enum sl_proto_firehose_state {
-	SL_PROTO_FIREHOSE_IDLE = 0,	/* buffering, or caught up */
-	SL_PROTO_FIREHOSE_FLUSHING = 1, /* an object is being written */
-	SL_PROTO_FIREHOSE_RETRYING = 2, /* an upload failed and waits for its retry */
-	SL_PROTO_FIREHOSE_FINISHED = 3, /* a closed shard, fully archived */
+	SL_PROTO_FIREHOSE_IDLE = 0,	       /* buffering, or caught up */
+	SL_PROTO_FIREHOSE_FLUSHING = 1,	       /* an object is being written */
+	SL_PROTO_FIREHOSE_RETRYING = 2,	       /* an upload failed and waits for its retry */
+	SL_PROTO_FIREHOSE_FINISHED = 3,	       /* a closed shard, fully archived */
+	SL_PROTO_FIREHOSE_WAITING_PARENTS = 4, /* a child shard whose parents are not archived */
 };
 
 /* firehose_config. Strings borrow the frame (decoders) or the caller's memory (encoders). */

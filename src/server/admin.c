@@ -199,9 +199,10 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 			r = r ?: sl_proto_put_str8(out, s->name, s->name_len);
 			r = r ?: sl_buf_put_u64(out, (uint64_t)v->meta->retention_ms);
 			r = r ?: sl_buf_put_u64(out, (uint64_t)v->meta->created_ms);
-			r = r ?: sl_buf_put_u8(out, atomic_load(&s->resharding)
-							? SL_PROTO_STREAM_UPDATING
-							: SL_PROTO_STREAM_ACTIVE);
+			r = r
+				?: sl_buf_put_u8(out, atomic_load(&s->resharding)
+							  ? SL_PROTO_STREAM_UPDATING
+							  : SL_PROTO_STREAM_ACTIVE);
 		}
 		r = r ?: put_shards(out, v);
 		if (r < 0) {

@@ -107,6 +107,8 @@ static uint8_t state_of(int consumer_state)
 		return SL_PROTO_FIREHOSE_RETRYING;
 	case 3:
 		return SL_PROTO_FIREHOSE_FINISHED;
+	case 5:
+		return SL_PROTO_FIREHOSE_WAITING_PARENTS;
 	default:
 		return SL_PROTO_FIREHOSE_IDLE;
 	}

@@ -622,14 +622,19 @@ static bool parents_finished(const struct sl_cshard *s)
 	return true;
 }
 
-/* A closed shard is finished once processed (checkpointed) up to its end_seq. */
+/*
+ * A closed shard is finished once processed up to its end_seq and that checkpoint is saved (the
+ * KCL's SHARD_END): only then may its children start, so a crash can never make a handler see
+ * a parent's records again after a child's.
+ */
 static bool check_finished(struct sl_cshard *s)
 {
 	struct sl_shard *sh = s->shard;
 	if (!atomic_load(&sh->closed) || !s->resolved || s->window)
 		return false;
 	uint64_t end = atomic_load(&sh->end_seq);
-	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end)
+	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end ||
+	    atomic_load(&s->checkpoint_saved) < end)
 		return false;
 	atomic_store(&s->finished, true);
 	atomic_store_explicit(&s->st.lag_records, 0, memory_order_relaxed);
@@ -646,9 +651,12 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 	if (atomic_load_explicit(&s->finished, memory_order_relaxed))
 		return;
 	if (!s->started) {
-		if (!parents_finished(s))
-			return; /* idle until the parents are done */
+		if (!parents_finished(s)) {
+			sl_cshard_set_state(s, SL_CSHARD_WAITING_PARENTS);
+			return;
+		}
 		s->started = true;
+		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 	}
 	if (s->window) {
 		bool all_done = true, busy = false, retrying = false;

@@ -50,9 +50,9 @@ struct sl_cshard {
 	unsigned owner;
 	uint32_t index;	    /* in c->shards (= the shard's position in the stream's view) */
 	int32_t parents[2]; /* indexes of the parent and adjacent parent in c->shards, -1: none */
-	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed and
-	 * processed up to its end_seq (or its records expired). Set by the owner, read by the
-	 * children's owners. */
+	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed,
+	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by the
+	 * owner, read by the children's owners. */
 	atomic_bool finished;
 	/* owner loop only */
 	bool started; /* the parents were finished (or there are none) */

@@ -87,8 +87,9 @@ static int cshard_add(struct sl_consumers *cs, struct sl_consumer *c, struct sl_
 		s->lanes[l].cap = sl_consumer_delivery_cap(cfg);
 	pthread_mutex_init(&s->err_mu, NULL);
 	uint64_t seq;
-	int r = by_reshard ? -ENOENT
-			   : sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
+	int r = by_reshard
+		    ? -ENOENT
+		    : sl_checkpoint_load(cs->srv->cfg.data_dir, cfg->name, s->shard->id, &seq);
 	if (r == 0) {
 		atomic_init(&s->st.checkpoint, seq);
 		atomic_init(&s->checkpoint_saved, seq);
@@ -105,8 +106,9 @@ static int cshard_add(struct sl_consumers *cs, struct sl_consumer *c, struct sl_
 			r = sl_checkpoint_save(cs->srv->cfg.data_dir, cfg->name, s->shard->id,
 					       m->start_seq - 1);
 			if (r < 0)
-				SL_WARN("consumer %s shard %u: cannot save its first checkpoint: %s",
-					cfg->name, s->shard->id, sluice_strerror(r));
+				SL_WARN(
+				    "consumer %s shard %u: cannot save its first checkpoint: %s",
+				    cfg->name, s->shard->id, sluice_strerror(r));
 			else
 				atomic_init(&s->checkpoint_saved, m->start_seq - 1);
 		}
@@ -477,7 +479,10 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
-			atomic_store(&s->finished, false); /* judged again from the new position */
+			/* Judged again from the new position: a parent may no longer be finished, and
+			 * a child waits for its parents again. */
+			atomic_store(&s->finished, false);
+			s->started = false;
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);

@@ -38,6 +38,7 @@ enum sl_cshard_state {
 	SL_CSHARD_RETRYING = 2,
 	SL_CSHARD_FINISHED = 3,
 	SL_CSHARD_WAITING_REMOTE = 4,
+	SL_CSHARD_WAITING_PARENTS = 5, /* a child shard: its parents are not finished yet */
 };
 
 /* Figures of one consumer shard, published by the owner loop for describe and /metrics. */

@@ -80,6 +80,10 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	    C(connections_accepted, "Connections accepted."),
 	    C(connections_refused, "Connections refused (limit or shutdown)."),
 	    C(auth_failures, "Requests refused for a missing or wrong token."),
+	    C(reshards, "Splits, merges and scales published."),
+	    C(reshards_failed, "Reshards abandoned after their parents were sealed."),
+	    C(parts_parked, "Produce parts that waited on a shard being resharded."),
+	    C(parts_rerouted, "Produce parts routed again to the children of a closed shard."),
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
@@ -100,36 +104,51 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	size_t n;
 	if (sl_registry_list(srv->registry, &list, &n, NULL) < 0)
 		return;
+	/* Stream views are read from here to the release: see registry.h, reclamation. */
+	unsigned reader = sl_registry_reader_other(srv->registry);
+	sl_registry_online(srv->registry, reader);
+	put(b,
+	    "# HELP sluice_stream_views_retired Shard maps replaced by a reshard, not freed yet.\n"
+	    "# TYPE sluice_stream_views_retired gauge\nsluice_stream_views_retired %zu\n",
+	    sl_registry_views_retired(srv->registry));
 	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n",
 	    n);
-	put(b, "# HELP sluice_shard_records_in_total Records appended per shard.\n"
-	       "# TYPE sluice_shard_records_in_total counter\n");
-	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
-			put(b, "sluice_shard_records_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
-			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->records_in));
-	put(b, "# HELP sluice_shard_bytes_in_total Data bytes appended per shard.\n"
-	       "# TYPE sluice_shard_bytes_in_total counter\n");
-	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
-			put(b, "sluice_shard_bytes_in_total{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
-			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->bytes_in));
-	put(b, "# HELP sluice_shard_next_sequence The sequence number the next record gets.\n"
-	       "# TYPE sluice_shard_next_sequence gauge\n");
-	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
-			put(b, "sluice_shard_next_sequence{stream=\"%s\",shard=\"%u\"} %llu\n",
-			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
-			    (unsigned long long)atomic_load(&sl_stream_view(list[i])->shards[k]->next_seq));
+	static const struct {
+		const char *name, *help, *type;
+		size_t off;
+	} per_shard[] = {
+	    {"sluice_shard_records_in_total", "Records appended per shard.", "counter",
+	     offsetof(struct sl_shard, records_in)},
+	    {"sluice_shard_bytes_in_total", "Data bytes appended per shard.", "counter",
+	     offsetof(struct sl_shard, bytes_in)},
+	    {"sluice_shard_next_sequence", "The sequence number the next record gets.", "gauge",
+	     offsetof(struct sl_shard, next_seq)},
+	};
+	for (size_t j = 0; j < sizeof(per_shard) / sizeof(per_shard[0]); j++) {
+		put(b, "# HELP %s %s\n# TYPE %s %s\n", per_shard[j].name, per_shard[j].help,
+		    per_shard[j].name, per_shard[j].type);
+		for (size_t i = 0; i < n; i++) {
+			/* Every shard of the current view, closed ones included. */
+			const struct sl_stream_view *v = sl_stream_view(list[i]);
+			for (uint32_t k = 0; k < v->nshards; k++) {
+				_Atomic uint64_t *x =
+				    (_Atomic uint64_t *)((char *)v->shards[k] + per_shard[j].off);
+				put(b, "%s{stream=\"%s\",shard=\"%u\"} %llu\n", per_shard[j].name,
+				    list[i]->name, v->shards[k]->id,
+				    (unsigned long long)atomic_load(x));
+			}
+		}
+	}
 	put(b, "# HELP sluice_shard_failed 1 when the shard refuses writes after an I/O failure.\n"
 	       "# TYPE sluice_shard_failed gauge\n");
-	for (size_t i = 0; i < n; i++)
-		for (uint32_t k = 0; k < sl_stream_view(list[i])->nshards; k++)
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_stream_view *v = sl_stream_view(list[i]);
+		for (uint32_t k = 0; k < v->nshards; k++)
 			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n",
-			    list[i]->name, sl_stream_view(list[i])->shards[k]->id,
-			    atomic_load(&sl_stream_view(list[i])->shards[k]->failed) ? 1 : 0);
+			    list[i]->name, v->shards[k]->id,
+			    atomic_load(&v->shards[k]->failed) ? 1 : 0);
+	}
+	sl_registry_offline(srv->registry, reader);
 	sl_registry_release_list(list, n);
 	if (srv->consumers)
 		sl_consumers_render_metrics(srv->consumers, b);

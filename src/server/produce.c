@@ -210,6 +210,7 @@ static void part_append(struct sl_worker *w, struct part *part)
 			return;
 		}
 		/* A reshard is deciding: wait for its outcome, in arrival order. */
+		sl_counter_add(&w->m.parts_parked, 1);
 		part->next_parked = NULL;
 		struct part **tail = (struct part **)&sh->parked;
 		while (*tail)
@@ -265,6 +266,7 @@ static void reroute(struct part *part)
 	struct sl_worker *w = req->origin;
 	struct sl_stream_view *v = sl_stream_view(req->stream);
 	uint32_t n = part->count;
+	sl_counter_add(&w->m.parts_rerouted, 1);
 	uint32_t *tgt = malloc((size_t)n * (2 * sizeof(uint32_t) + sizeof(struct sl_record_in)));
 	if (!tgt) {
 		part->status = SLUICE_ERR_THROTTLED; /* retryable: nothing was appended */
@@ -322,8 +324,8 @@ static void reroute(struct part *part)
 			req->index[at] = idx[j];
 			at++;
 		}
-		*p = (struct part){.req = req, .shard = v->shards[uniq[k]], .first = first,
-				   .count = at - first};
+		*p = (struct part){
+		    .req = req, .shard = v->shards[uniq[k]], .first = first, .count = at - first};
 		subs[k] = p;
 	}
 	free(tgt);

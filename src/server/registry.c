@@ -29,6 +29,19 @@ struct sl_registry {
 	size_t count, cap;
 	char (*deleting)[SLUICE_NAME_LEN_MAX + 1];
 	size_t deleting_count, deleting_cap;
+	/* replaced views waiting until no reader can use them (see registry.h) */
+	_Atomic uint64_t view_epoch;
+	_Atomic uint64_t *reader_epoch; /* loops + 1; UINT64_MAX: offline */
+	unsigned readers;
+	pthread_mutex_t retired_mu;
+	struct retired_view *retired;
+	atomic_bool have_retired;
+};
+
+struct retired_view {
+	struct sl_stream_view *view;
+	uint64_t epoch;
+	struct retired_view *next;
 };
 
 static uint32_t fnv1a(const char *s, size_t n)
@@ -82,11 +95,7 @@ static void stream_free(struct sl_stream *s)
 		sl_shard_log_close(v->shards[i]->log);
 		free(v->shards[i]);
 	}
-	while (v) {
-		struct sl_stream_view *older = v->older;
-		view_free(v);
-		v = older;
-	}
+	view_free(v); /* views it replaced are freed by reclamation (they own no shard) */
 	free(s);
 }
 
@@ -175,6 +184,85 @@ fail:
 	return r;
 }
 
+/* ---- reclamation of replaced views ---- */
+
+unsigned sl_registry_reader_other(const struct sl_registry *reg)
+{
+	return reg->readers - 1;
+}
+
+/* After the new view is published: nobody loads old from now on. */
+static void retire(struct sl_registry *reg, struct sl_stream_view *old)
+{
+	struct retired_view *r = malloc(sizeof(*r));
+	if (!r) {
+		/* Keep it rather than risk a reader: a small leak, logged. */
+		SL_WARN("out of memory retiring a stream view; it is kept");
+		return;
+	}
+	r->view = old;
+	r->epoch = atomic_fetch_add(&reg->view_epoch, 1) + 1;
+	pthread_mutex_lock(&reg->retired_mu);
+	r->next = reg->retired;
+	reg->retired = r;
+	atomic_store(&reg->have_retired, true);
+	pthread_mutex_unlock(&reg->retired_mu);
+}
+
+static void reclaim(struct sl_registry *reg)
+{
+	uint64_t min = UINT64_MAX;
+	for (unsigned i = 0; i < reg->readers; i++) {
+		uint64_t e = atomic_load(&reg->reader_epoch[i]);
+		if (e < min)
+			min = e;
+	}
+	pthread_mutex_lock(&reg->retired_mu);
+	struct retired_view **pp = &reg->retired;
+	while (*pp) {
+		struct retired_view *r = *pp;
+		if (r->epoch <= min) {
+			*pp = r->next;
+			view_free(r->view);
+			free(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+	atomic_store(&reg->have_retired, reg->retired != NULL);
+	pthread_mutex_unlock(&reg->retired_mu);
+}
+
+void sl_registry_quiescent(struct sl_registry *reg, unsigned reader)
+{
+	atomic_store(&reg->reader_epoch[reader], atomic_load(&reg->view_epoch));
+	if (reader == 0 && atomic_load_explicit(&reg->have_retired, memory_order_relaxed))
+		reclaim(reg);
+}
+
+void sl_registry_online(struct sl_registry *reg, unsigned reader)
+{
+	atomic_store(&reg->reader_epoch[reader], atomic_load(&reg->view_epoch));
+	/* A reclaimer that missed the store above retired its view before this point, so the
+	 * view loads below must see the newer view: no load may move above the store. */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+size_t sl_registry_views_retired(struct sl_registry *reg)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&reg->retired_mu);
+	for (struct retired_view *r = reg->retired; r; r = r->next)
+		n++;
+	pthread_mutex_unlock(&reg->retired_mu);
+	return n;
+}
+
+void sl_registry_offline(struct sl_registry *reg, unsigned reader)
+{
+	atomic_store(&reg->reader_epoch[reader], UINT64_MAX);
+}
+
 int sl_registry_reshard_begin(struct sl_stream *s)
 {
 	bool expected = false;
@@ -221,8 +309,9 @@ int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
 		if (!sh) {
 			r = shard_create(reg, s, meta, m, true, &sh);
 			if (r < 0) {
-				snprintf(err_msg, err_msg_len, "cannot create the log of shard %u: %s",
-					 m->shard_id, sluice_strerror(r));
+				snprintf(err_msg, err_msg_len,
+					 "cannot create the log of shard %u: %s", m->shard_id,
+					 sluice_strerror(r));
 				goto fail;
 			}
 			created++;
@@ -235,6 +324,11 @@ int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
 			 sluice_strerror(r));
 		goto fail;
 	}
+	atomic_fetch_add(&s->refs, (int)created); /* the new logs' references */
+	atomic_store(&s->view, v);
+	retire(reg, old);
+	/* After the publication: an owner that sees a shard closed sends the records back to be
+	 * routed again, and the view their origin then loads must be this one. */
 	for (uint32_t i = 0; i < v->nshards; i++) {
 		const struct sl_shard_meta *m = &meta->shards[i];
 		if (m->state != SL_SHARD_CLOSED || atomic_load(&v->shards[i]->closed))
@@ -242,9 +336,6 @@ int sl_registry_reshard_commit(struct sl_registry *reg, struct sl_stream *s,
 		atomic_store(&v->shards[i]->end_seq, m->end_seq);
 		atomic_store(&v->shards[i]->closed, true);
 	}
-	atomic_fetch_add(&s->refs, (int)created); /* the new logs' references */
-	v->older = old;
-	atomic_store_explicit(&s->view, v, memory_order_release);
 	atomic_fetch_add_explicit(&reg->generation, 1, memory_order_release);
 	return 0;
 fail:
@@ -354,10 +445,24 @@ int sl_registry_open(const struct sl_registry_config *cfg, struct sl_registry **
 	reg->loops = cfg->loops ? cfg->loops : 1;
 	reg->log_template = cfg->log;
 	atomic_init(&reg->generation, 1);
+	pthread_mutex_init(&reg->retired_mu, NULL);
+	atomic_init(&reg->view_epoch, 0);
+	atomic_init(&reg->have_retired, false);
+	reg->readers = reg->loops + 1;
+	reg->reader_epoch = calloc(reg->readers, sizeof(*reg->reader_epoch));
+	if (!reg->reader_epoch) {
+		pthread_mutex_destroy(&reg->retired_mu);
+		pthread_mutex_destroy(&reg->mu);
+		free(reg);
+		return -ENOMEM;
+	}
+	/* Workers start at epoch 0 (nothing retired yet); the other reader starts offline. */
+	for (unsigned i = 0; i < reg->readers; i++)
+		atomic_init(&reg->reader_epoch[i], i + 1 == reg->readers ? UINT64_MAX : 0);
 	if (mkdir(reg->data_dir, 0755) < 0 && errno != EEXIST) {
 		int r = -errno;
 		SL_ERROR("cannot create data folder %s: %s", reg->data_dir, strerror(errno));
-		free(reg);
+		sl_registry_close(reg);
 		return r;
 	}
 	const struct sl_stream_meta_load_ops ops = {.loaded = load_one, .corrupt = load_corrupt};
@@ -377,6 +482,14 @@ void sl_registry_close(struct sl_registry *reg)
 		return;
 	for (size_t i = 0; i < reg->count; i++)
 		stream_free(reg->streams[i]);
+	while (reg->retired) { /* the loops have stopped: nobody reads views any more */
+		struct retired_view *r = reg->retired;
+		reg->retired = r->next;
+		view_free(r->view);
+		free(r);
+	}
+	free(reg->reader_epoch);
+	pthread_mutex_destroy(&reg->retired_mu);
 	free(reg->streams);
 	free(reg->deleting);
 	pthread_mutex_destroy(&reg->mu);
@@ -597,8 +710,7 @@ void sl_stream_unref(struct sl_stream *s)
 	stream_free(s);
 }
 
-struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id,
-			       uint32_t *ret_pos)
+struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id, uint32_t *ret_pos)
 {
 	uint32_t lo = 0, hi = v->nshards;
 	while (lo < hi) {
@@ -623,9 +735,11 @@ struct sl_shard *sl_stream_shard(struct sl_stream *s, uint32_t shard_id)
 
 uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key)
 {
+	/* The map names open shards of this view only, and each is in v->shards. (It may be
+	 * closed by now: its owner then re-routes, see produce.c.) */
 	uint32_t pos = 0;
 	struct sl_shard *sh = sl_view_shard(v, sl_shard_map_find(v->map, hash_key), &pos);
-	assert(sh && !atomic_load_explicit(&sh->closed, memory_order_relaxed));
+	assert(sh);
 	(void)sh;
 	return pos;
 }

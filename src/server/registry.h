@@ -9,9 +9,14 @@
  * Resharding (reshard.c). A stream's shard set is a view (struct sl_stream_view): metadata,
  * routing map and shard pointers, immutable once published. A split or merge builds a new view
  * holding the same struct sl_shard objects plus the children, saves the metadata, and publishes
- * the view with one atomic store. Old views stay allocated until the stream is freed, so a view
- * pointer loaded by a request stays valid for as long as the request holds the stream. Shards
- * are allocated one by one and never move.
+ * the view with one atomic store. Shards are allocated one by one and never move, and live as
+ * long as the stream.
+ *
+ * A replaced view is freed once no thread can still use it (quiescent-state reclamation): view
+ * pointers are only used within one loop callback (or one /metrics rendering), never kept. Each
+ * worker reports a quiescent state at the end of every tick (sl_registry_quiescent); the metrics
+ * thread marks the span in which it reads views (sl_registry_online/_offline). A view retired at
+ * epoch e is freed once every reader reported an epoch >= e.
  *
  * Lifetime. A stream is reference counted: the registry holds one reference, each loop cache one,
  * each request in flight one, and each open shard log one (dropped by the owner when it closes
@@ -48,7 +53,7 @@ struct sl_shard {
 	 * parked (produce.c) until the reshard is published (re-routed) or abandoned (appended) */
 	bool sealed;
 	void *parked;
-	/* set before the view that closes the shard is published; read by anyone */
+	/* set right after the view that closes the shard is published; read by anyone */
 	atomic_bool closed;
 	_Atomic uint64_t end_seq; /* the last sequence number of a closed shard */
 	/* published by the owner for admin requests and /metrics */
@@ -65,7 +70,6 @@ struct sl_stream_view {
 	struct sl_shard_map *map;    /* routing of the open shards */
 	struct sl_shard **shards;    /* indexed by position in meta->shards (ascending id) */
 	uint32_t nshards;
-	struct sl_stream_view *older; /* the view this one replaced (kept until the stream goes) */
 };
 
 struct sl_stream {
@@ -117,7 +121,20 @@ void sl_registry_release_list(struct sl_stream **list, size_t count);
 void sl_stream_ref(struct sl_stream *s);
 void sl_stream_unref(struct sl_stream *s);
 
-/* The current view: valid while the caller holds a reference on the stream. */
+/*
+ * View readers: the workers (reader = worker id) and one more, sl_registry_reader_other(reg), for
+ * the metrics thread. quiescent: the worker holds no view pointer now (call at the end of each
+ * tick; worker 0 also frees what it can). online/offline bracket the other reader's use.
+ */
+unsigned sl_registry_reader_other(const struct sl_registry *reg);
+void sl_registry_quiescent(struct sl_registry *reg, unsigned reader);
+void sl_registry_online(struct sl_registry *reg, unsigned reader);
+void sl_registry_offline(struct sl_registry *reg, unsigned reader);
+/* Replaced views not freed yet (a gauge for /metrics). */
+size_t sl_registry_views_retired(struct sl_registry *reg);
+
+/* The current view: valid while the caller holds a reference on the stream and, for a
+ * reader thread, until its next quiescent state. */
 static inline struct sl_stream_view *sl_stream_view(struct sl_stream *s)
 {
 	return atomic_load_explicit(&s->view, memory_order_acquire);
@@ -139,10 +156,11 @@ uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key);
  *
  * commit makes meta (a changed clone of the current view's metadata: parents closed with their
  * end_seq, children added) the stream's shape: it creates the logs of the shards meta adds,
- * saves meta durably, marks the closed shards, and publishes the new view, in that order, so
- * every child's log exists before any record routes to it and a crash leaves either the old or
- * the new metadata. Takes ownership of meta in every case. Call with the lock held. Returns 0,
- * or an error with a message (nothing published; the logs it created are removed).
+ * saves meta durably, publishes the new view, retires the old one and marks the parents closed,
+ * in that order, so every child's log exists before any record routes to it and a crash leaves
+ * either the old or the new metadata. Takes ownership
+ * of meta in every case. Call with the lock held. Returns 0, or an error with a message (nothing
+ * published; the logs it created are removed).
  */
 int sl_registry_reshard_begin(struct sl_stream *s);
 void sl_registry_reshard_end(struct sl_stream *s);

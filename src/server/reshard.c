@@ -48,9 +48,9 @@ struct seal_msg {
 	struct reshard_job *job;
 	struct sl_shard *shard;
 	struct seal_msg *next_waiting; /* owner only: sealed, waiting for durability */
-	int status;	  /* the seal's outcome */
-	uint64_t end_seq; /* the sealed shard's last sequence number */
-	bool published;	  /* the outcome the owner is told in step 4 */
+	int status;		       /* the seal's outcome */
+	uint64_t end_seq;	       /* the sealed shard's last sequence number */
+	bool published;		       /* the outcome the owner is told in step 4 */
 };
 
 struct reshard_job {
@@ -72,14 +72,16 @@ struct reshard_job {
 static void job_done(struct reshard_job *job)
 {
 	struct sl_conn *c = job->conn;
-	if (job->status < 0) {
+	if (sl_conn_is_closed(c)) {
+		/* the client left; the reshard stands (or not) all the same */
+	} else if (job->status < 0) {
 		sl_reply_error(c, &job->h, job->status, "%s",
 			       job->msg[0] ? job->msg : sluice_strerror(job->status));
 	} else {
 		struct sl_buf *out = sl_conn_out(c);
 		size_t start;
-		int r = sl_proto_encode_response_head(out, job->h.opcode, job->h.request_id, 0,
-						      &start);
+		int r =
+		    sl_proto_encode_response_head(out, job->h.opcode, job->h.request_id, 0, &start);
 		if (job->h.opcode == SL_OP_STREAM_SPLIT) {
 			r = r ?: sl_buf_put_u32(out, job->child_ids[0]);
 			r = r ?: sl_buf_put_u32(out, job->child_ids[1]);
@@ -168,11 +170,13 @@ static void commit(struct reshard_job *job)
 		job->status = r;
 		SL_ERROR("stream %s: reshard abandoned: %s", job->s->name,
 			 job->msg[0] ? job->msg : sluice_strerror(r));
+		sl_counter_add(&job->w->m.reshards_failed, 1);
 		tell_owners(job, false);
 		return;
 	}
 	SL_INFO("stream %s resharded (%zu step%s): %u open shards", job->s->name, job->nsteps,
 		job->nsteps == 1 ? "" : "s", job->open_after);
+	sl_counter_add(&job->w->m.reshards, 1);
 	if (srv->consumers)
 		sl_consumers_stream_resharded(srv->consumers, job->s);
 	sl_stream_cache_refresh(&job->w->cache, srv->registry);
@@ -192,10 +196,13 @@ static void seal_back(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 	}
 	if (--job->pending)
 		return;
-	if (job->status < 0)
+	if (job->status < 0) {
+		SL_WARN("stream %s: reshard abandoned: %s", job->s->name, job->msg);
+		sl_counter_add(&job->w->m.reshards_failed, 1);
 		tell_owners(job, false);
-	else
+	} else {
 		commit(job);
+	}
 }
 
 /* Answer a seal once sh's records are all durable (or its log failed). Owner only. */
@@ -267,8 +274,8 @@ static int plan(struct sl_worker *w, const struct sl_req_reshard *q, struct sl_s
 			return -ENOMEM;
 		job->nsteps = 1;
 		job->steps[0] = (struct sl_reshard_step){
-		    .kind = job->h.opcode == SL_OP_STREAM_SPLIT ? SL_RESHARD_SPLIT
-								: SL_RESHARD_MERGE,
+		    .kind =
+			job->h.opcode == SL_OP_STREAM_SPLIT ? SL_RESHARD_SPLIT : SL_RESHARD_MERGE,
 		    .shard_id = q->shard_id,
 		    .adjacent_id = q->adjacent_id,
 		    .start_key = sl_hash_key_to_u128(&q->start_hash),

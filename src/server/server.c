@@ -443,6 +443,8 @@ static void tick(struct sl_loop *loop, void *ctx)
 		if (!syncing && !w->dirty && !sl_consumers_busy(w) && all_requests_done(w->srv))
 			sl_loop_stop(loop);
 	}
+	/* Every callback of this round is over: no stream view pointer is held here now. */
+	sl_registry_quiescent(w->srv->registry, w->id);
 }
 
 static void *worker_main(void *arg)

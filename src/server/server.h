@@ -31,6 +31,10 @@ struct sl_worker_metrics {
 	_Atomic uint64_t connections_accepted;
 	_Atomic uint64_t connections_refused;
 	_Atomic uint64_t auth_failures;
+	_Atomic uint64_t reshards;	  /* published (origin worker) */
+	_Atomic uint64_t reshards_failed; /* abandoned after validation (origin worker) */
+	_Atomic uint64_t parts_parked;	  /* produce parts that waited on a sealed shard (owner) */
+	_Atomic uint64_t parts_rerouted;  /* produce parts routed again after a reshard (origin) */
 };
 
 struct sl_worker {

@@ -131,9 +131,9 @@ static uint64_t end_seq_of(const struct sl_stream_meta *meta, uint32_t id,
 	return s && s->start_seq > 0 ? s->start_seq - 1 : 0;
 }
 
-int sl_reshard_apply(struct sl_stream_meta *meta, const struct sl_reshard_step *steps,
-		     size_t count, const struct sl_reshard_seal *seals, size_t nseals,
-		     uint32_t ret_child_ids[2], char *msg, size_t msg_len)
+int sl_reshard_apply(struct sl_stream_meta *meta, const struct sl_reshard_step *steps, size_t count,
+		     const struct sl_reshard_seal *seals, size_t nseals, uint32_t ret_child_ids[2],
+		     char *msg, size_t msg_len)
 {
 	for (size_t i = 0; i < count; i++) {
 		const struct sl_reshard_step *st = &steps[i];
@@ -144,10 +144,10 @@ int sl_reshard_apply(struct sl_stream_meta *meta, const struct sl_reshard_step *
 						 end_seq_of(meta, st->shard_id, seals, nseals), ids,
 						 msg, msg_len);
 		else
-			r = sl_stream_meta_merge(
-			    meta, st->shard_id, st->adjacent_id,
-			    end_seq_of(meta, st->shard_id, seals, nseals),
-			    end_seq_of(meta, st->adjacent_id, seals, nseals), ids, msg, msg_len);
+			r = sl_stream_meta_merge(meta, st->shard_id, st->adjacent_id,
+						 end_seq_of(meta, st->shard_id, seals, nseals),
+						 end_seq_of(meta, st->adjacent_id, seals, nseals),
+						 ids, msg, msg_len);
 		if (r < 0)
 			return r;
 		if (ret_child_ids && i + 1 == count) {

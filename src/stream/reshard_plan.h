@@ -60,9 +60,9 @@ int sl_reshard_plan_scale(const struct sl_stream_meta *meta, uint32_t target,
  * last step go to ret_child_ids (may be NULL): two for a split, one for a merge. Returns 0 or
  * the error of the failing step (see sl_stream_meta_split/_merge) with its message.
  */
-int sl_reshard_apply(struct sl_stream_meta *meta, const struct sl_reshard_step *steps,
-		     size_t count, const struct sl_reshard_seal *seals, size_t nseals,
-		     uint32_t ret_child_ids[2], char *err_msg, size_t err_msg_len);
+int sl_reshard_apply(struct sl_stream_meta *meta, const struct sl_reshard_step *steps, size_t count,
+		     const struct sl_reshard_seal *seals, size_t nseals, uint32_t ret_child_ids[2],
+		     char *err_msg, size_t err_msg_len);
 
 /*
  * The shards open in meta that the steps close (those the server must seal), in ascending id

@@ -206,9 +206,10 @@ static void request(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *
 		if (sl_proto_decode_reshard(op, body, len, &req) == 0) {
 			check_str(&req.stream, body, len);
 			CHECK(sl_proto_name_valid((const uint8_t *)req.stream.p, req.stream.len));
-			CHECK(len == 1 + req.stream.len + (op == SL_OP_STREAM_SPLIT   ? 20
-							   : op == SL_OP_STREAM_MERGE ? 8
-										      : 4));
+			CHECK(len == 1 + req.stream.len +
+					 (op == SL_OP_STREAM_SPLIT   ? 20
+					  : op == SL_OP_STREAM_MERGE ? 8
+								     : 4));
 		}
 		break;
 	}

@@ -457,6 +457,11 @@ def test_get_follow():
         put_lines("cli-follow", [b"new-record"])
         r = read_line(15)
         assert base64.b64decode(r["data"]) == b"new-record", r
+        # a reshard: the parents end, their children are followed from their first record
+        ok("stream", "scale", "cli-follow", "3")
+        put_lines("cli-follow", [b"after-scale-%d" % i for i in range(30)])
+        got = sorted(base64.b64decode(read_line(15)["data"]) for _ in range(30))
+        assert got == sorted(b"after-scale-%d" % i for i in range(30)), got
         assert p.poll() is None, "get --follow exited on its own"
         p.send_signal(signal.SIGINT)
         rc = p.wait(15)

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sluiceproto as sp  # noqa: E402
+import fault_util as fu  # noqa: E402
 
 STREAM = "rs"
 PRODUCERS = 6
@@ -112,6 +113,20 @@ def test_reshard_under_load():
     stop = threading.Event()
     deadline = time.monotonic() + TIME_LIMIT
     threads = [threading.Thread(target=producer, args=(i, deadline, stop)) for i in range(PRODUCERS)]
+    scrapes = [0]
+
+    def scraper():  # /metrics reads every shard of every view while the reshards replace them
+        try:
+            port = srv.http_port()
+            for _ in range(100000):  # bounded
+                if stop.is_set():
+                    return
+                assert sp.http_get(port, "/metrics")[0] == 200
+                scrapes[0] += 1
+        except BaseException as e:  # noqa: BLE001
+            with lock:
+                errors.append("scraper: %r" % (e,))
+    threads.append(threading.Thread(target=scraper))
     for t in threads:
         t.start()
     time.sleep(0.3)
@@ -146,6 +161,17 @@ def test_reshard_under_load():
             if p >= 0:
                 assert s["start_seq"] > shards[p]["end_seq"], (s, shards[p])
     assert len(acked) > 1000, len(acked)
+    assert scrapes[0] > 0
+    m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+    assert m["sluice_reshards_total"] == 5, m["sluice_reshards_total"]
+    assert m["sluice_reshards_failed_total"] == 0
+    # Producers kept writing through the cut-overs: some parts reached a sealed parent.
+    print("parts parked %d, rerouted %d" % (m["sluice_parts_parked_total"],
+                                              m["sluice_parts_rerouted_total"]))
+    assert m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"] > 0, m
+    # the views the reshards replaced are freed once no worker can hold them
+    sp.wait_until(lambda: fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+                  ["sluice_stream_views_retired"] == 0, 10, "replaced views to be freed")
     c.close()
 
 
@@ -240,6 +266,63 @@ def test_restart_reopens_every_shard():
         acked[(shard, seq)] = (b"after-restart-%d" % i, b"x%d" % i)
     check_all(c)
     c.close()
+
+
+def test_abandoned_reshard_loses_nothing():
+    """The child's log cannot be created (EIO from the fault shim): the split is answered with
+    the error, nothing changes, producers never notice; once the fault is gone the same split
+    works and its children start clean."""
+    fsrv = fu.FaultServer()
+    try:
+        fsrv.start()
+        c = fsrv.client()
+        c.create_stream("rsf", 2)
+        got, stop, errs = {}, threading.Event(), []
+
+        def load():
+            try:
+                p = fsrv.client()
+                for i in range(100000):  # bounded
+                    if stop.is_set():
+                        break
+                    batch = [("f%d" % (j % 7), b"f-%d-%d" % (i, j)) for j in range(10)]
+                    for (k, d), (st, sh, seq) in zip(batch, p.produce("rsf", batch)):
+                        assert st == 0, sp.ERR.get(st, st)
+                        got[(sh, seq)] = (k.encode(), d)
+                p.close()
+            except BaseException as e:  # noqa: BLE001
+                errs.append(e)
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(0.2)
+        fsrv.set_faults("open:EIO:path=shardId-000000000003")
+        before = c.list_shards("rsf")
+        try:
+            c.split_shard("rsf", 0, 1 << 126)
+            raise AssertionError("the split should have failed")
+        except sp.SluiceError as e:
+            assert e.status == -fu.EIO, e
+            assert "shard 3" in str(e), e
+        after = c.list_shards("rsf")
+        assert [(s["id"], s["end_seq"]) for s in after] == [(s["id"], s["end_seq"]) for s in before]
+        time.sleep(0.2)
+        fsrv.set_faults("")
+        assert c.split_shard("rsf", 0, 1 << 126) == [2, 3]
+        time.sleep(0.2)
+        stop.set()
+        t.join(60)
+        assert not t.is_alive() and not errs, errs
+        m = fsrv.metrics()
+        assert m["sluice_reshards_failed_total"] == 1 and m["sluice_reshards_total"] == 1, m
+        stored = {}
+        for sh in c.list_shards("rsf"):
+            for r in c.read_all("rsf", sh["id"]):
+                stored[(sh["id"], r["seq"])] = (r["key"], r["data"])
+        assert stored == got, (len(stored), len(got))
+        assert any(sh in (2, 3) for sh, _ in got), "nothing reached the children"
+        c.close()
+    finally:
+        fsrv.cleanup()
 
 
 if __name__ == "__main__":

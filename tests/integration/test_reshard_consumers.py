@@ -168,6 +168,77 @@ def test_new_consumers_after_reshard():
     c.close()
 
 
+def test_child_waits_for_a_stuck_parent():
+    """A parent stuck retrying holds its children back (WAITING_PARENTS, nothing delivered);
+    resetting the parent past the bad record lets it finish, then the children run."""
+    c = srv.client()
+    c.create_stream("rsw", 1)
+    res = c.produce("rsw", [("w", "w-1"), ("w", "FAIL-w-2"), ("w", "w-3")])
+    bad_seq = res[1][2]
+    c.create_consumer("stuck", "rsw", cu.exec_handler_fail(logpath("stuck")),
+                      start="trim-horizon", batch_size=10, max_retries=-1)
+    sp.wait_until(lambda: any(s["state"] == "RETRYING" for s in c.describe_consumer("stuck")["shards"]),
+                  20, "the parent to retry")
+    kids = c.split_shard("rsw", 0, 1 << 127)
+    after = c.produce("rsw", [("w", "w-%d" % i) for i in range(4, 40)] +
+                      [("x%d" % i, "x-%d" % i) for i in range(40)])
+    assert all(st == 0 and sh in kids for st, sh, _ in after), after
+    time.sleep(1.0)
+    d = c.describe_consumer("stuck")
+    states = {s["id"]: s["state"] for s in d["shards"]}
+    assert states[kids[0]] == states[kids[1]] == "WAITING_PARENTS", cu.describe_str(d)
+    assert all(s["delivered"] == 0 for s in d["shards"] if s["id"] in kids), cu.describe_str(d)
+    assert not [e for e in cu.read_jsonl(logpath("stuck")) if e["shard"] in kids]
+    c.reset_consumer("stuck", 0, sp.POS_AFTER_SEQ, bad_seq)
+
+    def done():
+        d = c.describe_consumer("stuck")
+        st = {s["id"]: s for s in d["shards"]}
+        return (st[0]["state"] == "FINISHED" and
+                sum(st[k]["delivered"] for k in kids) == len(after)) and d
+    sp.wait_until(done, 30, "the children to run after the parent finished")
+    child_w = [int(e["seq"]) for e in cu.read_jsonl(logpath("stuck"))
+               if e["key"] == "w" and e["shard"] in kids]
+    assert child_w == [q for st, sh, q in after[:36]], child_w
+    parent_last = max(int(e["seq"]) for e in cu.read_jsonl(logpath("stuck")) if e["shard"] == 0)
+    assert min(child_w) > parent_last
+    c.delete_consumer("stuck")
+    c.close()
+
+
+def test_parent_records_expiring_unprocessed_release_the_children():
+    """A parent whose records expire before they could be processed (the handler fails them
+    until retention removes them) counts as finished; its children then run."""
+    c = srv.client()
+    c.create_stream("rse", 1, retention_ms=1000)
+    c.produce("rse", [("e", "FAIL-%d" % i) for i in range(3)])
+    c.create_consumer("exp", "rse", cu.exec_handler_fail(logpath("exp")), start="trim-horizon",
+                      batch_size=10, max_retries=-1)
+    kids = c.split_shard("rse", 0, 1 << 127)
+
+    def parent_done():
+        d = c.describe_consumer("exp")
+        st = {s["id"]: s for s in d["shards"]}
+        return st[0]["state"] == "FINISHED" and d
+    d = sp.wait_until(parent_done, 30, "the parent to finish by expiry")
+    st = {s["id"]: s for s in d["shards"]}
+    assert st[0]["expired"] == 3 and st[0]["delivered"] == 0, cu.describe_str(d)
+    # the children were waiting, and start now (before anything new could expire too)
+    sp.wait_until(lambda: all(s["state"] == "IDLE" for s in c.describe_consumer("exp")["shards"]
+                              if s["id"] in kids), 10, "the children to start")
+    res = c.produce("rse", [("e", "later-%d" % i) for i in range(20)])
+    assert all(x[0] == 0 and x[1] in kids for x in res), res
+
+    def children_done():
+        d = c.describe_consumer("exp")
+        return sum(s["delivered"] for s in d["shards"] if s["id"] in kids) == 20 and d
+    sp.wait_until(children_done, 30, "the children to deliver")
+    got = [int(e["seq"]) for e in cu.read_jsonl(logpath("exp")) if e["data"].startswith("later")]
+    assert got == [x[2] for x in res], got
+    c.delete_consumer("exp")
+    c.close()
+
+
 def test_restart_then_reshard_again():
     c = srv.client()
     c.close()

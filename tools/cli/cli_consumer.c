@@ -310,7 +310,7 @@ static int describe_text(const struct sluice_consumer_info *info)
 	printf("Timeout:         %s\n", timeout);
 	printf("Created:         %s\n", created);
 	printf("Shards:          %zu\n\n", info->shard_count);
-	printf("%-20s  %10s  %10s  %10s  %-14s  %10s  %10s  %10s  %10s  %10s  %s\n", "SHARD",
+	printf("%-20s  %10s  %10s  %10s  %-15s  %10s  %10s  %10s  %10s  %10s  %s\n", "SHARD",
 	       "CHECKPOINT", "LAG REC", "LAG MS", "STATE", "DELIVERED", "FAILED", "RETRIES",
 	       "ON-FAILURE", "EXPIRED", "LAST ERROR");
 	for (size_t i = 0; i < info->shard_count; i++) {
@@ -321,7 +321,7 @@ static int describe_text(const struct sluice_consumer_info *info)
 		print_count(s->checkpoint_seq);
 		print_count(s->lag_records);
 		print_count(s->lag_ms);
-		printf("  %-14s", sluice_consumer_state_name(s->state));
+		printf("  %-15s", sluice_consumer_state_name(s->state));
 		print_count(s->delivered);
 		print_count(s->batches_failed);
 		print_count(s->retries);

@@ -424,7 +424,7 @@ static int describe_text(const struct sluice_firehose_info *info)
 	printf("Start:              %s\n", start);
 	printf("Created:            %s\n", created);
 	printf("Shards:             %zu\n\n", info->shard_count);
-	printf("%-20s  %-8s  %10s  %10s  %10s  %-24s  %8s  %10s  %12s  %8s  %10s  %8s  %s  %s\n",
+	printf("%-20s  %-15s  %10s  %10s  %10s  %-24s  %8s  %10s  %12s  %8s  %10s  %8s  %s  %s\n",
 	       "SHARD", "STATE", "CHECKPOINT", "BUF REC", "BUF BYTES", "LAST FLUSH", "OBJECTS",
 	       "RECORDS", "BYTES", "FAILURES", "ON-FAILURE", "EXPIRED", "LAST OBJECT KEY",
 	       "LAST ERROR");
@@ -434,7 +434,7 @@ static int describe_text(const struct sluice_firehose_info *info)
 		shard_name(s->shard_id, id);
 		if (s->last_flush_ms)
 			sl_format_timestamp(s->last_flush_ms, flushed, sizeof(flushed));
-		printf("%-20s  %-8s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %-24s  %8" PRIu64
+		printf("%-20s  %-15s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %-24s  %8" PRIu64
 		       "  %10" PRIu64 "  %12" PRIu64 "  %8" PRIu64 "  %10" PRIu64 "  %8" PRIu64
 		       "  ",
 		       id, sluice_firehose_state_name(s->state), s->checkpoint_seq,

@@ -1,6 +1,8 @@
 /*
  * sluice get NAME: print the records of one shard or of all shards, from a position, up to the
- * tip (or forever with --follow, until SIGINT/SIGTERM).
+ * tip (or forever with --follow, until SIGINT/SIGTERM). Closed shards (parents of a reshard) are
+ * read too; with --follow, when a shard is read to its end its children are picked up, from
+ * their first record.
  */
 #include "base64.h"
 #include "cli.h"
@@ -22,7 +24,8 @@ static const char get_usage[] =
     "  --shard ID     3 or shardId-000000000003 (default: every shard)\n"
     "  --from POS     trim-horizon (default), latest, seq:N, time:ISO8601\n"
     "  --max N        stop after N records\n"
-    "  --follow       keep polling for new records until interrupted\n"
+    "  --follow       keep polling for new records until interrupted; follows the\n"
+    "                 children of a shard closed by a reshard\n"
     "  --format F     raw: the data and a newline (default); json: one object per line\n";
 
 /* Sleep between polls when every shard is caught up: short enough to feel live. */
@@ -90,6 +93,72 @@ static void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
 	nanosleep(&ts, NULL); /* EINTR from a signal: the loop checks stop_requested */
+}
+
+/* The shard readers of a get: one per shard id, with whether each is finished. */
+struct get_shards {
+	uint32_t *ids;
+	struct sluice_shard_reader **readers;
+	bool *done;
+	size_t n, cap;
+};
+
+static int get_shards_add(struct get_shards *g, struct sluice_client *c, const char *stream,
+			  uint32_t id, const struct sluice_position *from)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->ids[i] == id)
+			return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 16;
+		uint32_t *ids = realloc(g->ids, cap * sizeof(*ids));
+		if (ids)
+			g->ids = ids;
+		struct sluice_shard_reader **rs = realloc(g->readers, cap * sizeof(*rs));
+		if (rs)
+			g->readers = rs;
+		bool *done = realloc(g->done, cap * sizeof(*done));
+		if (done)
+			g->done = done;
+		if (!ids || !rs || !done)
+			return -ENOMEM;
+		g->cap = cap;
+	}
+	int r = sluice_shard_reader_create(c, stream, id, from, &g->readers[g->n]);
+	if (r < 0)
+		return r;
+	g->ids[g->n] = id;
+	g->done[g->n] = false;
+	g->n++;
+	return 1;
+}
+
+/* Every shard of the stream not read yet (children of a reshard), from their first record. */
+static int get_shards_refresh(struct get_shards *g, struct sluice_client *c, const char *stream,
+			      const struct sluice_position *from, size_t *ret_added)
+{
+	struct sluice_shard_info *shards;
+	size_t n;
+	int r = sluice_list_shards(c, stream, &shards, &n);
+	if (r < 0)
+		return r;
+	*ret_added = 0;
+	for (size_t i = 0; r >= 0 && i < n; i++) {
+		r = get_shards_add(g, c, stream, shards[i].shard_id, from);
+		if (r > 0)
+			(*ret_added)++;
+	}
+	sluice_shards_free(shards);
+	return r < 0 ? r : 0;
+}
+
+static void get_shards_finish(struct get_shards *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		sluice_shard_reader_destroy(g->readers[i]);
+	free(g->readers);
+	free(g->done);
+	free(g->ids);
 }
 
 int cli_get(const struct cli *cli_in, int argc, char **argv)
@@ -161,10 +230,7 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 	if (r)
 		return r;
 	int ret = CLI_EXIT_OK;
-	uint32_t *ids = NULL;
-	size_t nshards = 0;
-	struct sluice_shard_reader **readers = NULL;
-	bool *done = NULL;
+	struct get_shards g = {0};
 	json_t *sj = json_string(out.stream);
 	out.stream_json = sj ? json_dumps(sj, JSON_ENCODE_ANY) : NULL;
 	json_decref(sj);
@@ -172,57 +238,29 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 		ret = cli_fail(what, "%s", sluice_strerror(SLUICE_ERR_INVALID_NAME));
 		goto out;
 	}
-	if (one_shard) {
-		ids = malloc(sizeof(*ids));
-		if (!ids) {
-			ret = cli_fail(what, "out of memory");
-			goto out;
-		}
-		ids[0] = shard_id;
-		nshards = 1;
-	} else {
-		struct sluice_shard_info *shards;
-		r = sluice_list_shards(c, out.stream, &shards, &nshards);
-		if (r < 0) {
-			ret = cli_fail_client(what, c, r);
-			goto out;
-		}
-		ids = malloc((nshards ? nshards : 1) * sizeof(*ids));
-		for (size_t i = 0; ids && i < nshards; i++)
-			ids[i] = shards[i].shard_id;
-		sluice_shards_free(shards);
-		if (!ids) {
-			ret = cli_fail(what, "out of memory");
-			goto out;
-		}
-	}
-	readers = calloc(nshards ? nshards : 1, sizeof(*readers));
-	done = calloc(nshards ? nshards : 1, sizeof(*done));
-	if (!readers || !done) {
-		ret = cli_fail(what, "out of memory");
+	const struct sluice_position first = {.type = SLUICE_POS_TRIM_HORIZON};
+	size_t added;
+	r = one_shard ? get_shards_add(&g, c, out.stream, shard_id, &from)
+		      : get_shards_refresh(&g, c, out.stream, &from, &added);
+	if (r < 0) {
+		ret = cli_fail_client(what, c, r);
 		goto out;
-	}
-	for (size_t i = 0; i < nshards; i++) {
-		r = sluice_shard_reader_create(c, out.stream, ids[i], &from, &readers[i]);
-		if (r < 0) {
-			ret = cli_fail_client(what, c, r);
-			goto out;
-		}
 	}
 
 	/*
 	 * Without --follow, each shard is read until its tip and then dropped; with --follow the
-	 * shards are polled round-robin, sleeping when a whole round found nothing.
+	 * shards are polled round-robin, sleeping when a whole round found nothing, and a shard
+	 * read to its end (closed by a reshard) makes way for its children.
 	 */
-	size_t active = nshards;
+	size_t active = g.n;
 	while (active > 0 && !stop_requested) {
-		bool any = false;
-		for (size_t i = 0; i < nshards && !stop_requested; i++) {
-			if (done[i])
+		bool any = false, ended = false;
+		for (size_t i = 0; i < g.n && !stop_requested; i++) {
+			if (g.done[i])
 				continue;
 			const struct sluice_read_result *res;
-			uint64_t before = sluice_shard_reader_position(readers[i]).value;
-			int n = sluice_shard_reader_next(readers[i], READ_RECORDS, 0, &res);
+			uint64_t before = sluice_shard_reader_position(g.readers[i]).value;
+			int n = sluice_shard_reader_next(g.readers[i], READ_RECORDS, 0, &res);
 			if (n < 0) {
 				if (stop_requested)
 					break;
@@ -239,10 +277,20 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 			if (n > 0)
 				any = true;
 			bool stuck = n == 0 && res->next_seq == before;
-			if (!follow && (sluice_shard_reader_caught_up(readers[i]) || stuck)) {
-				done[i] = true;
+			if (res->shard_ended ||
+			    (!follow && (sluice_shard_reader_caught_up(g.readers[i]) || stuck))) {
+				ended |= res->shard_ended;
+				g.done[i] = true;
 				active--;
 			}
+		}
+		if (follow && ended && !one_shard && !stop_requested) {
+			r = get_shards_refresh(&g, c, out.stream, &first, &added);
+			if (r < 0) {
+				ret = cli_fail_client(what, c, r);
+				goto out;
+			}
+			active += added;
 		}
 		if (follow && !any && !stop_requested) {
 			fflush(stdout);
@@ -252,11 +300,7 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 out:
 	if (fflush(stdout) != 0 && ret == CLI_EXIT_OK)
 		ret = cli_fail(what, "writing output: %s", strerror(errno));
-	for (size_t i = 0; readers && i < nshards; i++)
-		sluice_shard_reader_destroy(readers[i]);
-	free(readers);
-	free(done);
-	free(ids);
+	get_shards_finish(&g);
 	free(out.b64);
 	free(out.stream_json);
 	sluice_client_close(c);

@@ -152,7 +152,7 @@ static int describe_print(const struct sluice_stream_info *info, enum format for
 	for (size_t i = 0; i < info->shard_count; i++) {
 		const struct sluice_shard_info *s = &info->shards[i];
 		char id[24], parent[24] = "-", adjacent[24] = "-", start[41], end[41],
-							   endseq[24] = "-";
+			     endseq[24] = "-";
 		shard_name(s->shard_id, id);
 		if (s->parent_id >= 0)
 			shard_name((uint32_t)s->parent_id, parent);
@@ -173,9 +173,12 @@ static int parse_args(struct cli *cli, const char *what, int argc, char **argv,
 		      struct stream_args *a)
 {
 	static const struct option opts[] = {
-	    {"shards", required_argument, NULL, 'n'}, {"retention", required_argument, NULL, 'r'},
-	    {"format", required_argument, NULL, 'f'}, {"server", required_argument, NULL, 's'},
-	    {"at", required_argument, NULL, 'a'},     {"help", no_argument, NULL, 'h'},
+	    {"shards", required_argument, NULL, 'n'},
+	    {"retention", required_argument, NULL, 'r'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"server", required_argument, NULL, 's'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	int o;
@@ -218,8 +221,8 @@ static int parse_args(struct cli *cli, const char *what, int argc, char **argv,
 }
 
 /* split NAME SHARD [--at HASHKEY], merge NAME SHARD ADJACENT, scale NAME COUNT */
-static int reshard(const struct cli *cli, const char *what, const char *sub, int npos,
-		   char **pos, const struct stream_args *a)
+static int reshard(const struct cli *cli, const char *what, const char *sub, int npos, char **pos,
+		   const struct stream_args *a)
 {
 	bool split = strcmp(sub, "split") == 0, merge = strcmp(sub, "merge") == 0;
 	int want = merge ? 3 : 2;
@@ -286,7 +289,8 @@ static int reshard(const struct cli *cli, const char *what, const char *sub, int
 			shard_name(kids[1], b_id);
 			char key[41];
 			hash_key_decimal(&at, key);
-			printf("split shardId-%012u at %s into %s and %s\n", shard, key, a_id, b_id);
+			printf("split shardId-%012u at %s into %s and %s\n", shard, key, a_id,
+			       b_id);
 		}
 	} else if (merge) {
 		uint32_t child;

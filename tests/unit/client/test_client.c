@@ -174,6 +174,30 @@ static int handler(void *ctx, unsigned conn, const struct sl_frame_header *h, co
 	case SL_OP_READ:
 		answer_read(out, h, body, len);
 		return FAKE_SEND;
+	case SL_OP_STREAM_SPLIT:
+	case SL_OP_STREAM_MERGE:
+	case SL_OP_STREAM_SCALE: {
+		struct sl_req_reshard q;
+		assert_int_equal(sl_proto_decode_reshard(h->opcode, body, len, &q), 0);
+		assert_true(q.stream.len == 6 && memcmp(q.stream.p, "orders", 6) == 0);
+		if (q.shard_id == 99) {
+			fake_answer_error(out, h, SLUICE_ERR_RESOURCE_IN_USE,
+					  "another reshard is running");
+			return FAKE_SEND;
+		}
+		sl_proto_encode_response_head(out, h->opcode, h->request_id, 0, &start);
+		if (h->opcode == SL_OP_STREAM_SPLIT) {
+			/* children: the shard id + 10 and the key's first byte */
+			sl_buf_put_u32(out, q.shard_id + 10);
+			sl_buf_put_u32(out, q.start_hash.be[0]);
+		} else if (h->opcode == SL_OP_STREAM_MERGE) {
+			sl_buf_put_u32(out, q.shard_id * 100 + q.adjacent_id);
+		} else {
+			sl_buf_put_u32(out, q.target);
+		}
+		sl_proto_finish_frame(out, start);
+		return FAKE_SEND;
+	}
 	default:
 		fake_answer_error(out, h, SLUICE_ERR_BAD_OPCODE, "bad opcode");
 		return FAKE_SEND;
@@ -258,6 +282,9 @@ static void list_and_describe(void **state)
 	assert_int_equal(info->shards[1].adjacent_parent_id, 0);
 	assert_int_equal(info->shards[1].end_hash_key.be[0], 0x80);
 	assert_true(info->shards[1].next_seq == 11);
+	/* shard 1 names 0 as its adjacent parent: 0 is closed (the wire has no state field) */
+	assert_true(info->shards[0].closed);
+	assert_false(info->shards[1].closed);
 	sluice_stream_info_free(info);
 
 	info = NULL;
@@ -344,6 +371,33 @@ static void read_and_shard_reader(void **state)
 	sluice_shard_reader_destroy(sr);
 }
 
+static void reshard_calls(void **state)
+{
+	struct fixture *f = *state;
+	struct sluice_hash_key k = {.be = {0x42}};
+	uint32_t kids[2] = {0, 0}, child = 0;
+	assert_int_equal(sluice_stream_split(f->c, "orders", 3, &k, kids), 0);
+	assert_int_equal(kids[0], 13);
+	assert_int_equal(kids[1], 0x42);
+	assert_int_equal(sluice_stream_split(f->c, "orders", 3, &k, NULL), 0);
+	assert_int_equal(sluice_stream_merge(f->c, "orders", 4, 5, &child), 0);
+	assert_int_equal(child, 405);
+	assert_int_equal(sluice_stream_merge(f->c, "orders", 4, 5, NULL), 0);
+	assert_int_equal(sluice_stream_scale(f->c, "orders", 6), 0);
+	/* errors: the server's, and the ones found before sending */
+	assert_int_equal(sluice_stream_split(f->c, "orders", 99, &k, kids),
+			 SLUICE_ERR_RESOURCE_IN_USE);
+	assert_string_equal(sluice_client_last_error_message(f->c), "another reshard is running");
+	assert_int_equal(sluice_stream_split(f->c, "orders", 3, NULL, kids),
+			 SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(sluice_stream_scale(f->c, "orders", 0), SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(sluice_stream_scale(f->c, "orders", SLUICE_SHARDS_MAX + 1),
+			 SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(sluice_stream_merge(f->c, "bad name", 1, 2, NULL),
+			 SLUICE_ERR_INVALID_NAME);
+	assert_int_equal(sluice_ping(f->c), 0); /* the connection is fine */
+}
+
 static void disconnect_mid_answer_then_reconnect(void **state)
 {
 	struct fixture *f = *state;
@@ -422,6 +476,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(list_and_describe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_and_put_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_and_shard_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reshard_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(disconnect_mid_answer_then_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(silent_server_times_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(wrong_request_id_is_protocol_error, setup, teardown),

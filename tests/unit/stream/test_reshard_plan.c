@@ -67,7 +67,8 @@ static void scale_and_check(struct sl_stream_meta *m, uint32_t target)
 	for (size_t i = before; i < m->shard_count; i++) {
 		const struct sl_shard_meta *c = &m->shards[i];
 		assert_true(c->parent_id >= 0);
-		const struct sl_shard_meta *p = sl_stream_meta_find_shard(m, (uint32_t)c->parent_id);
+		const struct sl_shard_meta *p =
+		    sl_stream_meta_find_shard(m, (uint32_t)c->parent_id);
 		assert_int_equal(p->state, SL_SHARD_CLOSED);
 		assert_true(c->start_seq == p->end_seq + 1 ||
 			    (c->adjacent_parent_id >= 0 && c->start_seq > p->end_seq));
@@ -210,7 +211,8 @@ static void touched_and_failed_steps(void **state)
 	assert_int_equal(sl_reshard_touched(m, &bad, 1, ids, msg, sizeof(msg)),
 			 SLUICE_ERR_INVALID_ARGUMENT);
 	assert_true(msg[0] != '\0');
-	struct sl_reshard_step nomerge = {.kind = SL_RESHARD_MERGE, .shard_id = 0, .adjacent_id = 3};
+	struct sl_reshard_step nomerge = {
+	    .kind = SL_RESHARD_MERGE, .shard_id = 0, .adjacent_id = 3};
 	assert_int_equal(sl_reshard_touched(m, &nomerge, 1, ids, msg, sizeof(msg)),
 			 SLUICE_ERR_INVALID_ARGUMENT);
 	struct sl_reshard_step missing = {.kind = SL_RESHARD_SPLIT, .shard_id = 77};
