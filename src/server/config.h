@@ -25,7 +25,8 @@ struct sl_server_config {
 	char data_dir[4096];
 	char listen[256];
 	char http_listen[256];
-	unsigned threads; /* 0 = number of cores */
+	unsigned http_max_connections; /* 0 = KIN_CONNECTIONS_DEFAULT (src/kinesis/gateway.h) */
+	unsigned threads;	       /* 0 = number of cores */
 	enum sl_fsync_mode fsync_mode;
 	int64_t fsync_interval_ms;
 	uint32_t max_record_bytes;

@@ -126,8 +126,10 @@ static inline void sl_counter_add(_Atomic uint64_t *c, uint64_t v)
 			      memory_order_relaxed);
 }
 
-/* Start the /healthz + /metrics HTTP thread (http_metrics.c). */
-int sl_http_metrics_start(struct sl_server *srv, const char *listen, pthread_t *ret_thread,
-			  int *ret_stop_fd);
+/*
+ * GET /healthz and /metrics for the HTTP gateway (http_metrics.c; a kin_get_fn, ctx is the
+ * server): the status and body, or 0 for any other path.
+ */
+int sl_http_get(void *ctx, const char *path, struct sl_buf *body, const char **ret_content_type);
 
 #endif
