@@ -42,6 +42,15 @@
  *                   -> u32 shard_id, u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n,
  *                      n x record_out
  *
+ * Stream settings (Kinesis' retention and tag operations):
+ *   STREAM_SET_RETENTION str8 name, u64 retention_ms -> (empty)
+ *   STREAM_ADD_TAGS      str8 name, u32 n (1..SL_PROTO_TAGS_MAX), n x (str8 key, str16 value)
+ *                        -> (empty); all or nothing, an existing key gets the new value
+ *   STREAM_REMOVE_TAGS   str8 name, u32 n (1..SL_PROTO_TAGS_MAX), n x str8 key -> (empty);
+ *                        keys the stream does not have are ignored (as Kinesis does)
+ *   STREAM_LIST_TAGS     str8 name -> u32 n, n x (str8 key, str16 value), in the order they
+ *                        were first added
+ *   Tag keys are 1..128 bytes, values 0..256 bytes, both UTF-8 without NUL (Kinesis' rules).
  *
  * Consumers (registrations of stream -> handler; see src/consumer/consumer_config.h):
  *   CONSUMER_CREATE   consumer_config -> (empty)
@@ -133,6 +142,10 @@ enum sl_opcode {
 	SL_OP_LIST_STREAMS = 0x12,
 	SL_OP_DESCRIBE_STREAM = 0x13,
 	SL_OP_LIST_SHARDS = 0x14,
+	SL_OP_STREAM_SET_RETENTION = 0x15,
+	SL_OP_STREAM_ADD_TAGS = 0x16,
+	SL_OP_STREAM_REMOVE_TAGS = 0x17,
+	SL_OP_STREAM_LIST_TAGS = 0x18,
 	SL_OP_PRODUCE = 0x20,
 	SL_OP_READ = 0x21,
 	SL_OP_CONSUMER_CREATE = 0x30,
@@ -236,6 +249,36 @@ int sl_proto_decode_produce(const uint8_t *body, size_t len, struct sl_req_produ
  */
 int sl_proto_produce_next(struct sl_req_produce *req, uint32_t record_bytes_max,
 			  struct sl_record_view *ret);
+
+/* Tags in one request or answer: a stream has at most 50 (Kinesis), so 50 suffice. */
+#define SL_PROTO_TAGS_MAX 50u
+#define SL_PROTO_TAG_KEY_MAX 128u
+#define SL_PROTO_TAG_VALUE_MAX 256u
+
+struct sl_req_set_retention {
+	struct sl_str name;
+	uint64_t retention_ms;
+};
+
+/* STREAM_ADD_TAGS (values) and STREAM_REMOVE_TAGS (keys only), checked whole by decode. */
+struct sl_req_tags {
+	struct sl_str name;
+	uint32_t count;
+	bool with_values;
+	struct sl_reader tags; /* positioned at the first tag */
+};
+
+/*
+ * SET_RETENTION: PROTOCOL, INVALID_NAME. ADD/REMOVE_TAGS (with_values: ADD): PROTOCOL for
+ * structure (count 0 or over SL_PROTO_TAGS_MAX, truncation, trailing bytes), then INVALID_NAME,
+ * then INVALID_ARGUMENT for a key or value out of its length range or containing NUL. next
+ * returns 1 with the next tag (value empty for REMOVE), 0 after the last.
+ */
+int sl_proto_decode_set_retention(const uint8_t *body, size_t len,
+				  struct sl_req_set_retention *ret);
+int sl_proto_decode_tags(const uint8_t *body, size_t len, bool with_values,
+			 struct sl_req_tags *ret);
+int sl_proto_tags_next(struct sl_req_tags *req, struct sl_str *ret_key, struct sl_str *ret_value);
 
 /* ---- encoders: append one whole frame (header included) to out ---- */
 
@@ -481,7 +524,7 @@ struct sl_firehose_wire {
 	uint32_t buffer_interval_ms;
 	uint8_t compression; /* enum sl_proto_firehose_compression */
 	int32_t zstd_level;
-	uint8_t format; /* enum sl_proto_firehose_format */
+	uint8_t format;		       /* enum sl_proto_firehose_format */
 	int64_t max_retry_duration_ms; /* -1: until the records expire */
 	struct sl_str on_failure;      /* len 0: none */
 	struct sluice_position start;

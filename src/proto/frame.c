@@ -47,6 +47,10 @@ bool sl_proto_opcode_known(uint8_t opcode)
 	case SL_OP_LIST_STREAMS:
 	case SL_OP_DESCRIBE_STREAM:
 	case SL_OP_LIST_SHARDS:
+	case SL_OP_STREAM_SET_RETENTION:
+	case SL_OP_STREAM_ADD_TAGS:
+	case SL_OP_STREAM_REMOVE_TAGS:
+	case SL_OP_STREAM_LIST_TAGS:
 	case SL_OP_PRODUCE:
 	case SL_OP_READ:
 	case SL_OP_CONSUMER_CREATE:

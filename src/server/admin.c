@@ -193,7 +193,10 @@ void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		r = sl_proto_encode_response_head(out, h->opcode, h->request_id, 0, &start);
 		if (h->opcode == SL_OP_DESCRIBE_STREAM) {
 			r = r ?: sl_proto_put_str8(out, s->name, s->name_len);
-			r = r ?: sl_buf_put_u64(out, (uint64_t)s->meta->retention_ms);
+			r = r
+				?: sl_buf_put_u64(out,
+						  (uint64_t)__atomic_load_n(&s->meta->retention_ms,
+									    __ATOMIC_RELAXED));
 			r = r ?: sl_buf_put_u64(out, (uint64_t)s->meta->created_ms);
 			r = r ?: sl_buf_put_u8(out, SL_PROTO_STREAM_ACTIVE);
 		}

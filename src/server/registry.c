@@ -502,3 +502,143 @@ struct sl_stream *sl_stream_cache_find(const struct sl_stream_cache *c, const ch
 	}
 	return NULL;
 }
+
+/* ---- stream settings: retention and tags ---- */
+
+/*
+ * The published meta is immutable except for these two settings, changed under the lock after
+ * the new file is durable: tags are read only under the lock (here, and by save), and
+ * retention_ms is a naturally atomic 64-bit field that readers load as they go (describe, the
+ * consumer engine); a reader sees the old or the new value, both valid.
+ */
+static int update_settings(struct sl_registry *reg, const char *name,
+			   int (*edit)(struct sl_stream_meta *m, void *ctx, char *msg, size_t len),
+			   void *ctx, struct sl_stream **ret_stream, char *err_msg,
+			   size_t err_msg_len)
+{
+	pthread_mutex_lock(&reg->mu);
+	ssize_t i = find_index(reg, name);
+	if (i < 0) {
+		pthread_mutex_unlock(&reg->mu);
+		snprintf(err_msg, err_msg_len, "stream %s not found", name);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	struct sl_stream *s = reg->streams[i];
+	struct sl_stream_meta *copy;
+	int r = sl_stream_meta_clone(s->meta, &copy);
+	if (r == 0)
+		r = edit(copy, ctx, err_msg, err_msg_len);
+	if (r == 0) {
+		r = sl_stream_meta_save(reg->meta_dir, copy);
+		if (r < 0)
+			snprintf(err_msg, err_msg_len, "cannot save stream metadata: %s",
+				 sluice_strerror(r));
+	}
+	if (r == 0) {
+		struct sl_tag *tags = s->meta->tags;
+		size_t n = s->meta->tag_count;
+		s->meta->tags = copy->tags;
+		s->meta->tag_count = copy->tag_count;
+		copy->tags = tags;
+		copy->tag_count = n;
+		__atomic_store_n(&s->meta->retention_ms, copy->retention_ms, __ATOMIC_RELAXED);
+		if (ret_stream) {
+			sl_stream_ref(s);
+			*ret_stream = s;
+		}
+	}
+	pthread_mutex_unlock(&reg->mu);
+	sl_stream_meta_destroy(copy);
+	return r;
+}
+
+static int edit_retention(struct sl_stream_meta *m, void *ctx, char *msg, size_t len)
+{
+	int64_t ms = *(const int64_t *)ctx;
+	if (ms < SL_STREAM_RETENTION_MS_MIN || ms > SL_STREAM_RETENTION_MS_MAX) {
+		snprintf(msg, len, "retention must be %llds..%llds",
+			 SL_STREAM_RETENTION_MS_MIN / 1000, SL_STREAM_RETENTION_MS_MAX / 1000);
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	}
+	m->retention_ms = ms;
+	return 0;
+}
+
+int sl_registry_set_retention(struct sl_registry *reg, const char *name, int64_t retention_ms,
+			      struct sl_stream **ret_stream, char *err_msg, size_t err_msg_len)
+{
+	return update_settings(reg, name, edit_retention, &retention_ms, ret_stream, err_msg,
+			       err_msg_len);
+}
+
+struct tag_edit {
+	const struct sl_tag *tags;
+	size_t count;
+	bool remove;
+};
+
+static int edit_tags(struct sl_stream_meta *m, void *ctx, char *msg, size_t len)
+{
+	const struct tag_edit *e = ctx;
+	for (size_t i = 0; i < e->count; i++) {
+		if (e->remove) {
+			sl_stream_meta_remove_tag(m, e->tags[i].key); /* absent keys: ignored */
+			continue;
+		}
+		int r = sl_stream_meta_set_tag(m, e->tags[i].key, e->tags[i].value);
+		if (r == SLUICE_ERR_LIMIT_EXCEEDED)
+			snprintf(msg, len, "a stream has at most %d tags", SL_STREAM_TAGS_MAX);
+		else if (r == SLUICE_ERR_INVALID_ARGUMENT)
+			snprintf(msg, len,
+				 "tag keys are 1..%d bytes and values 0..%d bytes of UTF-8",
+				 SL_STREAM_TAG_KEY_LEN_MAX, SL_STREAM_TAG_VALUE_LEN_MAX);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int sl_registry_update_tags(struct sl_registry *reg, const char *name, const struct sl_tag *tags,
+			    size_t count, bool remove, char *err_msg, size_t err_msg_len)
+{
+	struct tag_edit e = {.tags = tags, .count = count, .remove = remove};
+	return update_settings(reg, name, edit_tags, &e, NULL, err_msg, err_msg_len);
+}
+
+int sl_registry_list_tags(struct sl_registry *reg, const char *name, struct sl_tag **ret,
+			  size_t *ret_count)
+{
+	pthread_mutex_lock(&reg->mu);
+	ssize_t i = find_index(reg, name);
+	if (i < 0) {
+		pthread_mutex_unlock(&reg->mu);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	const struct sl_stream_meta *m = reg->streams[i]->meta;
+	struct sl_tag *out = calloc(m->tag_count ? m->tag_count : 1, sizeof(*out));
+	int r = out ? 0 : -ENOMEM;
+	for (size_t k = 0; r == 0 && k < m->tag_count; k++) {
+		out[k].key = strdup(m->tags[k].key);
+		out[k].value = strdup(m->tags[k].value);
+		if (!out[k].key || !out[k].value)
+			r = -ENOMEM;
+	}
+	size_t n = m->tag_count;
+	pthread_mutex_unlock(&reg->mu);
+	if (r < 0) {
+		sl_tags_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_count = n;
+	return 0;
+}
+
+void sl_tags_free(struct sl_tag *tags, size_t count)
+{
+	for (size_t i = 0; tags && i < count; i++) {
+		free(tags[i].key);
+		free(tags[i].value);
+	}
+	free(tags);
+}

@@ -94,6 +94,9 @@ void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
 			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
 void sl_handle_firehose_admin(struct sl_worker *w, struct sl_conn *c,
 			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
+/* STREAM_SET_RETENTION and the tag requests (admin_stream_settings.c). */
+void sl_handle_stream_settings(struct sl_worker *w, struct sl_conn *c,
+			       const struct sl_frame_header *h, const uint8_t *body, size_t len);
 
 /*
  * Append records to a stream from inside the server (consumers' on-failure stream), with the

@@ -1,4 +1,4 @@
-/* sluice stream create|list|describe|delete */
+/* sluice stream create|list|describe|delete (tag|untag|tags|retention: cli_stream_settings.c) */
 #include "cli.h"
 
 #include "common/units.h"
@@ -14,7 +14,11 @@ static const char stream_usage[] =
     "usage: sluice stream create NAME --shards N [--retention DURATION]  (default 24h)\n"
     "       sluice stream list [--format text|json]\n"
     "       sluice stream describe NAME [--format text|json]\n"
-    "       sluice stream delete NAME\n";
+    "       sluice stream delete NAME\n"
+    "       sluice stream retention NAME DURATION        (e.g. 48h, 7d)\n"
+    "       sluice stream tag NAME KEY=VALUE...\n"
+    "       sluice stream untag NAME KEY...\n"
+    "       sluice stream tags NAME [--format text|json]\n";
 
 /* Kinesis' default retention. */
 #define RETENTION_MS_DEFAULT (24 * 3600 * 1000LL)
@@ -189,6 +193,8 @@ int cli_stream(const struct cli *cli_in, int argc, char **argv)
 		return r;
 	int npos = argc - 1 - optind;
 	char **pos = argv + 1 + optind;
+	if (cli_stream_settings_sub(sub))
+		return cli_stream_settings(&cli, what, sub, npos, pos, a.format == FORMAT_JSON);
 	bool needs_name = strcmp(sub, "list") != 0;
 	if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "describe") &&
 	    strcmp(sub, "delete"))
