@@ -15,8 +15,6 @@
 #define RETENTION_DEFAULT_MS (24ll * 3600 * 1000)
 /* ON_DEMAND streams start with 4 shards in Kinesis. */
 #define ON_DEMAND_SHARDS 4
-/* Kinesis' default account limit on shards; sluice's real bound is SLUICE_SHARDS_MAX per stream. */
-#define SHARD_LIMIT 500
 /* ListStreams / DescribeStream / ListShards page sizes (Kinesis' defaults and bounds). */
 #define LIST_STREAMS_DEFAULT 100
 #define LIST_STREAMS_MAX 10000
@@ -129,9 +127,7 @@ void kin_op_list_streams(struct kin_req *q)
 	int64_t limit = LIST_STREAMS_DEFAULT;
 	const char *start = NULL, *token = NULL;
 	bool has_start, has_token;
-	if (!kin_get_int(q, "Limit", 1, LIST_STREAMS_MAX, &limit, NULL) && !q->failed)
-		return;
-	if (q->failed)
+	if (!kin_get_int(q, "Limit", 1, LIST_STREAMS_MAX, &limit, &(bool){0}))
 		return;
 	if (!kin_get_string(q, "ExclusiveStartStreamName", 1, SLUICE_NAME_LEN_MAX, &start,
 			    &has_start) ||
@@ -435,7 +431,7 @@ void kin_op_describe_limits(struct kin_req *q)
 		sluice_shards_free(shards);
 	}
 	sluice_strings_free(names, n);
-	kin_ok(q, json_pack("{s:i,s:I,s:i,s:i}", "ShardLimit", SHARD_LIMIT, "OpenShardCount",
+	kin_ok(q, json_pack("{s:i,s:I,s:i,s:i}", "ShardLimit", SLUICE_SHARDS_MAX, "OpenShardCount",
 			    (json_int_t)open, "OnDemandStreamCount", 0, "OnDemandStreamCountLimit",
 			    50));
 }
