@@ -102,12 +102,12 @@ static int on_headers_complete(http_parser *p)
 	end_header(h);
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > KIN_BODY_BYTES_MAX) {
 		h->reject_status = 413;
-		return 1;
+		return -1; /* http-parser: 1 here would mean "no body", not an error */
 	}
 	if (h->expect_continue) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		if (kin_conn_send(h->c, cont, sizeof(cont) - 1) < 0)
-			return 1;
+			return -1;
 	}
 	return 0;
 }
