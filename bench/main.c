@@ -24,6 +24,8 @@ volatile sig_atomic_t bench_stop;
 
 /* bench_firehose.c: its own flags (see sluice-bench firehose --help). */
 int bench_firehose_main(int argc, char **argv);
+/* bench_kinesis.c: its own flags (see sluice-bench kinesis-api --help). */
+int bench_kinesis_main(int argc, char **argv);
 volatile pid_t bench_child_pid;
 
 static const char usage[] =
@@ -38,6 +40,8 @@ static const char usage[] =
     "            (see sluice-bench compare --help)\n"
     "  firehose  sustained input into a firehose (file://, s3:// via s3rver) vs zstd -3 -T1\n"
     "            (see sluice-bench firehose --help)\n"
+    "  kinesis-api  PutRecords through the Kinesis HTTP API (HTTP/1.1, h2c) vs kinesalite\n"
+    "            (see sluice-bench kinesis-api --help)\n"
     "\n"
     "common options:\n"
     "  --records N          records per combination (default 1000000; consume: 2000000,\n"
@@ -464,6 +468,8 @@ int main(int argc, char **argv)
 		return bench_compare_main(argc, argv);
 	if (strcmp(argv[1], "firehose") == 0)
 		return bench_firehose_main(argc, argv);
+	if (strcmp(argv[1], "kinesis-api") == 0)
+		return bench_kinesis_main(argc, argv);
 	static struct bench_args a;
 	a.cmd = argv[1];
 	int (*run)(struct bench_args *) = NULL;

@@ -6,6 +6,8 @@
  */
 #include "kinesis/gateway.h"
 
+#include "common/logging.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <stdio.h>
@@ -137,6 +139,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 {
 	struct h2 *h = ud;
 	struct h2_stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
+	if (error_code)
+		SL_DEBUG("http/2 stream %d closed: %s", stream_id, nghttp2_http2_strerror(error_code));
 	if (!s)
 		return 0;
 	/* Reset before it was answered: take it out of the ready list. */
@@ -271,8 +275,11 @@ void kin_h2_serve(struct kin_conn *c)
 					 h.open ? KIN_IO_TIMEOUT_MS : KIN_IDLE_TIMEOUT_MS);
 		if (n == 0)
 			break;
-		if (nghttp2_session_mem_recv(h.session, buf, n) < 0)
+		ssize_t rv = nghttp2_session_mem_recv(h.session, buf, n);
+		if (rv < 0) {
+			SL_DEBUG("http/2: %s", nghttp2_strerror((int)rv));
 			break;
+		}
 		while (h.ready_head) {
 			struct h2_stream *s = h.ready_head;
 			h.ready_head = s->next_ready;
