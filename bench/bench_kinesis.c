@@ -1,14 +1,16 @@
 /*
  * sluice-bench kinesis-api: PutRecords throughput (records/s) of the Kinesis-compatible HTTP
- * API, against a private sluiced (HTTP/1.1, HTTP/2 with prior knowledge over one multiplexed
- * connection, and HTTP/2 over one connection per request slot) and against kinesalite (npm,
- * started from tests/node_modules on a free loopback port; it speaks HTTP/1.1 only), all driven
- * by the same libcurl client: --concurrency requests in flight, each a PutRecords of --batch
- * records of --size bytes with distinct partition keys. A run stops after --records records or
+ * API, against a private sluiced (HTTP/1.1; HTTP/2 with prior knowledge over one multiplexed
+ * connection, and over one connection per request slot) and against kinesalite (npm, started
+ * from tests/node_modules on a free loopback port; it speaks HTTP/1.1 only). HTTP/1.1 is driven
+ * by libcurl for both, HTTP/2 by h2_client.c (nghttp2), each with --concurrency requests in
+ * flight, each a PutRecords of --batch records of --size bytes with distinct partition keys. A run
+ * stops after --records records or
  * --seconds, whichever comes first; every response must be 200 with FailedRecordCount 0, or the
  * benchmark fails. Both servers and kinesalite are stopped by PID.
  */
 #include "bench.h"
+#include "h2_client.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,7 +195,8 @@ static int make_bodies(const struct kb_opts *o, struct kb_bodies *b)
 		char *s = malloc(cap);
 		if (!s)
 			return bench_fail("out of memory");
-		size_t n = (size_t)snprintf(s, cap, "{\"StreamName\":\"" KB_STREAM "\",\"Records\":[");
+		size_t n =
+		    (size_t)snprintf(s, cap, "{\"StreamName\":\"" KB_STREAM "\",\"Records\":[");
 		for (uint32_t i = 0; i < o->batch; i++)
 			n += (size_t)snprintf(s + n, cap - n,
 					      "%s{\"Data\":\"%s\",\"PartitionKey\":\"key-%d-%u\"}",
@@ -222,10 +226,11 @@ static struct curl_slist *headers(const char *op)
 	h = curl_slist_append(h, "Content-Type: application/x-amz-json-1.1");
 	h = curl_slist_append(h, target);
 	h = curl_slist_append(h, "X-Amz-Date: 20260101T000000Z");
-	h = curl_slist_append(h, "Authorization: AWS4-HMAC-SHA256 "
-				 "Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, "
-				 "SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
-				 "Signature=0000000000000000000000000000000000000000000000000000000000000000");
+	h = curl_slist_append(
+	    h, "Authorization: AWS4-HMAC-SHA256 "
+	       "Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, "
+	       "SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
+	       "Signature=0000000000000000000000000000000000000000000000000000000000000000");
 	h = curl_slist_append(h, "Expect:");
 	return h;
 }
@@ -257,7 +262,8 @@ static long call(const char *url, const char *op, const char *body, char **ret_r
 static int create_stream(const char *url, uint32_t shards)
 {
 	char body[128];
-	snprintf(body, sizeof(body), "{\"StreamName\":\"" KB_STREAM "\",\"ShardCount\":%u}", shards);
+	snprintf(body, sizeof(body), "{\"StreamName\":\"" KB_STREAM "\",\"ShardCount\":%u}",
+		 shards);
 	char *resp = NULL;
 	long st = call(url, "CreateStream", body, &resp);
 	if (st != 200) {
@@ -268,7 +274,8 @@ static int create_stream(const char *url, uint32_t shards)
 	free(resp);
 	/* kinesalite creates asynchronously (CREATING, then ACTIVE). */
 	for (int i = 0; i < 300 && !bench_stop; i++) {
-		st = call(url, "DescribeStreamSummary", "{\"StreamName\":\"" KB_STREAM "\"}", &resp);
+		st =
+		    call(url, "DescribeStreamSummary", "{\"StreamName\":\"" KB_STREAM "\"}", &resp);
 		bool active = st == 200 && resp && strstr(resp, "\"ACTIVE\"");
 		free(resp);
 		if (active)
@@ -291,16 +298,12 @@ static int wait_up(const char *url, const struct kb_proc *p, const char *what)
 	return bench_fail("%s did not answer within %d s", what, KB_START_TIMEOUT_MS / 1000);
 }
 
-/*
- * Drive PutRecords at url. http_version: CURL_HTTP_VERSION_1_1 or _2_PRIOR_KNOWLEDGE;
- * multiplex: all requests share one HTTP/2 connection (else one connection per slot).
- */
+/* Drive PutRecords at url over HTTP/1.1 keep-alive connections, one per request in flight. */
 static int drive(const struct kb_opts *o, const struct kb_bodies *b, const char *url,
-		 long http_version, bool multiplex, struct kb_result *res)
+		 struct kb_result *res)
 {
 	CURLM *m = curl_multi_init();
-	curl_multi_setopt(m, CURLMOPT_PIPELINING, multiplex ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
-	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, multiplex ? 1L : (long)o->concurrency);
+	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->concurrency);
 	struct curl_slist *h = headers("PutRecords");
 	struct kb_req *reqs = calloc(o->concurrency, sizeof(*reqs));
 	if (!m || !h || !reqs)
@@ -314,28 +317,22 @@ static int drive(const struct kb_opts *o, const struct kb_bodies *b, const char 
 		r->easy = curl_easy_init();
 		curl_easy_setopt(r->easy, CURLOPT_URL, url);
 		curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, http_version);
+		curl_easy_setopt(r->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 		curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
 		curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->err);
 		curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT, 60L);
-		curl_easy_setopt(r->easy, CURLOPT_PIPEWAIT, multiplex ? 1L : 0L);
 	}
-	/* Idle handles. With multiplexing, one request goes first: curl 7.88 fails requests
-	 * queued on an HTTP/2 prior-knowledge connection that has not answered yet ("Error in the
-	 * HTTP2 framing layer"; the AWS SDK for JavaScript multiplexes from the start without
-	 * trouble), so the others join once the connection is known to multiplex. */
+	/* Idle handles: each completed request's handle goes back here and out again. */
 	struct kb_req **idle = calloc(o->concurrency, sizeof(*idle));
 	if (!idle)
 		return bench_fail("out of memory");
 	uint32_t nidle = 0, inflight = 0;
 	for (uint32_t i = o->concurrency; i-- > 0;)
 		idle[nidle++] = &reqs[i];
-	uint32_t window = multiplex ? 1 : o->concurrency;
 	for (;;) {
-		while (inflight < window && nidle && sent < o->records && now_s() < deadline &&
-		       !res->failures) {
+		while (nidle && sent < o->records && now_s() < deadline && !res->failures) {
 			struct kb_req *r = idle[--nidle];
 			unsigned k = next_body++ % KB_BODIES;
 			curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, b->body[k]);
@@ -361,7 +358,8 @@ static int drive(const struct kb_opts *o, const struct kb_bodies *b, const char 
 				  strstr(r->resp, "\"FailedRecordCount\":0");
 			if (!ok) {
 				if (res->failures++ == 0)
-					fprintf(stderr, "sluice-bench: %s: %s HTTP %ld %.200s\n", url,
+					fprintf(stderr, "sluice-bench: %s: %s HTTP %ld %.200s\n",
+						url,
 						msg->data.result == CURLE_OK
 						    ? ""
 						    : curl_easy_strerror(msg->data.result),
@@ -374,7 +372,6 @@ static int drive(const struct kb_opts *o, const struct kb_bodies *b, const char 
 			curl_multi_remove_handle(m, r->easy);
 			inflight--;
 			idle[nidle++] = r;
-			window = o->concurrency;
 		}
 		if (inflight)
 			curl_multi_poll(m, NULL, 0, 100, NULL);
@@ -391,8 +388,111 @@ static int drive(const struct kb_opts *o, const struct kb_bodies *b, const char 
 	curl_slist_free_all(h);
 	curl_multi_cleanup(m);
 	if (res->failures)
-		ret = bench_fail("%s: %llu failed requests", url, (unsigned long long)res->failures);
+		ret =
+		    bench_fail("%s: %llu failed requests", url, (unsigned long long)res->failures);
 	return bench_stop ? -1 : ret;
+}
+
+/* ---- HTTP/2: h2_client.c on its own threads (one per connection) ---- */
+
+struct h2_shared {
+	const struct kb_opts *o;
+	const struct kb_bodies *b;
+	pthread_mutex_t mu;
+	uint64_t sent, done, requests, failures;
+	unsigned next_body;
+	double deadline;
+	struct h2c_config cfg;
+	int err;
+};
+
+static bool h2_next(void *ctx, const char **body, size_t *len)
+{
+	struct h2_shared *sh = ctx;
+	pthread_mutex_lock(&sh->mu);
+	bool go =
+	    sh->sent < sh->o->records && now_s() < sh->deadline && !sh->failures && !bench_stop;
+	if (go) {
+		unsigned k = sh->next_body++ % KB_BODIES;
+		*body = sh->b->body[k];
+		*len = sh->b->len[k];
+		sh->sent += sh->o->batch;
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return go;
+}
+
+static bool h2_done(void *ctx, int status, const char *body, size_t len)
+{
+	struct h2_shared *sh = ctx;
+	bool ok = status == 200 && strstr(body, "\"FailedRecordCount\":0");
+	pthread_mutex_lock(&sh->mu);
+	sh->requests++;
+	if (ok)
+		sh->done += sh->o->batch;
+	else if (sh->failures++ == 0)
+		fprintf(stderr, "sluice-bench: h2: HTTP %d %.200s\n", status, body);
+	pthread_mutex_unlock(&sh->mu);
+	return ok;
+}
+
+static void *h2_thread(void *arg)
+{
+	struct h2_shared *sh = arg;
+	int r = h2c_run(&sh->cfg);
+	if (r < 0) {
+		pthread_mutex_lock(&sh->mu);
+		if (!sh->err)
+			sh->err = r;
+		pthread_mutex_unlock(&sh->mu);
+	}
+	return NULL;
+}
+
+static int drive_h2(const struct kb_opts *o, const struct kb_bodies *b, int port,
+		    uint32_t connections, uint32_t streams, struct kb_result *res)
+{
+	static const struct h2c_header hdrs[] = {
+	    {"content-type", "application/x-amz-json-1.1"},
+	    {"x-amz-target", "Kinesis_20131202.PutRecords"},
+	    {"x-amz-date", "20260101T000000Z"},
+	    {"authorization",
+	     "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, "
+	     "SignedHeaders=content-type;host;x-amz-date;x-amz-target, "
+	     "Signature=0000000000000000000000000000000000000000000000000000000000000000"},
+	    {NULL, NULL}};
+	char authority[32];
+	snprintf(authority, sizeof(authority), "127.0.0.1:%d", port);
+	struct h2_shared sh = {.o = o, .b = b};
+	pthread_mutex_init(&sh.mu, NULL);
+	sh.cfg = (struct h2c_config){.port = (uint16_t)port,
+				     .authority = authority,
+				     .streams = streams,
+				     .headers = hdrs,
+				     .timeout_ms = 60000,
+				     .next = h2_next,
+				     .done = h2_done,
+				     .ctx = &sh};
+	pthread_t t[KB_CONCURRENCY_MAX];
+	double t0 = now_s();
+	sh.deadline = t0 + o->seconds;
+	uint32_t started = 0;
+	for (; started < connections; started++)
+		if (pthread_create(&t[started], NULL, h2_thread, &sh) != 0)
+			break;
+	for (uint32_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	res->seconds = now_s() - t0;
+	res->records = sh.done;
+	res->requests = sh.requests;
+	res->failures = sh.failures;
+	pthread_mutex_destroy(&sh.mu);
+	if (started < connections)
+		return bench_fail("cannot start client threads");
+	if (sh.err || sh.failures)
+		return bench_fail("h2c: %s, %llu failed requests", strerror(-sh.err),
+				  (unsigned long long)sh.failures);
+	return bench_stop ? -1 : 0;
 }
 
 static void report(const struct kb_opts *o, const struct kb_result *r, double kinesalite_rps)
@@ -474,8 +574,8 @@ int bench_kinesis_main(int argc, char **argv)
 			o.concurrency = (uint32_t)n;
 		else if (!strcmp(f, "--shards") && num && n >= 1 && n <= BENCH_SHARDS_MAX)
 			o.shards = (uint32_t)n;
-		else if (!strcmp(f, "--fsync") &&
-			 (!strcmp(v, "group") || !strcmp(v, "never") || !strncmp(v, "interval=", 9)))
+		else if (!strcmp(f, "--fsync") && (!strcmp(v, "group") || !strcmp(v, "never") ||
+						   !strncmp(v, "interval=", 9)))
 			o.fsync = v;
 		else if (!strcmp(f, "--dir"))
 			o.dir = v;
@@ -504,7 +604,8 @@ int bench_kinesis_main(int argc, char **argv)
 	size_t nres = 0;
 	double kinesalite_rps = 0;
 	FILE *out = o.json ? stderr : stdout;
-	fprintf(out, "PutRecords of %u x %u B records, %u in flight, %u shards, sluiced --fsync %s\n",
+	fprintf(out,
+		"PutRecords of %u x %u B records, %u in flight, %u shards, sluiced --fsync %s\n",
 		o.batch, o.size, o.concurrency, o.shards, o.fsync);
 
 	/* kinesalite first, so the ratios can be printed with sluice's lines. */
@@ -516,15 +617,24 @@ int bench_kinesis_main(int argc, char **argv)
 		snprintf(portstr, sizeof(portstr), "%d", port);
 		snprintf(logp, sizeof(logp), "%s/kinesalite.log", scratch);
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-		char *args[] = {"node",		    kl,	 "--port",	    portstr,
-				"--createStreamMs", "0", "--deleteStreamMs", "0",
-				"--updateStreamMs", "0", "--shardLimit",     "10000",
+		char *args[] = {"node",
+				kl,
+				"--port",
+				portstr,
+				"--createStreamMs",
+				"0",
+				"--deleteStreamMs",
+				"0",
+				"--updateStreamMs",
+				"0",
+				"--shardLimit",
+				"10000",
 				NULL};
 		ret = spawn(args, logp, &kp);
 		ret = ret ?: wait_up(url, &kp, "kinesalite");
 		ret = ret ?: create_stream(url, o.shards);
 		struct kb_result r = {.target = "kinesalite", .protocol = "HTTP/1.1"};
-		ret = ret ?: drive(&o, &bodies, url, CURL_HTTP_VERSION_1_1, false, &r);
+		ret = ret ?: drive(&o, &bodies, url, &r);
 		proc_stop(&kp);
 		if (ret == 0) {
 			kinesalite_rps = r.seconds > 0 ? (double)r.records / r.seconds : 0;
@@ -545,7 +655,8 @@ int bench_kinesis_main(int argc, char **argv)
 		snprintf(dd, sizeof(dd), "%s/sluiced", scratch);
 		snprintf(logp, sizeof(logp), "%s/sluiced.log", scratch);
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
-		char *args[] = {beside_exe("../src/server/sluiced", sl, sizeof(sl)) ? sl : "sluiced",
+		char *args[] = {beside_exe("../src/server/sluiced", sl, sizeof(sl)) ? sl
+										    : "sluiced",
 				"--data-dir",
 				dd,
 				"--listen",
@@ -558,19 +669,20 @@ int bench_kinesis_main(int argc, char **argv)
 		ret = spawn(args, logp, &sp);
 		ret = ret ?: wait_up(url, &sp, "sluiced");
 		ret = ret ?: create_stream(url, o.shards);
-		static const struct {
-			const char *name;
-			long version;
-			bool multiplex;
-		} modes[] = {{"HTTP/1.1", CURL_HTTP_VERSION_1_1, false},
-			     {"h2c, 1 connection", CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, true},
-			     {"h2c, N connections", CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, false}};
-		for (size_t i = 0; ret == 0 && i < 3; i++) {
-			struct kb_result r = {.target = "sluice", .protocol = modes[i].name};
-			ret = drive(&o, &bodies, url, modes[i].version, modes[i].multiplex, &r);
+		struct kb_result r = {.target = "sluice", .protocol = "HTTP/1.1"};
+		ret = ret ?: drive(&o, &bodies, url, &r);
+		if (ret == 0) {
+			results[nres++] = r;
+			report(&o, &r, kinesalite_rps);
+		}
+		static const char *const h2_names[] = {"h2c, 1 connection", "h2c, N connections"};
+		for (int i = 0; ret == 0 && i < 2; i++) {
+			struct kb_result r2 = {.target = "sluice", .protocol = h2_names[i]};
+			ret = i == 0 ? drive_h2(&o, &bodies, port, 1, o.concurrency, &r2)
+				     : drive_h2(&o, &bodies, port, o.concurrency, 1, &r2);
 			if (ret == 0) {
-				results[nres++] = r;
-				report(&o, &r, kinesalite_rps);
+				results[nres++] = r2;
+				report(&o, &r2, kinesalite_rps);
 			}
 		}
 		proc_stop(&sp);
