@@ -4,6 +4,7 @@
  */
 #include "kinesis/ops.h"
 
+#include "common/clock.h"
 #include "common/units.h"
 #include "proto/codec.h"
 #include "stream/stream_meta.h"
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,7 +25,67 @@
 /* Native calls wait this long for sluiced; Kinesis clients time out after ~1-2 min. */
 #define NATIVE_TIMEOUT_MS 30000
 
-int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret)
+/* "ID SECRET" lines; blank lines and # comments skipped. */
+static int load_keys(struct kin_api *api, const char *path, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	char line[1024];
+	int lineno = 0, r = 0;
+	size_t total = 0;
+	while (r == 0 && fgets(line, sizeof(line), f)) {
+		lineno++;
+		total += strlen(line);
+		char id[256], secret[256], extra[2];
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		int n = sscanf(line, "%255s %255s %1s", id, secret, extra);
+		if (n <= 0)
+			continue;
+		if (n != 2 || total > KIN_ACCESS_KEYS_FILE_BYTES_MAX ||
+		    api->nkeys >= KIN_ACCESS_KEYS_MAX) {
+			snprintf(
+			    err, err_len,
+			    "%s line %d: want ACCESS_KEY_ID SECRET_ACCESS_KEY (at most %d keys)",
+			    path, lineno, KIN_ACCESS_KEYS_MAX);
+			r = -EINVAL;
+			break;
+		}
+		struct kin_access_key *k = realloc(api->keys, (api->nkeys + 1) * sizeof(*k));
+		if (!k) {
+			r = -ENOMEM;
+			break;
+		}
+		api->keys = k;
+		k[api->nkeys].id = strdup(id);
+		k[api->nkeys].secret = strdup(secret);
+		api->nkeys++;
+		if (!k[api->nkeys - 1].id || !k[api->nkeys - 1].secret)
+			r = -ENOMEM;
+	}
+	fclose(f);
+	if (r == 0 && api->nkeys == 0) {
+		snprintf(err, err_len, "%s: no access keys", path);
+		r = -EINVAL;
+	}
+	return r;
+}
+
+static const char *secret_of(void *ctx, const char *id)
+{
+	const struct kin_api *api = ctx;
+	for (size_t i = 0; i < api->nkeys; i++)
+		if (strcmp(api->keys[i].id, id) == 0)
+			return api->keys[i].secret;
+	return api->any_key_secret;
+}
+
+int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret, char *err,
+		   size_t err_len)
 {
 	struct kin_api *api = calloc(1, sizeof(*api));
 	if (!api)
@@ -38,7 +100,17 @@ int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret)
 		return -ENOMEM;
 	}
 	api->shard_limits = cfg->shard_limits;
-	int r = kin_iterator_key_generate(api->iterator_key);
+	int r = 0;
+	if (cfg->any_key_secret && !(api->any_key_secret = strdup(cfg->any_key_secret)))
+		r = -ENOMEM;
+	if (r == 0 && cfg->access_keys_path)
+		r = load_keys(api, cfg->access_keys_path, err, err_len);
+	api->verify = cfg->any_key_secret || cfg->access_keys_path;
+	if (r < 0) {
+		kin_api_destroy(api);
+		return r;
+	}
+	r = kin_iterator_key_generate(api->iterator_key);
 	if (r < 0) {
 		kin_api_destroy(api);
 		return r;
@@ -52,6 +124,15 @@ void kin_api_destroy(struct kin_api *api)
 	if (!api)
 		return;
 	free(api->auth_token);
+	if (api->any_key_secret)
+		OPENSSL_cleanse(api->any_key_secret, strlen(api->any_key_secret));
+	free(api->any_key_secret);
+	for (size_t i = 0; i < api->nkeys; i++) {
+		free(api->keys[i].id);
+		OPENSSL_cleanse(api->keys[i].secret, strlen(api->keys[i].secret));
+		free(api->keys[i].secret);
+	}
+	free(api->keys);
 	free(api);
 }
 
@@ -538,4 +619,26 @@ void kin_handle(struct kin_session *s, const char *target, size_t target_len, co
 	if (!q.failed && reply->status != 200)
 		kin_fail(&q, 500, KIN_E_INTERNAL, "the operation gave no answer");
 	json_decref(q.in);
+}
+
+void kin_handle_request(struct kin_session *s, const struct kin_request *req,
+			struct kin_reply *reply)
+{
+	if (s->api->verify) {
+		char msg[512];
+		int r = kin_sigv4_verify(req, secret_of, s->api, sl_wall_ms(), msg, sizeof(msg));
+		if (r != KIN_SIGV4_OK) {
+			new_request_id(reply);
+			struct kin_req q = {.s = s, .reply = reply};
+			const char *type =
+			    r == KIN_SIGV4_MISSING	 ? "MissingAuthenticationTokenException"
+			    : r == KIN_SIGV4_UNKNOWN_KEY ? "UnrecognizedClientException"
+			    : r == KIN_SIGV4_MALFORMED	 ? "IncompleteSignatureException"
+							 : "InvalidSignatureException";
+			kin_fail(&q, r == KIN_SIGV4_MISSING ? 403 : 400, type, "%s", msg);
+			return;
+		}
+	}
+	const struct kin_header *t = kin_request_header(req, "x-amz-target");
+	kin_handle(s, t ? t->value : NULL, t ? t->value_len : 0, req->body, req->body_len, reply);
 }

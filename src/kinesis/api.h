@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "kinesis/iterator.h"
+#include "kinesis/sigv4.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,12 +35,32 @@ struct kin_api_config {
 	/* Answer PutRecord(s) with ProvisionedThroughputExceededException when the server throttles
 	 * (Kinesis' per-shard limits); otherwise throttling is retried inside the gateway. */
 	bool shard_limits;
+	/*
+	 * SigV4 verification, off when both are NULL. access_keys_path: a file of
+	 * "ACCESS_KEY_ID SECRET_ACCESS_KEY" lines (# comments); any_key_secret: the secret of every
+	 * access key id not in that file (sluiced passes its --auth-token-file token). Copied.
+	 */
+	const char *access_keys_path;
+	const char *any_key_secret;
+};
+
+/* Access keys read from a file: enough for a team's services, small enough to scan. */
+#define KIN_ACCESS_KEYS_MAX 1024
+#define KIN_ACCESS_KEYS_FILE_BYTES_MAX (1u << 20)
+
+struct kin_access_key {
+	char *id;
+	char *secret;
 };
 
 struct kin_api {
 	char native_addr[256];
 	char *auth_token;
 	bool shard_limits;
+	bool verify; /* SigV4 */
+	char *any_key_secret;
+	struct kin_access_key *keys;
+	size_t nkeys;
 	uint8_t iterator_key[KIN_ITERATOR_KEY_BYTES];
 };
 
@@ -56,7 +77,9 @@ struct kin_reply {
 	char request_id[KIN_REQUEST_ID_BUF];
 };
 
-int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret);
+/* -EINVAL with a message in err (err_len > 0) for an unreadable or malformed access keys file. */
+int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret, char *err,
+		   size_t err_len);
 void kin_api_destroy(struct kin_api *api);
 
 void kin_session_init(struct kin_session *s, struct kin_api *api);
@@ -72,5 +95,10 @@ void kin_reply_finish(struct kin_reply *r);
  */
 void kin_handle(struct kin_session *s, const char *target, size_t target_len, const uint8_t *body,
 		size_t body_len, struct kin_reply *reply);
+
+/* A whole HTTP request (POST /): SigV4 first when the API verifies it, then kin_handle with
+ * its X-Amz-Target. */
+void kin_handle_request(struct kin_session *s, const struct kin_request *req,
+			struct kin_reply *reply);
 
 #endif

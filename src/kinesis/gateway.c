@@ -49,6 +49,55 @@ int kin_conn_get(struct kin_conn *c, const char *path, struct sl_buf *body,
 	return 404;
 }
 
+void kin_header_set_init(struct kin_header_set *h)
+{
+	sl_buf_init(&h->text);
+	h->n = 0;
+}
+
+void kin_header_set_finish(struct kin_header_set *h)
+{
+	sl_buf_finish(&h->text);
+}
+
+void kin_header_set_reset(struct kin_header_set *h)
+{
+	sl_buf_reset(&h->text);
+	h->n = 0;
+}
+
+int kin_header_set_add(struct kin_header_set *h, const char *name, size_t name_len,
+		       const char *value, size_t value_len)
+{
+	if (h->n >= KIN_HEADERS_MAX || name_len > KIN_HEAD_BYTES_MAX ||
+	    value_len > KIN_HEAD_BYTES_MAX)
+		return -1;
+	size_t off = h->text.len;
+	if ((name_len && sl_buf_put(&h->text, name, name_len) < 0) ||
+	    (value_len && sl_buf_put(&h->text, value, value_len) < 0))
+		return -1;
+	for (size_t i = 0; i < name_len; i++) {
+		char *ch = (char *)h->text.data + off + i;
+		if (*ch >= 'A' && *ch <= 'Z')
+			*ch = (char)(*ch - 'A' + 'a');
+	}
+	h->idx[h->n].name_off = (uint32_t)off;
+	h->idx[h->n].name_len = (uint32_t)name_len;
+	h->idx[h->n].value_off = (uint32_t)(off + name_len);
+	h->idx[h->n].value_len = (uint32_t)value_len;
+	h->n++;
+	return 0;
+}
+
+size_t kin_header_set_view(const struct kin_header_set *h, struct kin_header out[KIN_HEADERS_MAX])
+{
+	const char *base = (const char *)h->text.data;
+	for (size_t i = 0; i < h->n; i++)
+		out[i] = (struct kin_header){base + h->idx[i].name_off, h->idx[i].name_len,
+					     base + h->idx[i].value_off, h->idx[i].value_len};
+	return h->n;
+}
+
 bool kin_conn_stopping(const struct kin_conn *c)
 {
 	return atomic_load(&c->gw->stopping);
@@ -200,7 +249,7 @@ static void *acceptor_main(void *arg)
 }
 
 int kin_gateway_start(const struct kin_gateway_config *cfg, struct kin_gateway **ret,
-		      uint16_t *ret_port)
+		      uint16_t *ret_port, char *err, size_t err_len)
 {
 	struct sockaddr_in addr, bound;
 	int r = sl_parse_listen(cfg->listen, &addr);
@@ -215,7 +264,7 @@ int kin_gateway_start(const struct kin_gateway_config *cfg, struct kin_gateway *
 	gw->max_connections = cfg->max_connections ? cfg->max_connections : KIN_CONNECTIONS_DEFAULT;
 	gw->get = cfg->get;
 	gw->get_ctx = cfg->get_ctx;
-	r = kin_api_create(&cfg->api, &gw->api);
+	r = kin_api_create(&cfg->api, &gw->api, err, err_len);
 	if (r < 0)
 		goto fail;
 	gw->listen_fd = sl_server_listen_socket(&addr, &bound);

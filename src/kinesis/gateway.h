@@ -48,11 +48,32 @@ struct kin_gateway;
 
 /* Listen and start accepting. *ret_port: the bound port (for port 0). */
 int kin_gateway_start(const struct kin_gateway_config *cfg, struct kin_gateway **ret,
-		      uint16_t *ret_port);
+		      uint16_t *ret_port, char *err, size_t err_len);
 /* Stop accepting, close every connection, join the threads, free. Accepts NULL. */
 void kin_gateway_stop(struct kin_gateway *gw);
 
 /* ---- between gateway.c and the transports ---- */
+
+/* Headers kept per request (for SigV4): more is refused like a head over KIN_HEAD_BYTES_MAX. */
+#define KIN_HEADERS_MAX 128
+
+/* A request's headers: names lowered, text in one buffer. */
+struct kin_header_set {
+	struct sl_buf text;
+	struct {
+		uint32_t name_off, name_len, value_off, value_len;
+	} idx[KIN_HEADERS_MAX];
+	size_t n;
+};
+
+void kin_header_set_init(struct kin_header_set *h);
+void kin_header_set_finish(struct kin_header_set *h);
+void kin_header_set_reset(struct kin_header_set *h);
+/* 0, or -1 when KIN_HEADERS_MAX are kept already or memory ran out. */
+int kin_header_set_add(struct kin_header_set *h, const char *name, size_t name_len,
+		       const char *value, size_t value_len);
+/* Pointers into h (valid until it changes). Returns the count. */
+size_t kin_header_set_view(const struct kin_header_set *h, struct kin_header out[KIN_HEADERS_MAX]);
 
 struct kin_conn {
 	struct kin_gateway *gw;

@@ -22,7 +22,8 @@
 
 struct h2_stream {
 	int32_t id;
-	struct sl_buf method, path, target, body;
+	struct sl_buf method, path, body;
+	struct kin_header_set headers;
 	size_t head_bytes;
 	int reject_status;
 	struct kin_reply reply;
@@ -45,7 +46,7 @@ static void stream_free(struct h2_stream *s)
 {
 	sl_buf_finish(&s->method);
 	sl_buf_finish(&s->path);
-	sl_buf_finish(&s->target);
+	kin_header_set_finish(&s->headers);
 	sl_buf_finish(&s->body);
 	kin_reply_finish(&s->reply);
 	free(s);
@@ -62,7 +63,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	s->id = frame->hd.stream_id;
 	sl_buf_init(&s->method);
 	sl_buf_init(&s->path);
-	sl_buf_init(&s->target);
+	kin_header_set_init(&s->headers);
 	sl_buf_init(&s->body);
 	kin_reply_init(&s->reply);
 	s->next = h->all;
@@ -90,12 +91,21 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 		dst = &s->method;
 	else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
 		dst = &s->path;
-	else if (namelen == 12 && memcmp(name, "x-amz-target", 12) == 0) /* h2: lower case */
-		dst = &s->target;
 	if (dst) {
 		sl_buf_reset(dst);
 		sl_buf_put(dst, value, valuelen);
+		return 0;
 	}
+	/* SigV4 over HTTP/2: the SDK for JavaScript signs ":authority" itself, other signers
+	 * "host"; keep it under both names. Other pseudo-headers are never signed. */
+	bool authority = namelen == 10 && memcmp(name, ":authority", 10) == 0;
+	if (namelen && name[0] == ':' && !authority)
+		return 0;
+	if (kin_header_set_add(&s->headers, (const char *)name, namelen, (const char *)value,
+			       valuelen) < 0 ||
+	    (authority &&
+	     kin_header_set_add(&s->headers, "host", 4, (const char *)value, valuelen) < 0))
+		s->reject_status = 431;
 	return 0;
 }
 
@@ -140,7 +150,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	struct h2 *h = ud;
 	struct h2_stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
 	if (error_code)
-		SL_DEBUG("http/2 stream %d closed: %s", stream_id, nghttp2_http2_strerror(error_code));
+		SL_DEBUG("http/2 stream %d closed: %s", stream_id,
+			 nghttp2_http2_strerror(error_code));
 	if (!s)
 		return 0;
 	/* Reset before it was answered: take it out of the ready list. */
@@ -172,7 +183,8 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	struct h2_stream *s = source->ptr;
 	size_t left = s->reply.body.len - s->sent;
 	size_t n = left < length ? left : length;
-	memcpy(buf, s->reply.body.data + s->sent, n);
+	if (n) /* an empty body has no buffer at all */
+		memcpy(buf, s->reply.body.data + s->sent, n);
 	s->sent += n;
 	if (s->sent == s->reply.body.len)
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -215,8 +227,16 @@ static void answer(struct h2 *h, struct h2_stream *s)
 		    "Kinesis API takes POST /\"}";
 		sl_buf_put(&r->body, m, sizeof(m) - 1);
 	} else {
-		kin_handle(&h->c->session, (const char *)s->target.data, s->target.len,
-			   s->body.data, s->body.len, r);
+		struct kin_header hv[KIN_HEADERS_MAX];
+		if (qm)
+			*qm = '?'; /* SigV4 signs the query string too */
+		struct kin_request req = {.method = "POST",
+					  .path = path,
+					  .headers = hv,
+					  .nheaders = kin_header_set_view(&s->headers, hv),
+					  .body = s->body.data,
+					  .body_len = s->body.len};
+		kin_handle_request(&h->c->session, &req, r);
 	}
 	sl_buf_finish(&s->body); /* a 10 MiB request body is not kept while the answer is sent */
 	sl_buf_init(&s->body);

@@ -21,7 +21,7 @@ struct h1 {
 	struct sl_buf url;
 	struct sl_buf field, value; /* the header being read */
 	bool in_value;
-	struct sl_buf target; /* X-Amz-Target */
+	struct kin_header_set headers;
 	bool expect_continue;
 	struct sl_buf body;
 	size_t head_bytes;
@@ -38,12 +38,11 @@ static void end_header(struct h1 *h)
 {
 	if (!h->in_value)
 		return;
-	if (h->field.len == 12 && strncasecmp((char *)h->field.data, "x-amz-target", 12) == 0) {
-		sl_buf_reset(&h->target);
-		sl_buf_put(&h->target, h->value.data, h->value.len);
-	} else if (h->field.len == 6 && strncasecmp((char *)h->field.data, "expect", 6) == 0 &&
-		   h->value.len == 12 &&
-		   strncasecmp((char *)h->value.data, "100-continue", 12) == 0) {
+	if (kin_header_set_add(&h->headers, (const char *)h->field.data, h->field.len,
+			       (const char *)h->value.data, h->value.len) < 0)
+		h->reject_status = 431;
+	if (h->field.len == 6 && strncasecmp((char *)h->field.data, "expect", 6) == 0 &&
+	    h->value.len == 12 && strncasecmp((char *)h->value.data, "100-continue", 12) == 0) {
 		h->expect_continue = true;
 	}
 	sl_buf_reset(&h->field);
@@ -67,7 +66,7 @@ static int on_message_begin(http_parser *p)
 	sl_buf_reset(&h->url);
 	sl_buf_reset(&h->field);
 	sl_buf_reset(&h->value);
-	sl_buf_reset(&h->target);
+	kin_header_set_reset(&h->headers);
 	sl_buf_reset(&h->body);
 	h->in_value = false;
 	h->expect_continue = false;
@@ -100,6 +99,8 @@ static int on_headers_complete(http_parser *p)
 {
 	struct h1 *h = of(p);
 	end_header(h);
+	if (h->reject_status)
+		return -1;
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > KIN_BODY_BYTES_MAX) {
 		h->reject_status = 413;
 		return -1; /* http-parser: 1 here would mean "no body", not an error */
@@ -137,6 +138,8 @@ static const char *reason(int status)
 		return "OK";
 	case 400:
 		return "Bad Request";
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -196,8 +199,16 @@ static bool answer(struct h1 *h, struct kin_reply *reply)
 		       "the Kinesis API takes POST /");
 		return false;
 	}
-	kin_handle(&h->c->session, (const char *)h->target.data, h->target.len, h->body.data,
-		   h->body.len, reply);
+	struct kin_header hv[KIN_HEADERS_MAX];
+	struct kin_request req = {.method = "POST",
+				  .path = (const char *)h->url.data,
+				  .headers = hv,
+				  .nheaders = kin_header_set_view(&h->headers, hv),
+				  .body = h->body.data,
+				  .body_len = h->body.len};
+	if (qm)
+		*qm = '?'; /* SigV4 signs the query string too */
+	kin_handle_request(&h->c->session, &req, reply);
 	return respond(h, reply->status, "application/x-amz-json-1.1", reply->request_id,
 		       reply->body.data, reply->body.len, keep) == 0 &&
 	       keep;
@@ -218,7 +229,7 @@ void kin_http1_serve(struct kin_conn *c)
 	sl_buf_init(&h.url);
 	sl_buf_init(&h.field);
 	sl_buf_init(&h.value);
-	sl_buf_init(&h.target);
+	kin_header_set_init(&h.headers);
 	sl_buf_init(&h.body);
 	struct kin_reply reply;
 	kin_reply_init(&reply);
@@ -266,6 +277,6 @@ void kin_http1_serve(struct kin_conn *c)
 	sl_buf_finish(&h.url);
 	sl_buf_finish(&h.field);
 	sl_buf_finish(&h.value);
-	sl_buf_finish(&h.target);
+	kin_header_set_finish(&h.headers);
 	sl_buf_finish(&h.body);
 }

@@ -20,6 +20,7 @@ static const char usage[] =
     "  --http-listen HOST:PORT   Kinesis JSON API (HTTP/1.1, h2c), /healthz and /metrics\n"
     "                            (default 127.0.0.1:7401; 'off' = none)\n"
     "  --http-max-connections N  HTTP connections at once (default 256)\n"
+    "  --http-access-keys FILE   verify Kinesis API SigV4 signatures: 'KEY_ID SECRET' lines\n"
     "  --threads N               event loops (default: number of cores)\n"
     "  --fsync MODE              group (default) | interval=DURATION | never\n"
     "  --max-record-bytes SIZE   largest record data (default 1MiB, at most 64MiB)\n"
@@ -111,6 +112,8 @@ static int apply(struct sl_server_config *cfg, const char *key, const char *v)
 			return -EINVAL;
 		return set_string(cfg->http_listen, sizeof(cfg->http_listen), v);
 	}
+	if (strcmp(key, "http-access-keys") == 0)
+		return set_string(cfg->http_access_keys, sizeof(cfg->http_access_keys), v);
 	if (strcmp(key, "http-max-connections") == 0) {
 		if (sl_parse_u64(v, &u) < 0 || u == 0 || u > 10000)
 			return -EINVAL;

@@ -173,21 +173,31 @@ int main(int argc, char **argv)
 		token[srv.auth_token_len] = '\0';
 		struct kin_gateway_config gc = {
 		    .listen = srv.cfg.http_listen,
-		    .api = {.native_addr = native, .auth_token = srv.auth_token_len ? token : NULL},
+		    .api =
+			{
+			    .native_addr = native,
+			    .auth_token = srv.auth_token_len ? token : NULL,
+			    /* SigV4: the token is every access key's secret, except the keys of
+			     * --http-access-keys (docs/kinesis.md#authentication). */
+			    .any_key_secret = srv.auth_token_len ? token : NULL,
+			    .access_keys_path =
+				srv.cfg.http_access_keys[0] ? srv.cfg.http_access_keys : NULL,
+			},
 		    .max_connections = srv.cfg.http_max_connections,
 		    .get = sl_http_get,
 		    .get_ctx = &srv,
 		};
 		uint16_t http_port;
-		r = kin_gateway_start(&gc, &gateway, &http_port);
+		char err[512] = "";
+		r = kin_gateway_start(&gc, &gateway, &http_port, err, sizeof(err));
 		if (r == 0) {
 			SL_INFO("http (/healthz, /metrics) on %s:%u", host, http_port);
 			SL_INFO("kinesis API (HTTP/1.1, h2c) on port %u, native calls to %s",
 				http_port, native);
 		}
 		if (r < 0) {
-			fprintf(stderr, "sluiced: cannot listen on %s: %s\n", srv.cfg.http_listen,
-				strerror(-r));
+			fprintf(stderr, "sluiced: cannot start the HTTP gateway on %s: %s\n",
+				srv.cfg.http_listen, err[0] ? err : strerror(-r));
 			return 1;
 		}
 	}

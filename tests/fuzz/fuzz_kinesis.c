@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct kin_reply reply;
 	if (!api) {
 		struct kin_api_config cfg = {.native_addr = "127.0.0.1:1"};
-		if (kin_api_create(&cfg, &api) < 0)
+		if (kin_api_create(&cfg, &api, NULL, 0) < 0)
 			abort();
 		kin_session_init(&session, api);
 		kin_reply_init(&reply);

@@ -187,6 +187,26 @@ def run_cli(cli, srv):
     cli.err("ResourceNotFoundException", "describe-stream-summary", "--stream-name", S)
 
 
+def test_cli_signs_with_the_auth_token():
+    root = tempfile.mkdtemp(prefix="sluice-cli-token-")
+    token = os.path.join(root, "token")
+    with open(token, "w") as f:
+        f.write("cli-token-1\n")
+    try:
+        with sp.Server(args=["--auth-token-file", token]) as srv:
+            cli = Cli(srv.http_port())
+            try:
+                cli.env["AWS_SECRET_ACCESS_KEY"] = "cli-token-1"
+                cli.ok("create-stream", "--stream-name", "tok", "--shard-count", "1")
+                assert cli.ok("list-streams")["StreamNames"] == ["tok"]
+                cli.env["AWS_SECRET_ACCESS_KEY"] = "not-the-token"
+                cli.err("InvalidSignatureException", "list-streams")
+            finally:
+                cli.cleanup()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not AWS:
         print("skipped: no aws CLI installed (Debian: apt-get install awscli)")

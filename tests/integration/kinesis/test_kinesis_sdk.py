@@ -58,6 +58,37 @@ def test_sdk_every_operation_and_cross_protocol():
                                                            result["reshard"]["split"]))
 
 
+SIGNED_JS = r"""
+const K = require(require('path').join(process.env.SLUICE_NODE_MODULES, '@aws-sdk/client-kinesis'));
+const [endpoint, secret] = process.argv.slice(1);
+const c = new K.KinesisClient({ endpoint, region: 'eu-west-1', maxAttempts: 1,
+  credentials: { accessKeyId: 'AKIDSDK', secretAccessKey: secret } });
+c.send(new K.CreateStreamCommand({ StreamName: 'signed', ShardCount: 1 }))
+  .then(() => c.send(new K.ListStreamsCommand({})))
+  .then((r) => { console.log('OK ' + r.StreamNames.join(',')); c.destroy(); })
+  .catch((e) => { console.log('ERR ' + e.name); c.destroy(); });
+"""
+
+
+def test_sdk_signatures_are_verified_over_http2():
+    root = tempfile.mkdtemp(prefix="sluice-sdk-keys-")
+    keys = os.path.join(root, "keys")
+    with open(keys, "w") as f:
+        f.write("AKIDSDK sdk-secret\n")
+    env = dict(os.environ, SLUICE_NODE_MODULES=NODE_MODULES, NODE_NO_WARNINGS="1")
+    try:
+        with sp.Server(args=["--http-access-keys", keys]) as srv:
+            endpoint = "http://127.0.0.1:%d" % srv.http_port()
+            outs = []
+            for secret in ("sdk-secret", "wrong-secret"):
+                p = subprocess.run(["node", "-e", SIGNED_JS, endpoint, secret], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                outs.append(p.stdout.strip())
+            assert outs == ["OK signed", "ERR InvalidSignatureException"], outs
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if not shutil.which("node") or not os.path.isdir(
             os.path.join(NODE_MODULES, "@aws-sdk", "client-kinesis")):

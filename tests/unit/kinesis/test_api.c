@@ -27,7 +27,7 @@ static int setup(void **state)
 {
 	/* Port 1 on loopback: nothing listens, connecting fails at once. */
 	struct kin_api_config cfg = {.native_addr = "127.0.0.1:1"};
-	if (kin_api_create(&cfg, &api) < 0)
+	if (kin_api_create(&cfg, &api, NULL, 0) < 0)
 		return -1;
 	kin_session_init(&session, api);
 	kin_reply_init(&reply);
