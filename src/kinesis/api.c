@@ -4,6 +4,8 @@
  */
 #include "kinesis/ops.h"
 
+#include "kinesis/limits.h"
+
 #include "common/clock.h"
 #include "common/units.h"
 #include "proto/codec.h"
@@ -103,6 +105,8 @@ int kin_api_create(const struct kin_api_config *cfg, struct kin_api **ret, char 
 	int r = 0;
 	if (cfg->any_key_secret && !(api->any_key_secret = strdup(cfg->any_key_secret)))
 		r = -ENOMEM;
+	if (r == 0 && cfg->shard_limits)
+		r = kin_limits_create(&api->limits);
 	if (r == 0 && cfg->access_keys_path)
 		r = load_keys(api, cfg->access_keys_path, err, err_len);
 	api->verify = cfg->any_key_secret || cfg->access_keys_path;
@@ -124,6 +128,7 @@ void kin_api_destroy(struct kin_api *api)
 	if (!api)
 		return;
 	free(api->auth_token);
+	kin_limits_destroy(api->limits);
 	if (api->any_key_secret)
 		OPENSSL_cleanse(api->any_key_secret, strlen(api->any_key_secret));
 	free(api->any_key_secret);

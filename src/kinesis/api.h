@@ -53,8 +53,11 @@ struct kin_access_key {
 	char *secret;
 };
 
+struct kin_limits;
+
 struct kin_api {
 	char native_addr[256];
+	struct kin_limits *limits; /* per-shard limits (limits.h), NULL when off */
 	char *auth_token;
 	bool shard_limits;
 	bool verify; /* SigV4 */

@@ -6,6 +6,8 @@
  */
 #include "kinesis/ops.h"
 
+#include "kinesis/limits.h"
+
 #include "common/clock.h"
 #include "common/units.h"
 #include "stream/stream_meta.h"
@@ -87,9 +89,45 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 	int r = -ENOMEM;
 	if (!e || !idx || !part)
 		goto out;
-	size_t todo = n;
-	for (size_t i = 0; i < n; i++)
-		idx[i] = i;
+	size_t todo = 0;
+	struct kin_limits *lim = q->s->api->limits;
+	if (lim) {
+		/* Per-shard limits: charge each record to its shard first; those over budget fail
+		 * here and are not sent. */
+		const char **keys = calloc(n, sizeof(*keys));
+		size_t *lens = calloc(n, sizeof(*lens));
+		const struct sluice_hash_key **hks = calloc(n, sizeof(*hks));
+		uint32_t *shards = calloc(n, sizeof(*shards));
+		r = keys && lens && hks && shards ? 0 : -ENOMEM;
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			keys[i] = in[i].key;
+			lens[i] = strlen(in[i].key);
+			hks[i] = in[i].has_hash ? &in[i].hash : NULL;
+		}
+		r = r ?: kin_limits_route(lim, c, stream, n, keys, lens, hks, shards);
+		int64_t now = sl_mono_ms();
+		for (size_t i = 0; r == 0 && i < n; i++) {
+			if (kin_limits_take_write(lim, stream, shards[i], in[i].data_len + lens[i],
+						  now))
+				idx[todo++] = i;
+			else
+				results[i] = (struct sluice_put_result){
+				    .status = SLUICE_ERR_THROTTLED, .shard_id = shards[i]};
+		}
+		free(keys);
+		free(lens);
+		free(hks);
+		free(shards);
+		if (r < 0)
+			goto out;
+		if (todo == 0) {
+			r = 0;
+			goto out;
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			idx[todo++] = i;
+	}
 	for (int attempt = 0;; attempt++) {
 		for (size_t k = 0; k < todo; k++) {
 			const struct put_in *p = &in[idx[k]];
@@ -250,10 +288,21 @@ void kin_op_put_records(struct kin_req *q)
 							kin_seq_json(res[i].seq), "ShardId", id));
 		} else {
 			failed++;
+			char msg[320];
+			if (res[i].status == SLUICE_ERR_THROTTLED &&
+			    res[i].shard_id != UINT32_MAX) {
+				char sid[SL_SHARD_ID_BUF];
+				sl_shard_id_format(res[i].shard_id, sid);
+				snprintf(msg, sizeof(msg),
+					 "Rate exceeded for shard %s in stream %s under "
+					 "account " KIN_ACCOUNT ".",
+					 sid, stream);
+			} else {
+				snprintf(msg, sizeof(msg), "%s", sluice_strerror(res[i].status));
+			}
 			json_array_append_new(out_arr, json_pack("{s:s,s:s}", "ErrorCode",
 								 record_error_type(res[i].status),
-								 "ErrorMessage",
-								 sluice_strerror(res[i].status)));
+								 "ErrorMessage", msg));
 		}
 	}
 	kin_ok(q, json_pack("{s:I,s:o,s:s}", "FailedRecordCount", (json_int_t)failed, "Records",
@@ -426,6 +475,15 @@ void kin_op_get_records(struct kin_req *q)
 	struct sluice_client *c = kin_client(q);
 	if (!c)
 		return;
+	struct kin_limits *lim = q->s->api->limits;
+	if (lim && !kin_limits_take_read(lim, it.stream, it.shard_id, sl_mono_ms())) {
+		char sid[SL_SHARD_ID_BUF];
+		sl_shard_id_format(it.shard_id, sid);
+		kin_fail(q, 400, KIN_E_THROUGHPUT,
+			 "Rate exceeded for shard %s in stream %s under account " KIN_ACCOUNT ".",
+			 sid, it.stream);
+		return;
+	}
 	struct sluice_read_result res;
 	sluice_read_result_init(&res);
 	r = sluice_read(c, it.stream, it.shard_id, &it.pos, (uint32_t)limit, GET_RECORDS_BYTES_MAX,
@@ -441,8 +499,13 @@ void kin_op_get_records(struct kin_req *q)
 		return;
 	}
 	json_t *recs = json_array();
-	for (size_t i = 0; i < res.count; i++)
+	size_t bytes = 0;
+	for (size_t i = 0; i < res.count; i++) {
 		json_array_append_new(recs, record_json(&res.records[i]));
+		bytes += res.records[i].data_len;
+	}
+	if (lim)
+		kin_limits_charge_read(lim, it.stream, it.shard_id, bytes, sl_mono_ms());
 	json_t *out = json_pack("{s:o,s:I}", "Records", recs, "MillisBehindLatest",
 				(json_int_t)res.millis_behind);
 	/* A closed shard read to its end has no next iterator (Kinesis: null), which tells the

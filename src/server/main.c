@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 			{
 			    .native_addr = native,
 			    .auth_token = srv.auth_token_len ? token : NULL,
+			    .shard_limits = srv.cfg.kinesis_shard_limits,
 			    /* SigV4: the token is every access key's secret, except the keys of
 			     * --http-access-keys (docs/kinesis.md#authentication). */
 			    .any_key_secret = srv.auth_token_len ? token : NULL,

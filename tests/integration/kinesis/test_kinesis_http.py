@@ -313,6 +313,49 @@ def test_cross_protocol_and_auth_token():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_shard_limits_when_switched_on():
+    with sp.Server(args=["--kinesis-shard-limits", "on"]) as srv:
+        k = Conn(srv.http_port())
+        k.call("CreateStream", {"StreamName": "lim1", "ShardCount": 1})
+        batch = {"StreamName": "lim1", "Records": [
+            {"Data": base64.b64encode(b"r%d" % i).decode(), "PartitionKey": "p%d" % i}
+            for i in range(500)]}
+        ok = 0
+        for _ in range(2):  # 1,000 records: one second's budget of the shard
+            st, _, out = k.call("PutRecords", batch)
+            assert st == 200 and out["FailedRecordCount"] == 0, out
+            ok += 500
+        st, _, out = k.call("PutRecords", batch)
+        assert st == 200 and out["FailedRecordCount"] >= 400, out["FailedRecordCount"]
+        failed = [r for r in out["Records"] if "ErrorCode" in r]
+        assert failed[0]["ErrorCode"] == "ProvisionedThroughputExceededException", failed[0]
+        assert "Rate exceeded for shard shardId-000000000000" in failed[0]["ErrorMessage"]
+        ok += 500 - out["FailedRecordCount"]
+        # 1 MiB/s of data per shard: 600 KiB fits once, not twice within a second
+        big = {"StreamName": "lim1", "PartitionKey": "p",
+               "Data": base64.b64encode(b"x" * (600 << 10)).decode()}
+        st, _, out = k.call("PutRecord", big)
+        assert st == 200, out
+        ok += 1
+        st, _, out = k.call("PutRecord", big)
+        assert st == 400 and out["__type"] == "ProvisionedThroughputExceededException", out
+        # refused records were not stored
+        assert len(srv.client().read_all("lim1", 0)) == ok
+        # reads: 5 GetRecords per second per shard
+        st, _, it = k.call("GetShardIterator", {"StreamName": "lim1",
+                                                "ShardId": "shardId-000000000000",
+                                                "ShardIteratorType": "LATEST"})
+        statuses = [k.call("GetRecords", {"ShardIterator": it["ShardIterator"]})
+                    for _ in range(10)]
+        throttled = [out for st, _, out in statuses if st == 400]
+        assert throttled and all(o["__type"] == "ProvisionedThroughputExceededException"
+                                 for o in throttled), statuses
+        time.sleep(1.1)  # the budget comes back
+        st, _, out = k.call("PutRecords", batch)
+        assert st == 200 and out["FailedRecordCount"] == 0, out["FailedRecordCount"]
+        k.close()
+
+
 def test_sigv4_verification():
     root = tempfile.mkdtemp(prefix="sluice-kin-keys-")
     keys = os.path.join(root, "keys")
