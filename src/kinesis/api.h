@@ -70,8 +70,6 @@ struct kin_api {
 struct kin_session {
 	struct kin_api *api;
 	struct sluice_client *client; /* connected on first use, reconnected by libsluice */
-	uint64_t request_counter;
-	uint32_t id_salt;
 };
 
 struct kin_reply {
