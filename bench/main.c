@@ -26,6 +26,8 @@ volatile sig_atomic_t bench_stop;
 int bench_firehose_main(int argc, char **argv);
 /* bench_replay.c: its own flags (see sluice-bench replay --help). */
 int bench_replay_main(int argc, char **argv);
+/* bench_kinesis.c: its own flags (see sluice-bench kinesis-api --help). */
+int bench_kinesis_main(int argc, char **argv);
 volatile pid_t bench_child_pid;
 
 static const char usage[] =
@@ -45,6 +47,8 @@ static const char usage[] =
     "            (see sluice-bench firehose --help)\n"
     "  replay    restore (archive -> log) vs zstd -d and log append, replay (log -> log)\n"
     "            (see sluice-bench replay --help)\n"
+    "  kinesis-api  PutRecords through the Kinesis HTTP API (HTTP/1.1, h2c) vs kinesalite\n"
+    "            (see sluice-bench kinesis-api --help)\n"
     "\n"
     "common options:\n"
     "  --records N          records per combination (default 1000000; consume: 2000000,\n"
@@ -473,6 +477,8 @@ int main(int argc, char **argv)
 		return bench_firehose_main(argc, argv);
 	if (strcmp(argv[1], "replay") == 0)
 		return bench_replay_main(argc, argv);
+	if (strcmp(argv[1], "kinesis-api") == 0)
+		return bench_kinesis_main(argc, argv);
 	static struct bench_args a;
 	a.cmd = argv[1];
 	int (*run)(struct bench_args *) = NULL;

@@ -3,7 +3,11 @@
 
 SLUICE_APT_PACKAGES="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
  liburing-dev libzstd-dev libxxhash-dev libcmocka-dev libjemalloc-dev libssl-dev libjansson-dev
- libcurl4-openssl-dev libxml2-dev zstd python3"
+ libcurl4-openssl-dev libxml2-dev zstd python3
+ libnghttp2-dev libhttp-parser-dev"
+
+# Only tools/test needs these: the AWS CLI drives the Kinesis API test over HTTP/1.1.
+SLUICE_TEST_APT_PACKAGES="awscli"
 
 sluice_install_deps() {
 	local missing=""

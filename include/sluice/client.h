@@ -154,6 +154,31 @@ int sluice_stream_merge(struct sluice_client *c, const char *stream, uint32_t sh
 			uint32_t adjacent_shard_id, uint32_t *ret_child_id);
 int sluice_stream_scale(struct sluice_client *c, const char *stream, uint32_t target_open_shards);
 
+/*
+ * Stream settings (Kinesis' retention and tag operations). set_retention changes how long
+ * records are kept, at once on the live logs (SLUICE_ERR_INVALID_ARGUMENT outside 1 s..365 d).
+ * Tags: keys 1..SLUICE_TAG_KEY_LEN_MAX bytes, values 0..SLUICE_TAG_VALUE_LEN_MAX bytes, UTF-8, at
+ * most SLUICE_TAGS_MAX per stream. add_tags adds or replaces n (1..SLUICE_TAGS_MAX) tags, all or
+ * none (SLUICE_ERR_LIMIT_EXCEEDED past the limit); remove_tags removes n keys (absent keys are
+ * ignored); list_tags returns them in the order they were first added: free *ret_tags with
+ * sluice_tags_free (accepts NULL).
+ */
+#define SLUICE_TAGS_MAX 50
+#define SLUICE_TAG_KEY_LEN_MAX 128
+#define SLUICE_TAG_VALUE_LEN_MAX 256
+struct sluice_tag {
+	char *key;
+	char *value;
+};
+int sluice_stream_set_retention(struct sluice_client *c, const char *name, uint64_t retention_ms);
+int sluice_stream_add_tags(struct sluice_client *c, const char *name, const struct sluice_tag *tags,
+			   size_t n);
+int sluice_stream_remove_tags(struct sluice_client *c, const char *name, const char *const *keys,
+			      size_t n);
+int sluice_stream_list_tags(struct sluice_client *c, const char *name, struct sluice_tag **ret_tags,
+			    size_t *ret_count);
+void sluice_tags_free(struct sluice_tag *tags, size_t count);
+
 /* ======================================================================================
  * Synchronous produce
  * ====================================================================================== */

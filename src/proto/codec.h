@@ -48,6 +48,15 @@
  *   STREAM_SCALE    str8 name, u32 target_open_shards -> u32 open_shards (after)
  *                   Only one reshard per stream at a time: another gets SLUICE_ERR_RESOURCE_IN_USE.
  *
+ * Stream settings (Kinesis' retention and tag operations):
+ *   STREAM_SET_RETENTION str8 name, u64 retention_ms -> (empty)
+ *   STREAM_ADD_TAGS      str8 name, u32 n (1..SL_PROTO_TAGS_MAX), n x (str8 key, str16 value)
+ *                        -> (empty); all or nothing, an existing key gets the new value
+ *   STREAM_REMOVE_TAGS   str8 name, u32 n (1..SL_PROTO_TAGS_MAX), n x str8 key -> (empty);
+ *                        keys the stream does not have are ignored (as Kinesis does)
+ *   STREAM_LIST_TAGS     str8 name -> u32 n, n x (str8 key, str16 value), in the order they
+ *                        were first added
+ *   Tag keys are 1..128 bytes, values 0..256 bytes, both UTF-8 without NUL (Kinesis' rules).
  *
  * Consumers (registrations of stream -> handler; see src/consumer/consumer_config.h):
  *   CONSUMER_CREATE   consumer_config -> (empty)
@@ -160,6 +169,10 @@ enum sl_opcode {
 	SL_OP_STREAM_MERGE = 0x1A,
 	SL_OP_STREAM_SCALE = 0x1B,
 	SL_OP_STREAM_CREATE_FROM_META = 0x1C, /* restore: exact layout (restore_messages.c) */
+	SL_OP_STREAM_SET_RETENTION = 0x15,
+	SL_OP_STREAM_ADD_TAGS = 0x16,
+	SL_OP_STREAM_REMOVE_TAGS = 0x17,
+	SL_OP_STREAM_LIST_TAGS = 0x18,
 	SL_OP_PRODUCE = 0x20,
 	SL_OP_READ = 0x21,
 	SL_OP_RESTORE_APPEND = 0x22,  /* restore/import: original seqs and timestamps */
@@ -314,6 +327,35 @@ int sl_proto_restore_next(struct sl_req_restore_append *req, uint32_t record_byt
 			  struct sl_restore_record_view *ret);
 /* Encode one restore_record (libsluice). -EINVAL (key over 256 bytes), -ENOMEM. */
 int sl_proto_put_restore_record(struct sl_buf *out, const struct sluice_record *rec);
+/* Tags in one request or answer: a stream has at most 50 (Kinesis), so 50 suffice. */
+#define SL_PROTO_TAGS_MAX 50u
+#define SL_PROTO_TAG_KEY_MAX 128u
+#define SL_PROTO_TAG_VALUE_MAX 256u
+
+struct sl_req_set_retention {
+	struct sl_str name;
+	uint64_t retention_ms;
+};
+
+/* STREAM_ADD_TAGS (values) and STREAM_REMOVE_TAGS (keys only), checked whole by decode. */
+struct sl_req_tags {
+	struct sl_str name;
+	uint32_t count;
+	bool with_values;
+	struct sl_reader tags; /* positioned at the first tag */
+};
+
+/*
+ * SET_RETENTION: PROTOCOL, INVALID_NAME. ADD/REMOVE_TAGS (with_values: ADD): PROTOCOL for
+ * structure (count 0 or over SL_PROTO_TAGS_MAX, truncation, trailing bytes), then INVALID_NAME,
+ * then INVALID_ARGUMENT for a key or value out of its length range or containing NUL. next
+ * returns 1 with the next tag (value empty for REMOVE), 0 after the last.
+ */
+int sl_proto_decode_set_retention(const uint8_t *body, size_t len,
+				  struct sl_req_set_retention *ret);
+int sl_proto_decode_tags(const uint8_t *body, size_t len, bool with_values,
+			 struct sl_req_tags *ret);
+int sl_proto_tags_next(struct sl_req_tags *req, struct sl_str *ret_key, struct sl_str *ret_value);
 
 /* ---- encoders: append one whole frame (header included) to out ---- */
 

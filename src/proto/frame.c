@@ -51,6 +51,10 @@ bool sl_proto_opcode_known(uint8_t opcode)
 	case SL_OP_STREAM_MERGE:
 	case SL_OP_STREAM_SCALE:
 	case SL_OP_STREAM_CREATE_FROM_META:
+	case SL_OP_STREAM_SET_RETENTION:
+	case SL_OP_STREAM_ADD_TAGS:
+	case SL_OP_STREAM_REMOVE_TAGS:
+	case SL_OP_STREAM_LIST_TAGS:
 	case SL_OP_PRODUCE:
 	case SL_OP_READ:
 	case SL_OP_RESTORE_APPEND:

@@ -17,7 +17,11 @@ static const char usage[] =
     "usage: sluiced [options]\n"
     "  --data-dir DIR            data folder (default ./sluice-data)\n"
     "  --listen HOST:PORT        native protocol (default 127.0.0.1:7400; port 0 = any)\n"
-    "  --http-listen HOST:PORT   /healthz and /metrics (default 127.0.0.1:7401; 'off' = none)\n"
+    "  --http-listen HOST:PORT   Kinesis JSON API (HTTP/1.1, h2c), /healthz and /metrics\n"
+    "                            (default 127.0.0.1:7401; 'off' = none)\n"
+    "  --http-max-connections N  HTTP connections at once (default 256)\n"
+    "  --http-access-keys FILE   verify Kinesis API SigV4 signatures: 'KEY_ID SECRET' lines\n"
+    "  --kinesis-shard-limits on|off  Kinesis' per-shard write/read limits (default off)\n"
     "  --threads N               event loops (default: number of cores)\n"
     "  --fsync MODE              group (default) | interval=DURATION | never\n"
     "  --max-record-bytes SIZE   largest record data (default 1MiB, at most 64MiB)\n"
@@ -108,6 +112,20 @@ static int apply(struct sl_server_config *cfg, const char *key, const char *v)
 		if (strcmp(v, "off") != 0 && sl_parse_listen(v, &a) < 0)
 			return -EINVAL;
 		return set_string(cfg->http_listen, sizeof(cfg->http_listen), v);
+	}
+	if (strcmp(key, "kinesis-shard-limits") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			return -EINVAL;
+		cfg->kinesis_shard_limits = strcmp(v, "on") == 0;
+		return 0;
+	}
+	if (strcmp(key, "http-access-keys") == 0)
+		return set_string(cfg->http_access_keys, sizeof(cfg->http_access_keys), v);
+	if (strcmp(key, "http-max-connections") == 0) {
+		if (sl_parse_u64(v, &u) < 0 || u == 0 || u > 10000)
+			return -EINVAL;
+		cfg->http_max_connections = (unsigned)u;
+		return 0;
 	}
 	if (strcmp(key, "threads") == 0) {
 		if (sl_parse_u64(v, &u) < 0 || u > 256)

@@ -8,6 +8,7 @@
 
 #include "log/shard_log.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +26,10 @@ struct sl_server_config {
 	char data_dir[4096];
 	char listen[256];
 	char http_listen[256];
-	unsigned threads; /* 0 = number of cores */
+	unsigned http_max_connections; /* 0 = KIN_CONNECTIONS_DEFAULT (src/kinesis/gateway.h) */
+	char http_access_keys[4096];   /* SigV4 keys file of the Kinesis API; "" none */
+	bool kinesis_shard_limits;     /* Kinesis' per-shard throughput limits on the API */
+	unsigned threads;	       /* 0 = number of cores */
 	enum sl_fsync_mode fsync_mode;
 	int64_t fsync_interval_ms;
 	uint32_t max_record_bytes;

@@ -1,10 +1,8 @@
 /*
- * /healthz and /metrics (Prometheus text format) on --http-listen, served by one small thread so
- * that scraping never touches the event loops. Counters are read with relaxed atomic loads from
- * the workers and shards that own them.
- *
- * This endpoint answers only GET of two fixed paths; the Kinesis JSON API (its own HTTP stack)
- * will take over the port and keep these two paths.
+ * /healthz and /metrics (Prometheus text format), answered for the HTTP gateway on
+ * --http-listen (src/kinesis/gateway.c, which also serves the Kinesis JSON API there) on its
+ * own threads, so that scraping never touches the event loops. Counters are read with relaxed
+ * atomic loads from the workers and shards that own them.
  */
 #include "server/server.h"
 
@@ -13,30 +11,11 @@
 #include "common/clock.h"
 #include "common/logging.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-/* A request head larger than this is refused: the two paths need a few dozen bytes. */
-#define REQUEST_HEAD_MAX 8192
-/* A client that sends nothing for this long is dropped, so one idle socket cannot stall us. */
-#define CLIENT_TIMEOUT_MS 2000
-
-int sl_server_listen_socket(const struct sockaddr_in *addr, struct sockaddr_in *ret_bound);
-
-struct http_ctx {
-	struct sl_server *srv;
-	int listen_fd;
-	int stop_fd;
-};
 
 static void put(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct sl_buf *b, const char *fmt, ...)
@@ -154,124 +133,21 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 		sl_consumers_render_metrics(srv->consumers, b);
 }
 
-static void respond(int fd, int code, const char *reason, const char *type, const void *body,
-		    size_t len)
+int sl_http_get(void *ctx, const char *path, struct sl_buf *body, const char **ret_content_type)
 {
-	char head[256];
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n",
-			 code, reason, type, len);
-	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) < 0)
-		return;
-	const char *p = body;
-	while (len) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		p += w;
-		len -= (size_t)w;
-	}
-}
-
-static void serve(struct http_ctx *ctx, int fd)
-{
-	char req[REQUEST_HEAD_MAX + 1];
-	size_t got = 0;
-	while (got < REQUEST_HEAD_MAX) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (poll(&p, 1, CLIENT_TIMEOUT_MS) <= 0)
-			return;
-		ssize_t r = recv(fd, req + got, REQUEST_HEAD_MAX - got, 0);
-		if (r <= 0)
-			return;
-		got += (size_t)r;
-		req[got] = '\0';
-		if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-			break;
-	}
-	char method[8], path[256];
-	if (sscanf(req, "%7s %255s", method, path) != 2) {
-		respond(fd, 400, "Bad Request", "text/plain", "bad request\n", 12);
-		return;
-	}
-	char *q = strchr(path, '?');
-	if (q)
-		*q = '\0';
-	if (strcmp(method, "GET") != 0) {
-		respond(fd, 405, "Method Not Allowed", "text/plain", "GET only\n", 9);
-		return;
-	}
+	struct sl_server *srv = ctx;
+	sl_buf_reset(body);
 	if (strcmp(path, "/healthz") == 0) {
-		bool draining = atomic_load(&ctx->srv->draining);
-		const char *body = draining ? "draining\n" : "ok\n";
-		respond(fd, draining ? 503 : 200, draining ? "Service Unavailable" : "OK",
-			"text/plain", body, strlen(body));
-		return;
+		bool draining = atomic_load(&srv->draining);
+		const char *text = draining ? "draining\n" : "ok\n";
+		sl_buf_put(body, text, strlen(text));
+		*ret_content_type = "text/plain";
+		return draining ? 503 : 200;
 	}
 	if (strcmp(path, "/metrics") == 0) {
-		struct sl_buf b;
-		sl_buf_init(&b);
-		render_metrics(ctx->srv, &b);
-		respond(fd, 200, "OK", "text/plain; version=0.0.4", b.data, b.len);
-		sl_buf_finish(&b);
-		return;
+		render_metrics(srv, body);
+		*ret_content_type = "text/plain; version=0.0.4";
+		return 200;
 	}
-	respond(fd, 404, "Not Found", "text/plain", "not found\n", 10);
-}
-
-static void *http_main(void *arg)
-{
-	struct http_ctx *ctx = arg;
-	for (;;) {
-		struct pollfd p[2] = {{.fd = ctx->listen_fd, .events = POLLIN},
-				      {.fd = ctx->stop_fd, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		serve(ctx, fd);
-		close(fd);
-	}
-	close(ctx->listen_fd);
-	free(ctx);
-	return NULL;
-}
-
-int sl_http_metrics_start(struct sl_server *srv, const char *listen, pthread_t *ret_thread,
-			  int *ret_stop_fd)
-{
-	struct sockaddr_in addr, bound;
-	int r = sl_parse_listen(listen, &addr);
-	if (r < 0)
-		return r;
-	struct http_ctx *ctx = calloc(1, sizeof(*ctx));
-	if (!ctx)
-		return -ENOMEM;
-	ctx->srv = srv;
-	ctx->listen_fd = sl_server_listen_socket(&addr, &bound);
-	if (ctx->listen_fd < 0) {
-		r = ctx->listen_fd;
-		free(ctx);
-		return r;
-	}
-	ctx->stop_fd = eventfd(0, EFD_CLOEXEC);
-	r = pthread_create(ret_thread, NULL, http_main, ctx);
-	if (r) {
-		close(ctx->listen_fd);
-		close(ctx->stop_fd);
-		free(ctx);
-		return -r;
-	}
-	*ret_stop_fd = ctx->stop_fd;
-	SL_INFO("http (/healthz, /metrics) on 127.0.0.1:%u", ntohs(bound.sin_port));
 	return 0;
 }

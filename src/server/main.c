@@ -14,6 +14,7 @@
 #endif
 
 #include "common/clock.h"
+#include "kinesis/gateway.h"
 #include "common/logging.h"
 
 #include <sluice/errors.h>
@@ -156,14 +157,48 @@ int main(int argc, char **argv)
 	r = sl_server_start_workers(&srv);
 	if (r < 0)
 		return 1;
-	pthread_t http_thread;
-	int http_stop_fd = -1;
+	struct kin_gateway *gateway = NULL;
 	bool http = strcmp(srv.cfg.http_listen, "off") != 0;
 	if (http) {
-		r = sl_http_metrics_start(&srv, srv.cfg.http_listen, &http_thread, &http_stop_fd);
+		/* The gateway is a client of our own native listener (0.0.0.0 is reached on
+		 * loopback), with the server's token: cross-protocol consistency for free. */
+		char native[64], token[sizeof(srv.auth_token) + 1];
+		struct in_addr a = srv.listen_addr.sin_addr;
+		if (a.s_addr == htonl(INADDR_ANY))
+			a.s_addr = htonl(INADDR_LOOPBACK);
+		char host[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a, host, sizeof(host));
+		snprintf(native, sizeof(native), "%s:%u", host, ntohs(srv.listen_addr.sin_port));
+		memcpy(token, srv.auth_token, srv.auth_token_len);
+		token[srv.auth_token_len] = '\0';
+		struct kin_gateway_config gc = {
+		    .listen = srv.cfg.http_listen,
+		    .api =
+			{
+			    .native_addr = native,
+			    .auth_token = srv.auth_token_len ? token : NULL,
+			    .shard_limits = srv.cfg.kinesis_shard_limits,
+			    /* SigV4: the token is every access key's secret, except the keys of
+			     * --http-access-keys (docs/kinesis.md#authentication). */
+			    .any_key_secret = srv.auth_token_len ? token : NULL,
+			    .access_keys_path =
+				srv.cfg.http_access_keys[0] ? srv.cfg.http_access_keys : NULL,
+			},
+		    .max_connections = srv.cfg.http_max_connections,
+		    .get = sl_http_get,
+		    .get_ctx = &srv,
+		};
+		uint16_t http_port;
+		char err[512] = "";
+		r = kin_gateway_start(&gc, &gateway, &http_port, err, sizeof(err));
+		if (r == 0) {
+			SL_INFO("http (/healthz, /metrics) on %s:%u", host, http_port);
+			SL_INFO("kinesis API (HTTP/1.1, h2c) on port %u, native calls to %s",
+				http_port, native);
+		}
 		if (r < 0) {
-			fprintf(stderr, "sluiced: cannot listen on %s: %s\n", srv.cfg.http_listen,
-				strerror(-r));
+			fprintf(stderr, "sluiced: cannot start the HTTP gateway on %s: %s\n",
+				srv.cfg.http_listen, err[0] ? err : strerror(-r));
 			return 1;
 		}
 	}
@@ -181,14 +216,9 @@ int main(int argc, char **argv)
 	sigwait(&sigs, &sig);
 	SL_INFO("signal %d: draining", sig);
 	atomic_store(&srv.draining, true);
+	/* Before the workers: the gateway's requests in flight still get their native answers. */
+	kin_gateway_stop(gateway);
 	sl_server_join_workers(&srv);
-	if (http) {
-		uint64_t one = 1;
-		if (write(http_stop_fd, &one, sizeof(one)) < 0)
-			SL_WARN("cannot stop the http thread: %s", strerror(errno));
-		pthread_join(http_thread, NULL);
-		close(http_stop_fd);
-	}
 	if (srv.listen_fd >= 0)
 		close(srv.listen_fd);
 	sl_consumers_close(srv.consumers);

@@ -824,3 +824,146 @@ struct sl_stream *sl_stream_cache_find(const struct sl_stream_cache *c, const ch
 	}
 	return NULL;
 }
+
+/* ---- stream settings: retention and tags ---- */
+
+/*
+ * A settings change publishes a new view with an edited copy of the metadata and the same shards,
+ * through the reshard path (sl_registry_reshard_commit): the metadata of a published view never
+ * changes, and the stream's reshard lock orders settings changes with splits and merges, so
+ * neither undoes the other. During a reshard the change is refused with
+ * SLUICE_ERR_RESOURCE_IN_USE, as Kinesis refuses updates of a stream in UPDATING.
+ */
+static int update_settings(struct sl_registry *reg, const char *name,
+			   int (*edit)(struct sl_stream_meta *m, void *ctx, char *msg, size_t len),
+			   void *ctx, struct sl_stream **ret_stream, char *err_msg,
+			   size_t err_msg_len)
+{
+	pthread_mutex_lock(&reg->mu);
+	ssize_t i = find_index(reg, name);
+	if (i < 0) {
+		pthread_mutex_unlock(&reg->mu);
+		snprintf(err_msg, err_msg_len, "stream %s not found", name);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	struct sl_stream *s = reg->streams[i];
+	sl_stream_ref(s);
+	pthread_mutex_unlock(&reg->mu);
+	int r = sl_registry_reshard_begin(s);
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len,
+			 r == SLUICE_ERR_RESOURCE_IN_USE
+			     ? "stream %s is being resharded; retry when it is over"
+			     : "stream %s not found",
+			 name);
+		sl_stream_unref(s);
+		return r;
+	}
+	struct sl_stream_meta *copy;
+	r = sl_stream_meta_clone(sl_stream_view(s)->meta, &copy);
+	if (r == 0) {
+		r = edit(copy, ctx, err_msg, err_msg_len);
+		if (r < 0)
+			sl_stream_meta_destroy(copy);
+		else
+			r = sl_registry_reshard_commit(reg, s, copy, err_msg, err_msg_len);
+	}
+	sl_registry_reshard_end(s);
+	if (r == 0 && ret_stream)
+		*ret_stream = s;
+	else
+		sl_stream_unref(s);
+	return r;
+}
+
+static int edit_retention(struct sl_stream_meta *m, void *ctx, char *msg, size_t len)
+{
+	int64_t ms = *(const int64_t *)ctx;
+	if (ms < SL_STREAM_RETENTION_MS_MIN || ms > SL_STREAM_RETENTION_MS_MAX) {
+		snprintf(msg, len, "retention must be %llds..%llds",
+			 SL_STREAM_RETENTION_MS_MIN / 1000, SL_STREAM_RETENTION_MS_MAX / 1000);
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	}
+	m->retention_ms = ms;
+	return 0;
+}
+
+int sl_registry_set_retention(struct sl_registry *reg, const char *name, int64_t retention_ms,
+			      struct sl_stream **ret_stream, char *err_msg, size_t err_msg_len)
+{
+	return update_settings(reg, name, edit_retention, &retention_ms, ret_stream, err_msg,
+			       err_msg_len);
+}
+
+struct tag_edit {
+	const struct sl_tag *tags;
+	size_t count;
+	bool remove;
+};
+
+static int edit_tags(struct sl_stream_meta *m, void *ctx, char *msg, size_t len)
+{
+	const struct tag_edit *e = ctx;
+	for (size_t i = 0; i < e->count; i++) {
+		if (e->remove) {
+			sl_stream_meta_remove_tag(m, e->tags[i].key); /* absent keys: ignored */
+			continue;
+		}
+		int r = sl_stream_meta_set_tag(m, e->tags[i].key, e->tags[i].value);
+		if (r == SLUICE_ERR_LIMIT_EXCEEDED)
+			snprintf(msg, len, "a stream has at most %d tags", SL_STREAM_TAGS_MAX);
+		else if (r == SLUICE_ERR_INVALID_ARGUMENT)
+			snprintf(msg, len,
+				 "tag keys are 1..%d bytes and values 0..%d bytes of UTF-8",
+				 SL_STREAM_TAG_KEY_LEN_MAX, SL_STREAM_TAG_VALUE_LEN_MAX);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int sl_registry_update_tags(struct sl_registry *reg, const char *name, const struct sl_tag *tags,
+			    size_t count, bool remove, char *err_msg, size_t err_msg_len)
+{
+	struct tag_edit e = {.tags = tags, .count = count, .remove = remove};
+	return update_settings(reg, name, edit_tags, &e, NULL, err_msg, err_msg_len);
+}
+
+int sl_registry_list_tags(struct sl_registry *reg, const char *name, struct sl_tag **ret,
+			  size_t *ret_count)
+{
+	pthread_mutex_lock(&reg->mu);
+	ssize_t i = find_index(reg, name);
+	if (i < 0) {
+		pthread_mutex_unlock(&reg->mu);
+		return SLUICE_ERR_STREAM_NOT_FOUND;
+	}
+	/* the current view stays allocated until this worker's tick is over */
+	const struct sl_stream_meta *m = sl_stream_view(reg->streams[i])->meta;
+	struct sl_tag *out = calloc(m->tag_count ? m->tag_count : 1, sizeof(*out));
+	int r = out ? 0 : -ENOMEM;
+	for (size_t k = 0; r == 0 && k < m->tag_count; k++) {
+		out[k].key = strdup(m->tags[k].key);
+		out[k].value = strdup(m->tags[k].value);
+		if (!out[k].key || !out[k].value)
+			r = -ENOMEM;
+	}
+	size_t n = m->tag_count;
+	pthread_mutex_unlock(&reg->mu);
+	if (r < 0) {
+		sl_tags_free(out, n);
+		return r;
+	}
+	*ret = out;
+	*ret_count = n;
+	return 0;
+}
+
+void sl_tags_free(struct sl_tag *tags, size_t count)
+{
+	for (size_t i = 0; tags && i < count; i++) {
+		free(tags[i].key);
+		free(tags[i].value);
+	}
+	free(tags);
+}

@@ -113,6 +113,23 @@ int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_strea
  */
 int sl_registry_delete_stream(struct sl_registry *reg, const char *name, struct sl_stream **ret);
 
+/*
+ * Stream settings, persisted before they return 0. set_retention (SL_STREAM_RETENTION_MS_MIN..
+ * _MAX) returns the stream with a reference in *ret_stream (may be NULL) so that the caller can
+ * tell each shard owner (sl_shard_log_set_retention). update_tags adds/replaces (remove false)
+ * or removes (remove true; absent keys ignored) all of tags or none. list_tags returns a copy
+ * in insertion order, freed with sl_tags_free. Errors: SLUICE_ERR_STREAM_NOT_FOUND,
+ * _INVALID_ARGUMENT, _LIMIT_EXCEEDED (more than SL_STREAM_TAGS_MAX tags), -errno, with a
+ * message in err_msg.
+ */
+int sl_registry_set_retention(struct sl_registry *reg, const char *name, int64_t retention_ms,
+			      struct sl_stream **ret_stream, char *err_msg, size_t err_msg_len);
+int sl_registry_update_tags(struct sl_registry *reg, const char *name, const struct sl_tag *tags,
+			    size_t count, bool remove, char *err_msg, size_t err_msg_len);
+int sl_registry_list_tags(struct sl_registry *reg, const char *name, struct sl_tag **ret,
+			  size_t *ret_count);
+void sl_tags_free(struct sl_tag *tags, size_t count);
+
 /* A referenced copy of the list of live streams (sorted by name); free with _release_list. */
 int sl_registry_list(struct sl_registry *reg, struct sl_stream ***ret, size_t *ret_count,
 		     uint64_t *ret_generation);

@@ -154,6 +154,12 @@ static int on_frame(struct sl_conn *c, const struct sl_frame_header *h, const ui
 	case SL_OP_LIST_SHARDS:
 		sl_handle_admin(w, c, h, body, len);
 		return 0;
+	case SL_OP_STREAM_SET_RETENTION:
+	case SL_OP_STREAM_ADD_TAGS:
+	case SL_OP_STREAM_REMOVE_TAGS:
+	case SL_OP_STREAM_LIST_TAGS:
+		sl_handle_stream_settings(w, c, h, body, len);
+		return 0;
 	case SL_OP_CONSUMER_CREATE:
 	case SL_OP_CONSUMER_DELETE:
 	case SL_OP_CONSUMER_LIST:

@@ -102,6 +102,9 @@ void sl_handle_restore(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		       const uint8_t *body, size_t len);
 void sl_handle_firehose_admin(struct sl_worker *w, struct sl_conn *c,
 			      const struct sl_frame_header *h, const uint8_t *body, size_t len);
+/* STREAM_SET_RETENTION and the tag requests (admin_stream_settings.c). */
+void sl_handle_stream_settings(struct sl_worker *w, struct sl_conn *c,
+			       const struct sl_frame_header *h, const uint8_t *body, size_t len);
 
 /*
  * Append records to a stream from inside the server (consumers' on-failure stream), with the
@@ -145,8 +148,10 @@ static inline void sl_counter_add(_Atomic uint64_t *c, uint64_t v)
 			      memory_order_relaxed);
 }
 
-/* Start the /healthz + /metrics HTTP thread (http_metrics.c). */
-int sl_http_metrics_start(struct sl_server *srv, const char *listen, pthread_t *ret_thread,
-			  int *ret_stop_fd);
+/*
+ * GET /healthz and /metrics for the HTTP gateway (http_metrics.c; a kin_get_fn, ctx is the
+ * server): the status and body, or 0 for any other path.
+ */
+int sl_http_get(void *ctx, const char *path, struct sl_buf *body, const char **ret_content_type);
 
 #endif

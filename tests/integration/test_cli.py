@@ -244,6 +244,39 @@ def test_stream_reshard_while_putting():
     fails("stream", "split", "cli-rs", "5", "--at", "-3", code=2)
     fails("stream", "split", "cli-rs", code=2)
     fails("stream", "scale", "nosuch", "2", code=1)
+def test_stream_retention_and_tags():
+    make_stream("cli-set", shards=1, retention="1h")
+    ok("stream", "retention", "cli-set", "48h")
+    d = json.loads(ok("stream", "describe", "cli-set", "--format", "json"))
+    assert d["retention_ms"] == 48 * 3600 * 1000, d
+    usage_error("stream", "retention", "cli-set", "soon")
+    usage_error("stream", "retention", "cli-set")
+    fails("stream", "retention", "cli-set", "400d")  # over 365 days: the server refuses
+    fails("stream", "retention", "cli-nope", "2h")
+    # the new retention reaches the live shard log: shortened, the records expire
+    put_lines("cli-set", [b"one", b"two"], "--key", "k")
+    assert len(get_json("cli-set", "--from", "trim-horizon")) == 2
+    ok("stream", "retention", "cli-set", "1s")
+    wait_until("records to expire under the new retention",
+               lambda: get_json("cli-set", "--from", "trim-horizon") == [], timeout=20)
+    ok("stream", "retention", "cli-set", "48h")
+
+    assert ok("stream", "tags", "cli-set") == b""
+    ok("stream", "tag", "cli-set", "team=payments", "env=dev", "empty=")
+    ok("stream", "tag", "cli-set", "env=prod")
+    assert ok("stream", "tags", "cli-set").decode().splitlines() == [
+        "team=payments", "env=prod", "empty="]
+    assert json.loads(ok("stream", "tags", "cli-set", "--format", "json")) == {
+        "team": "payments", "env": "prod", "empty": ""}
+    ok("stream", "untag", "cli-set", "env", "not-there")
+    assert ok("stream", "tags", "cli-set").decode().splitlines() == ["team=payments", "empty="]
+    usage_error("stream", "tag", "cli-set", "novalue")
+    usage_error("stream", "tag", "cli-set")
+    fails("stream", "tag", "cli-set", "k" * 129 + "=v")
+    many = ["k%d=v" % i for i in range(49)]
+    fails("stream", "tag", "cli-set", *many)  # 2 + 49 > 50: all or nothing
+    assert len(ok("stream", "tags", "cli-set").decode().splitlines()) == 2
+    ok("stream", "delete", "cli-set")
 
 
 # ---- put ----

@@ -35,6 +35,10 @@ int cli_parse_position(const char *s, struct sluice_position *ret);
 bool cli_wants_help(int argc, char **argv);
 
 int cli_stream(const struct cli *cli, int argc, char **argv);
+/* stream retention|tag|untag|tags (cli_stream_settings.c): pos are the positional arguments. */
+bool cli_stream_settings_sub(const char *sub);
+int cli_stream_settings(const struct cli *cli, const char *what, const char *sub, int npos,
+			char **pos, bool json);
 int cli_put(const struct cli *cli, int argc, char **argv);
 int cli_get(const struct cli *cli, int argc, char **argv);
 int cli_consumer(const struct cli *cli, int argc, char **argv);

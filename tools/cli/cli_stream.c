@@ -1,4 +1,5 @@
-/* sluice stream create|list|describe|delete|split|merge|scale */
+/* sluice stream create|list|describe|delete|split|merge|scale (tag|untag|tags|retention:
+ * cli_stream_settings.c) */
 #include "cli.h"
 
 #include "common/units.h"
@@ -17,7 +18,11 @@ static const char stream_usage[] =
     "       sluice stream delete NAME\n"
     "       sluice stream split NAME SHARD [--at HASHKEY]  (default: the middle of its range)\n"
     "       sluice stream merge NAME SHARD ADJACENT\n"
-    "       sluice stream scale NAME COUNT  (uniform: COUNT open shards with even ranges)\n";
+    "       sluice stream scale NAME COUNT  (uniform: COUNT open shards with even ranges)\n"
+    "       sluice stream retention NAME DURATION        (e.g. 48h, 7d)\n"
+    "       sluice stream tag NAME KEY=VALUE...\n"
+    "       sluice stream untag NAME KEY...\n"
+    "       sluice stream tags NAME [--format text|json]\n";
 
 /* Kinesis' default retention. */
 #define RETENTION_MS_DEFAULT (24 * 3600 * 1000LL)
@@ -333,6 +338,8 @@ int cli_stream(const struct cli *cli_in, int argc, char **argv)
 		return r;
 	int npos = argc - 1 - optind;
 	char **pos = argv + 1 + optind;
+	if (cli_stream_settings_sub(sub))
+		return cli_stream_settings(&cli, what, sub, npos, pos, a.format == FORMAT_JSON);
 	bool needs_name = strcmp(sub, "list") != 0;
 	if (strcmp(sub, "split") == 0 || strcmp(sub, "merge") == 0 || strcmp(sub, "scale") == 0)
 		return reshard(&cli, what, sub, npos, pos, &a);
