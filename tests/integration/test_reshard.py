@@ -142,6 +142,20 @@ def test_reshard_under_load():
     assert c.scale_stream(STREAM, 4) == 4
     time.sleep(0.3)
     assert c.scale_stream(STREAM, 3) == 3
+    # Whether a produce part reaches a parent while it is sealed is a race the load usually wins
+    # within the reshards above; on a loaded machine it may not, so go on resharding (bounded)
+    # until one did, while the producers still write.
+    extra = 0
+
+    def parked():
+        m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+        return m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"]
+    while parked() == 0 and extra < 40 and time.monotonic() < deadline - 2:
+        assert c.scale_stream(STREAM, 4 if extra % 2 == 0 else 3) == (4 if extra % 2 == 0 else 3)
+        extra += 1
+    if extra % 2:
+        assert c.scale_stream(STREAM, 3) == 3
+        extra += 1
     time.sleep(0.3)
     assert c.scale_stream(STREAM, 5) == 5
     stop.set()
@@ -163,7 +177,7 @@ def test_reshard_under_load():
     assert len(acked) > 1000, len(acked)
     assert scrapes[0] > 0
     m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
-    assert m["sluice_reshards_total"] == 5, m["sluice_reshards_total"]
+    assert m["sluice_reshards_total"] == 5 + extra, (m["sluice_reshards_total"], extra)
     assert m["sluice_reshards_failed_total"] == 0
     # Producers kept writing through the cut-overs: some parts reached a sealed parent.
     print("parts parked %d, rerouted %d" % (m["sluice_parts_parked_total"],
