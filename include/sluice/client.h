@@ -230,10 +230,15 @@ void sluice_shard_reader_destroy(struct sluice_shard_reader *r);
  * ======================================================================================
  *
  * sluice_producer_send copies the record into the open request of its stream (encoded for the
- * wire right away) and returns. An I/O thread sends a request when it is full
- * (max_records_per_request / max_bytes_per_request) or linger_ms after its first record, keeps
- * up to max_inflight_requests requests in flight per connection, matches the answers and calls
- * each record's callback exactly once.
+ * wire right away) and returns. An I/O thread sends the open request (Nagle-like):
+ *   - at once when no request is in flight or waiting: a lone record costs one round trip;
+ *   - while requests are in flight, when it is full (max_records_per_request /
+ *     max_bytes_per_request) or its linger (linger_us, else linger_ms) after its first record
+ *     has passed;
+ *   - with no linger (negative), as soon as a connection has a free request slot: records that
+ *     arrive while all max_inflight_requests slots are taken coalesce into the next request.
+ * It keeps up to max_inflight_requests requests in flight per connection, matches the answers
+ * and calls each record's callback exactly once.
  *
  * Callbacks run on the I/O thread, without any producer lock held: keep them short and never
  * block in them (no blocking send, no flush, no destroy from a callback; a nonblocking send is
@@ -265,7 +270,7 @@ typedef void (*sluice_producer_cb)(void *ctx, int status, uint32_t shard_id, uin
 struct sluice_producer_options {
 	uint32_t max_records_per_request; /* default 500, at most SLUICE_PUT_BATCH_MAX */
 	uint32_t max_bytes_per_request;	  /* default 1 MiB of encoded records, at most 32 MiB */
-	int linger_ms;			  /* default 5; negative: send at once (no lingering) */
+	int linger_ms;			  /* default 5; negative: no lingering (see above) */
 	uint32_t max_inflight_requests;	  /* per connection; default 8, at most 1024 */
 	uint32_t connections;		  /* default 1, at most 64 */
 	uint64_t buffer_bytes_max;	  /* records queued or in flight; default 32 MiB */
@@ -274,6 +279,9 @@ struct sluice_producer_options {
 	int timeout_ms;			  /* connect and request timeout; default 30 s */
 	bool nonblocking;		  /* send returns SLUICE_ERR_THROTTLED when buffer full */
 	const char *auth_token;		  /* copied */
+	/* Linger in microseconds (sub-millisecond lingers); when non-zero it replaces linger_ms.
+	 * Negative: no lingering. At most a day (so is linger_ms). */
+	int64_t linger_us;
 };
 
 /*
