@@ -774,8 +774,13 @@ static int64_t schedule(struct sluice_producer *p, int64_t now_us, bool *ret_dis
 	bool seal_now = p->open_n > 0 && sealable(p);
 	for (size_t i = 0; i < p->open_n;) {
 		struct batch *b = p->open[i];
-		int64_t due = b->open_us + (p->linger_us > 0 ? p->linger_us : 0);
-		if (seal_now || due <= now_us) {
+		if (seal_now) {
+			seal(p, i);
+			continue;
+		}
+		/* No linger: it waits for a free slot (the next answer), not for a timer. */
+		int64_t due = p->linger_us < 0 ? INT64_MAX : b->open_us + p->linger_us;
+		if (due <= now_us) {
 			seal(p, i);
 			continue;
 		}

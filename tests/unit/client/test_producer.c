@@ -194,8 +194,12 @@ static void batching_and_exactly_once(void **state)
 	sluice_producer_stats(p, &st);
 	assert_true(st.records_sent == 10000 && st.records_acked == 10000);
 	assert_true(st.records_failed == 0 && st.bytes_buffered == 0);
-	/* 500 records a request: 20, plus a few sent early (idle pipeline at the start, linger). */
-	assert_true(st.requests_sent >= 20 && st.requests_sent <= 60);
+	/*
+	 * 500 records a request: 20, plus the requests sent early because the pipeline was idle
+	 * (how many depends on how fast this thread sends compared with the fake's round trip; on
+	 * a loaded machine tens): still well above one record a request.
+	 */
+	assert_true(st.requests_sent >= 20 && st.requests_sent <= 200);
 	assert_int_equal(fake_server_requests(fs), st.requests_sent);
 	/* Sending after a flush works, and linger alone sends a lonely record. */
 	send_n(p, 10000, 1);
