@@ -23,8 +23,13 @@
 #define SL_POLL_SLEEP_NS 100000
 /* How long the e2e reader waits for the last acknowledged records after the producers are done. */
 #define SL_E2E_DRAIN_NS 10000000000ll
-/* Producer linger of the paced (latency) measurements. */
-#define SL_PACED_LINGER_MS 1
+/*
+ * Producer linger of the paced (latency) measurements, microseconds; negative: none (a request
+ * goes out as soon as a slot is free, records coalesce behind a full window).
+ */
+#ifndef SL_PACED_LINGER_US
+#define SL_PACED_LINGER_US 500
+#endif
 #define CTX_THREAD_SHIFT 58
 #define CTX_NS_MASK ((1ull << CTX_THREAD_SHIFT) - 1)
 
@@ -148,10 +153,10 @@ static void *prod_main(void *arg)
 	const struct cmp_params *p = t->p;
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	struct sluice_producer_options o = {.connections = 1};
-	/* Paced: linger 1 ms (the shortest above "none"; with none, libsluice sends one request
-	 * per record, 8 in flight, and falls far behind the offered rate). Flat out: defaults. */
+	/* Paced: no linger (Nagle-like coalescing, see include/sluice/client.h). Flat out:
+	 * defaults. */
 	if (p->rate > 0)
-		o.linger_ms = SL_PACED_LINGER_MS;
+		o.linger_us = SL_PACED_LINGER_US;
 	struct sluice_producer *pr = NULL;
 	uint8_t *data = cmp_data_new(p->size, t->idx);
 	int r = data ? sluice_producer_create(t->addr, &o, &pr) : -ENOMEM;

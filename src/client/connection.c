@@ -288,6 +288,7 @@ static void drop_connection(struct sluice_client *c)
 	c->fd = -1;
 	sl_buf_reset(&c->in);
 	c->in_consumed = 0;
+	c->pending_id = 0;
 }
 
 static int reconnect(struct sluice_client *c)
@@ -356,6 +357,8 @@ const char *sluice_client_last_error_message(const struct sluice_client *c)
 	return c ? c->message : "";
 }
 
+static void drain_pending(struct sluice_client *c);
+
 int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_start)
 {
 	c->message[0] = '\0';
@@ -365,6 +368,7 @@ int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_s
 		c->in_consumed = 0;
 	}
 	c->fresh = false;
+	drain_pending(c);
 	if (c->fd < 0) {
 		int r = reconnect(c);
 		if (r < 0)
@@ -377,6 +381,21 @@ int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_s
 	return sl_proto_encode_request_head(&c->out, opcode, c->next_request_id, ret_frame_start);
 }
 
+/* Receive the answer to request_id, which must be the next frame. */
+static int recv_answer(struct sluice_client *c, uint32_t request_id, uint8_t opcode,
+		       int64_t deadline, struct sl_frame_header *ret_hdr)
+{
+	struct sl_frame_header hdr;
+	int r = sl_client_recv_frame(c->fd, &c->in, deadline, &hdr);
+	if (r < 0)
+		return r;
+	if (!(hdr.flags & SL_FRAME_RESPONSE) || hdr.request_id != request_id ||
+	    hdr.opcode != opcode || hdr.length < SL_FRAME_HEADER_BYTES - 4 + 4)
+		return SLUICE_ERR_PROTOCOL;
+	*ret_hdr = hdr;
+	return 0;
+}
+
 /* One attempt: send c->out and wait for the matching answer. */
 static int exchange(struct sluice_client *c, uint32_t request_id, uint8_t opcode,
 		    struct sl_frame_header *ret_hdr)
@@ -385,17 +404,90 @@ static int exchange(struct sluice_client *c, uint32_t request_id, uint8_t opcode
 	int r = sl_client_send_all(c->fd, c->out.data, c->out.len, deadline);
 	if (r < 0)
 		return r;
-	for (;;) {
-		struct sl_frame_header hdr;
-		r = sl_client_recv_frame(c->fd, &c->in, deadline, &hdr);
-		if (r < 0)
-			return r;
-		if (!(hdr.flags & SL_FRAME_RESPONSE) || hdr.request_id != request_id ||
-		    hdr.opcode != opcode || hdr.length < SL_FRAME_HEADER_BYTES - 4 + 4)
-			return SLUICE_ERR_PROTOCOL;
-		*ret_hdr = hdr;
-		return 0;
+	return recv_answer(c, request_id, opcode, deadline, ret_hdr);
+}
+
+/*
+ * A request sent ahead (sl_client_send_ahead) that nobody collected: its answer is the next
+ * frame; receive and drop it so that the connection is in step again.
+ */
+static void drain_pending(struct sluice_client *c)
+{
+	uint32_t id = c->pending_id;
+	c->pending_id = 0;
+	if (!id || c->fd < 0)
+		return;
+	struct sl_frame_header hdr;
+	int r = recv_answer(c, id, c->pending_opcode, sl_client_deadline_ms(c->timeout_ms), &hdr);
+	if (r < 0)
+		drop_connection(c);
+	else
+		sl_buf_consume(&c->in, 4 + (size_t)hdr.length);
+}
+
+/* The status and body of the answer at the start of c->in (frame of 4 + hdr->length bytes). */
+static int take_answer(struct sluice_client *c, const struct sl_frame_header *hdr,
+		       struct sl_reader *ret_rest)
+{
+	size_t frame_len = 4 + (size_t)hdr->length;
+	c->in_consumed = frame_len;
+	int32_t status;
+	struct sl_str msg;
+	int r = sl_proto_decode_response_status(c->in.data + SL_FRAME_HEADER_BYTES,
+						frame_len - SL_FRAME_HEADER_BYTES, &status, &msg,
+						ret_rest);
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "malformed answer from the server");
 	}
+	if (status < 0) {
+		if (msg.len > 0)
+			return sl_client_fail(c, status, "%.*s", (int)msg.len, msg.p);
+		return sl_client_fail(c, status, "%s", sluice_strerror(status));
+	}
+	return 0;
+}
+
+int sl_client_send_ahead(struct sluice_client *c, size_t frame_start, uint32_t *ret_id)
+{
+	sl_proto_finish_frame(&c->out, frame_start);
+	struct sl_frame_header req;
+	int r = sl_proto_parse_header(c->out.data + frame_start, c->out.len - frame_start, &req);
+	if (r < 0)
+		return sl_client_fail(c, r, "request encoding failed");
+	if (c->out.len - frame_start > SL_PROTO_FRAME_MAX)
+		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT,
+				      "request of %zu bytes is over the frame limit",
+				      c->out.len - frame_start);
+	r = sl_client_send_all(c->fd, c->out.data, c->out.len,
+			       sl_client_deadline_ms(c->timeout_ms));
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "%s", sluice_strerror(r));
+	}
+	c->pending_id = req.request_id;
+	c->pending_opcode = req.opcode;
+	*ret_id = req.request_id;
+	return 0;
+}
+
+int sl_client_collect(struct sluice_client *c, uint32_t id, struct sl_reader *ret_rest)
+{
+	c->message[0] = '\0';
+	if (c->in_consumed) {
+		sl_buf_consume(&c->in, c->in_consumed);
+		c->in_consumed = 0;
+	}
+	if (!id || c->pending_id != id || c->fd < 0)
+		return SLUICE_ERR_DISCONNECTED; /* dropped by another call or a reconnect */
+	c->pending_id = 0;
+	struct sl_frame_header hdr;
+	int r = recv_answer(c, id, c->pending_opcode, sl_client_deadline_ms(c->timeout_ms), &hdr);
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "%s", sluice_strerror(r));
+	}
+	return take_answer(c, &hdr, ret_rest);
 }
 
 int sl_client_call(struct sluice_client *c, size_t frame_start, bool idempotent,
@@ -426,23 +518,7 @@ int sl_client_call(struct sluice_client *c, size_t frame_start, bool idempotent,
 			sl_client_fail(c, err, "%s", sluice_strerror(err));
 		return err;
 	}
-	size_t frame_len = 4 + (size_t)hdr.length;
-	c->in_consumed = frame_len;
-	int32_t status;
-	struct sl_str msg;
-	r = sl_proto_decode_response_status(c->in.data + SL_FRAME_HEADER_BYTES,
-					    frame_len - SL_FRAME_HEADER_BYTES, &status, &msg,
-					    ret_rest);
-	if (r < 0) {
-		drop_connection(c);
-		return sl_client_fail(c, r, "malformed answer from the server");
-	}
-	if (status < 0) {
-		if (msg.len > 0)
-			return sl_client_fail(c, status, "%.*s", (int)msg.len, msg.p);
-		return sl_client_fail(c, status, "%s", sluice_strerror(status));
-	}
-	return 0;
+	return take_answer(c, &hdr, ret_rest);
 }
 
 int sluice_ping(struct sluice_client *c)
