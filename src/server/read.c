@@ -1,7 +1,9 @@
 /*
  * READ: resolve a position in one shard and return a batch of records, on the shard's owner
  * loop (the only thread that touches its log). The owner encodes the whole response frame, so the
- * record bytes are copied once from the page cache into it; the origin loop only queues it.
+ * record bytes are copied once from the page cache into it; the origin loop only queues it, and
+ * when the connection has nothing else queued the frame is sent from that buffer (sl_conn_queue
+ * hands it over instead of copying).
  *
  * Readers see only acknowledged records (below the log's durable_seq): a record a crash could
  * still take away is never shown.
@@ -36,10 +38,8 @@ static void deliver(struct read_req *rr)
 {
 	struct sl_conn *c = rr->conn;
 	if (!sl_conn_is_closed(c)) {
-		struct sl_buf *out = sl_conn_out(c);
-		if (sl_buf_put(out, rr->resp.data, rr->resp.len) < 0) {
+		if (sl_conn_queue(c, &rr->resp) < 0)
 			sl_conn_close(c, false);
-		}
 		sl_conn_flush(c);
 	}
 	sl_conn_release(c, rr->hold_bytes);
