@@ -204,6 +204,19 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 		struct sluice_read_result *ret);
 
 /*
+ * Long poll: like sluice_read, but when there is nothing to return yet the server holds the
+ * read up to wait_ms (1..SLUICE_READ_WAIT_MS_MAX; 0 is sluice_read) and answers as soon as a
+ * record is acknowledged at the position (a LATEST read is pinned to the tip when it arrives:
+ * it returns what was written during the wait). An empty answer means the wait expired. The
+ * client's timeout counts from the end of the wait. Needs a server that knows wait_ms (an older
+ * one rejects the request as malformed).
+ */
+#define SLUICE_READ_WAIT_MS_MAX 30000u
+int sluice_read_wait(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		     const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		     uint32_t wait_ms, struct sluice_read_result *ret);
+
+/*
  * A shard iterator: successive batches of one shard, each read continuing at the previous
  * answer's next_seq. It borrows c, which must outlive it and follows c's one-thread rule.
  */
@@ -219,6 +232,12 @@ int sluice_shard_reader_create(struct sluice_client *c, const char *stream, uint
  */
 int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records,
 			     uint32_t max_bytes, const struct sluice_read_result **ret_batch);
+/*
+ * Reads of this reader wait on the server up to wait_ms for records when there are none (see
+ * sluice_read_wait); 0 (the default) returns empty batches at once. Reads that are behind the
+ * tip are unaffected. SLUICE_ERR_INVALID_ARGUMENT above SLUICE_READ_WAIT_MS_MAX.
+ */
+int sluice_shard_reader_set_wait(struct sluice_shard_reader *r, uint32_t wait_ms);
 /* Whether the last batch reached the tip (false before the first read). */
 bool sluice_shard_reader_caught_up(const struct sluice_shard_reader *r);
 /* Where the next read starts. */

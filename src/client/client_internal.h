@@ -56,6 +56,7 @@ struct sluice_client {
 	/* A request sent ahead whose answer is not received yet (0: none); see send_ahead. */
 	uint32_t pending_id;
 	uint8_t pending_opcode;
+	uint32_t call_wait_ms; /* set around a call whose answer may wait on the server (READ) */
 	char message[SL_PROTO_MESSAGE_MAX + 64];
 };
 

@@ -401,6 +401,9 @@ static int exchange(struct sluice_client *c, uint32_t request_id, uint8_t opcode
 		    struct sl_frame_header *ret_hdr)
 {
 	int64_t deadline = sl_client_deadline_ms(c->timeout_ms);
+	/* A READ that may wait on the server gets that long on top of the timeout. */
+	if (deadline != INT64_MAX)
+		deadline += c->call_wait_ms;
 	int r = sl_client_send_all(c->fd, c->out.data, c->out.len, deadline);
 	if (r < 0)
 		return r;

@@ -45,10 +45,12 @@ static int result_reserve(struct sluice_read_result *res, size_t bytes, size_t r
 	return 0;
 }
 
+_Static_assert(SLUICE_READ_WAIT_MS_MAX == SL_PROTO_READ_WAIT_MS_MAX, "one wait limit");
+
 /* Encode a READ request into c->out (sl_client_begin first); *ret_start for the frame. */
 static int read_request(struct sluice_client *c, const char *stream, uint32_t shard_id,
 			const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
-			size_t *ret_start)
+			uint32_t wait_ms, size_t *ret_start)
 {
 	size_t name_len;
 	int r = sl_client_check_name(c, stream, &name_len);
@@ -70,6 +72,9 @@ static int read_request(struct sluice_client *c, const char *stream, uint32_t sh
 		r = sl_buf_put_u32(&c->out, max_records);
 	if (r == 0)
 		r = sl_buf_put_u32(&c->out, max_bytes);
+	/* Only when asked: a request without it stays readable by servers before wait_ms. */
+	if (r == 0 && wait_ms > 0)
+		r = sl_buf_put_u32(&c->out, wait_ms);
 	return r;
 }
 
@@ -142,21 +147,34 @@ static int read_answer(struct sluice_client *c, uint32_t shard_id, struct sl_rea
 	return (int)n;
 }
 
+int sluice_read_wait(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		     const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		     uint32_t wait_ms, struct sluice_read_result *ret)
+{
+	result_clear(ret);
+	if (wait_ms > SLUICE_READ_WAIT_MS_MAX)
+		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT,
+				      "wait of %u ms is over the limit of %u ms", wait_ms,
+				      SLUICE_READ_WAIT_MS_MAX);
+	read_limits(&max_records, &max_bytes);
+	size_t start;
+	int r = read_request(c, stream, shard_id, pos, max_records, max_bytes, wait_ms, &start);
+	if (r < 0)
+		return r;
+	struct sl_reader rest;
+	c->call_wait_ms = wait_ms;
+	r = sl_client_call(c, start, true, &rest);
+	c->call_wait_ms = 0;
+	if (r < 0)
+		return r;
+	return read_answer(c, shard_id, &rest, ret);
+}
+
 int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 		const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
 		struct sluice_read_result *ret)
 {
-	result_clear(ret);
-	read_limits(&max_records, &max_bytes);
-	size_t start;
-	int r = read_request(c, stream, shard_id, pos, max_records, max_bytes, &start);
-	if (r < 0)
-		return r;
-	struct sl_reader rest;
-	r = sl_client_call(c, start, true, &rest);
-	if (r < 0)
-		return r;
-	return read_answer(c, shard_id, &rest, ret);
+	return sluice_read_wait(c, stream, shard_id, pos, max_records, max_bytes, 0, ret);
 }
 
 /* ---- shard reader ---- */
@@ -176,6 +194,7 @@ struct sluice_shard_reader {
 	bool read_once;
 	bool caught_up;
 	bool no_read_ahead;
+	uint32_t wait_ms;
 	uint32_t ahead_id; /* 0: none */
 	uint32_t ahead_records, ahead_bytes;
 	struct sluice_read_result res;
@@ -225,8 +244,9 @@ static void send_ahead(struct sluice_shard_reader *r, uint32_t max_records, uint
 {
 	size_t start;
 	uint32_t id;
-	if (read_request(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, &start) <
-		0 ||
+	/* Never a waiting read: another call on the client would have to sit through the wait. */
+	if (read_request(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, 0,
+			 &start) < 0 ||
 	    sl_client_send_ahead(r->c, start, &id) < 0)
 		return; /* the next call reads normally (and reconnects if needed) */
 	r->ahead_id = id;
@@ -245,8 +265,8 @@ int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records
 	/* A transport failure of the read-ahead is retried as a plain read, like any idle
 	 * connection the server closed; a server's answer (even an error) is final. */
 	if (n == SLUICE_ERR_DISCONNECTED || n == SLUICE_ERR_TIMEOUT || n == SLUICE_ERR_PROTOCOL)
-		n = sluice_read(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes,
-				&r->res);
+		n = sluice_read_wait(r->c, r->stream, r->shard_id, &r->pos, max_records,
+				     max_bytes, r->wait_ms, &r->res);
 	if (n < 0)
 		return n;
 	r->read_once = true;
@@ -261,6 +281,14 @@ int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records
 		send_ahead(r, max_records, max_bytes);
 	*ret_batch = &r->res;
 	return n;
+}
+
+int sluice_shard_reader_set_wait(struct sluice_shard_reader *r, uint32_t wait_ms)
+{
+	if (wait_ms > SLUICE_READ_WAIT_MS_MAX)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	r->wait_ms = wait_ms;
+	return 0;
 }
 
 bool sluice_shard_reader_caught_up(const struct sluice_shard_reader *r)

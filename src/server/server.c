@@ -408,6 +408,8 @@ static void tick(struct sl_loop *loop, void *ctx)
 		service_shard(w, sh, now);
 		sl_stream_unref(sh->stream);
 	}
+	/* After the dirty shards: their acknowledged tips just moved. */
+	sl_reads_parked_tick(w);
 	/* One atomic load when nothing changed; drops deleted streams promptly. */
 	sl_stream_cache_refresh(&w->cache, w->srv->registry);
 	sl_consumers_tick(w, now);
