@@ -245,8 +245,8 @@ static void send_ahead(struct sluice_shard_reader *r, uint32_t max_records, uint
 	size_t start;
 	uint32_t id;
 	/* Never a waiting read: another call on the client would have to sit through the wait. */
-	if (read_request(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, 0,
-			 &start) < 0 ||
+	if (read_request(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, 0, &start) <
+		0 ||
 	    sl_client_send_ahead(r->c, start, &id) < 0)
 		return; /* the next call reads normally (and reconnects if needed) */
 	r->ahead_id = id;
@@ -265,8 +265,8 @@ int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records
 	/* A transport failure of the read-ahead is retried as a plain read, like any idle
 	 * connection the server closed; a server's answer (even an error) is final. */
 	if (n == SLUICE_ERR_DISCONNECTED || n == SLUICE_ERR_TIMEOUT || n == SLUICE_ERR_PROTOCOL)
-		n = sluice_read_wait(r->c, r->stream, r->shard_id, &r->pos, max_records,
-				     max_bytes, r->wait_ms, &r->res);
+		n = sluice_read_wait(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes,
+				     r->wait_ms, &r->res);
 	if (n < 0)
 		return n;
 	r->read_once = true;

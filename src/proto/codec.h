@@ -488,7 +488,7 @@ struct sl_firehose_wire {
 	uint32_t buffer_interval_ms;
 	uint8_t compression; /* enum sl_proto_firehose_compression */
 	int32_t zstd_level;
-	uint8_t format; /* enum sl_proto_firehose_format */
+	uint8_t format;		       /* enum sl_proto_firehose_format */
 	int64_t max_retry_duration_ms; /* -1: until the records expire */
 	struct sl_str on_failure;      /* len 0: none */
 	struct sluice_position start;

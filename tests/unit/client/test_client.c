@@ -29,7 +29,7 @@ struct state {
 	uint32_t request_ids[64];
 	unsigned nrequests;
 	bool stream_exists;
-	unsigned reads;	      /* READ requests seen */
+	unsigned reads;	       /* READ requests seen */
 	uint32_t last_wait_ms; /* of the last READ */
 	uint32_t max_wait_ms;  /* of all READs */
 };
@@ -358,7 +358,7 @@ static void shard_reader_reads_ahead(void **state)
 	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
 	for (int i = 0; i < 2000 && fake_server_requests(f->fs) < 2; i++)
 		usleep(1000);
-	assert_int_equal(f->st.reads, 2); /* the read-ahead arrived before the second next */
+	assert_int_equal(f->st.reads, 2);    /* the read-ahead arrived before the second next */
 	assert_true(b->records[2].seq == 3); /* and did not spoil the batch in hand */
 	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
 	assert_int_equal(f->st.reads, 2); /* answered by the read-ahead */
@@ -389,9 +389,9 @@ static void read_wait_sends_wait_ms(void **state)
 	/* The answer takes 400 ms, longer than the 300 ms timeout: the wait extends it. */
 	assert_int_equal(sluice_read_wait(f->c, "orders", 1, &pos, 0, 0, 500, &res), 3);
 	assert_int_equal(f->st.last_wait_ms, 500);
-	assert_int_equal(sluice_read_wait(f->c, "orders", 1, &pos, 0, 0,
-					  SLUICE_READ_WAIT_MS_MAX + 1, &res),
-			 SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(
+	    sluice_read_wait(f->c, "orders", 1, &pos, 0, 0, SLUICE_READ_WAIT_MS_MAX + 1, &res),
+	    SLUICE_ERR_INVALID_ARGUMENT);
 	sluice_read_result_finish(&res);
 
 	struct sluice_shard_reader *sr;
