@@ -28,7 +28,7 @@
  * goes out as soon as a slot is free, records coalesce behind a full window).
  */
 #ifndef SL_PACED_LINGER_US
-#define SL_PACED_LINGER_US 500
+#define SL_PACED_LINGER_US 200
 #endif
 #define SL_STR_(x) #x
 #define SL_STR(x) SL_STR_(x)
