@@ -750,16 +750,10 @@ static bool pipeline_idle(const struct sluice_producer *p)
 	return true;
 }
 
-/*
- * Whether the open batches go out now rather than linger: a flush or shutdown wants them, the
- * pipeline is idle (waiting would only add latency), or there is no linger and a request slot
- * is free (records coalesce only while every slot is taken).
- */
-static bool sealable(struct sluice_producer *p)
+/* Whether a sealed batch would leave at once: nothing waits before it and a slot is free. */
+static bool slot_free(struct sluice_producer *p)
 {
-	if (p->flushers > 0 || p->stopping || pipeline_idle(p))
-		return true;
-	return p->linger_us < 0 && list_empty(&p->ready) && pick_conn(p) != NULL;
+	return list_empty(&p->ready) && pick_conn(p) != NULL;
 }
 
 /*
@@ -771,20 +765,24 @@ static int64_t schedule(struct sluice_producer *p, int64_t now_us, bool *ret_dis
 {
 	int64_t now = now_us / 1000;
 	int64_t next = INT64_MAX;
-	bool seal_now = p->open_n > 0 && sealable(p);
+	/*
+	 * Now: for a flush or shutdown, or when the pipeline is idle (waiting would only add
+	 * latency). Otherwise a batch goes when its linger is over (at once with no linger), but
+	 * only into a free request slot: while every slot is taken it keeps filling (until full,
+	 * when send seals it), so records queued behind a full window coalesce into one request
+	 * instead of piling up as many small ones. The next answer runs this again.
+	 */
+	bool seal_all_now = p->open_n > 0 && (p->flushers > 0 || p->stopping || pipeline_idle(p));
+	bool room = p->open_n > 0 && !seal_all_now && slot_free(p);
 	for (size_t i = 0; i < p->open_n;) {
 		struct batch *b = p->open[i];
-		if (seal_now) {
+		int64_t due = p->linger_us < 0 ? 0 : b->open_us + p->linger_us;
+		if (seal_all_now || (room && due <= now_us)) {
 			seal(p, i);
 			continue;
 		}
-		/* No linger: it waits for a free slot (the next answer), not for a timer. */
-		int64_t due = p->linger_us < 0 ? INT64_MAX : b->open_us + p->linger_us;
-		if (due <= now_us) {
-			seal(p, i);
-			continue;
-		}
-		next = min64(next, due);
+		if (room)
+			next = min64(next, due);
 		i++;
 	}
 	*ret_dispatched = false;

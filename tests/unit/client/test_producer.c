@@ -501,6 +501,31 @@ static void no_linger_coalesces_behind_full_window(void **state)
 	sluice_producer_destroy(p);
 }
 
+/*
+ * A short linger, records arriving slower than it but faster than the answers: they wait in the
+ * open batch while the one request slot is taken, instead of going out (or queueing) one by one.
+ */
+static void linger_coalesces_behind_full_window(void **state)
+{
+	(void)state;
+	srv.mode = MODE_DELAY;
+	srv.delay_ms = 100;
+	struct sluice_producer_options o = {.linger_us = 200, .max_inflight_requests = 1};
+	struct sluice_producer *p;
+	assert_int_equal(sluice_producer_create(fake_server_addr(fs), &o, &p), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		send_n(p, i, 1);
+		usleep(1000);
+	}
+	assert_int_equal(sluice_producer_flush(p, 10000), 0);
+	assert_all_once(200, 0);
+	struct sluice_producer_stats st;
+	sluice_producer_stats(p, &st);
+	/* ~200+ ms of sends / 100 ms per answer: a handful of requests, not 200. */
+	assert_true(st.requests_sent >= 2 && st.requests_sent <= 10);
+	sluice_producer_destroy(p);
+}
+
 static void linger_bounds_checked(void **state)
 {
 	(void)state;
@@ -535,6 +560,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(lingers_while_in_flight, setup, teardown),
 	    cmocka_unit_test_setup_teardown(no_linger_coalesces_behind_full_window, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(linger_coalesces_behind_full_window, setup, teardown),
 	    cmocka_unit_test_setup_teardown(linger_bounds_checked, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
