@@ -180,41 +180,70 @@ int sl_client_send_all(int fd, const void *p, size_t len, int64_t deadline_ms)
 	return 0;
 }
 
+/*
+ * While most of a big frame is still to come, wake only for a good part of it: SO_RCVLOWAT makes
+ * poll() report the socket readable once this much is queued (or the frame's rest, if less),
+ * instead of once per arriving segment burst. Bounded: the kernel caps it near half the receive
+ * buffer anyway, and a low mark keeps the first bytes of the next chunk flowing.
+ */
+#define RECV_LOWAT_MIN_BYTES (128u << 10)
+#define RECV_LOWAT_MAX_BYTES (256u << 10)
+
+static void set_lowat(int fd, int *cur, int want)
+{
+	if (*cur == want)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0)
+		*cur = want;
+}
+
 int sl_client_recv_frame(int fd, struct sl_buf *in, int64_t deadline_ms,
 			 struct sl_frame_header *ret_hdr)
 {
+	int lowat = 1;
+	int r;
 	for (;;) {
 		struct sl_frame_header hdr;
-		int r = sl_proto_parse_header(in->data, in->len, &hdr);
+		r = sl_proto_parse_header(in->data, in->len, &hdr);
 		if (r == 0 && in->len >= 4 + (size_t)hdr.length) {
 			*ret_hdr = hdr;
-			return 0;
+			break;
 		}
 		if (r < 0 && r != -EAGAIN)
-			return r;
+			break;
+		size_t left = r == 0 ? 4 + (size_t)hdr.length - in->len : 0;
 		size_t want = SL_CLIENT_RECV_CHUNK;
-		if (r == 0 && 4 + (size_t)hdr.length - in->len > want)
-			want = 4 + (size_t)hdr.length - in->len;
+		if (left > want)
+			want = left;
 		r = sl_buf_reserve(in, want);
 		if (r < 0)
-			return r;
+			break;
 		ssize_t n = recv(fd, in->data + in->len, in->cap - in->len, 0);
 		if (n > 0) {
 			in->len += (size_t)n;
 			continue;
 		}
-		if (n == 0)
-			return SLUICE_ERR_DISCONNECTED;
+		if (n == 0) {
+			r = SLUICE_ERR_DISCONNECTED;
+			break;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			set_lowat(fd, &lowat,
+				  left < RECV_LOWAT_MIN_BYTES	? 1
+				  : left > RECV_LOWAT_MAX_BYTES ? (int)RECV_LOWAT_MAX_BYTES
+								: (int)left);
 			r = wait_fd(fd, POLLIN, deadline_ms);
 			if (r < 0)
-				return r;
+				break;
 			continue;
 		}
-		return sl_client_errno_code(errno);
+		r = sl_client_errno_code(errno);
+		break;
 	}
+	set_lowat(fd, &lowat, 1);
+	return r;
 }
 
 int sl_client_auth(int fd, const char *token, int timeout_ms, char *err, size_t err_len)
