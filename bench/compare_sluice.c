@@ -19,12 +19,19 @@
 
 #define SL_RETENTION_MS (24ull * 3600 * 1000)
 #define SL_FLUSH_TIMEOUT_MS 120000
-/* e2e reader: sleep this long after a round over all shards found nothing. */
-#define SL_POLL_SLEEP_NS 100000
+/* e2e readers: how long one read waits on the server for records (long poll). */
+#define SL_E2E_WAIT_MS 100
 /* How long the e2e reader waits for the last acknowledged records after the producers are done. */
 #define SL_E2E_DRAIN_NS 10000000000ll
-/* Producer linger of the paced (latency) measurements. */
-#define SL_PACED_LINGER_MS 1
+/*
+ * Producer linger of the paced (latency) measurements, microseconds; negative: none (a request
+ * goes out as soon as a slot is free, records coalesce behind a full window).
+ */
+#ifndef SL_PACED_LINGER_US
+#define SL_PACED_LINGER_US 200
+#endif
+#define SL_STR_(x) #x
+#define SL_STR(x) SL_STR_(x)
 #define CTX_THREAD_SHIFT 58
 #define CTX_NS_MASK ((1ull << CTX_THREAD_SHIFT) - 1)
 
@@ -67,9 +74,12 @@ static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
 	snprintf(e->settings, sizeof(e->settings),
 		 "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen off, other "
 		 "flags default; libsluice producer per connection with defaults (500 records or "
-		 "1 MiB per request, linger 5 ms, 8 requests in flight, 32 MiB buffer); consume: "
-		 "shard readers from TRIM_HORIZON; e2e: one thread, one connection, shard readers "
-		 "from LATEST polled round robin (100 us sleep after an empty round)",
+		 "1 MiB per request, linger 5 ms, 8 requests in flight, 32 MiB buffer; paced rows: "
+		 "linger_us " SL_STR(
+		     SL_PACED_LINGER_US) "); consume: "
+					 "shard readers from TRIM_HORIZON; e2e: one thread and "
+					 "connection per shard, a shard "
+					 "reader from LATEST with long-poll reads (wait_ms 100)",
 		 fsync ? "group" : "never",
 		 fsync ? "group-committed fdatasync" : "the write to the page cache");
 	return 0;
@@ -148,10 +158,10 @@ static void *prod_main(void *arg)
 	const struct cmp_params *p = t->p;
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	struct sluice_producer_options o = {.connections = 1};
-	/* Paced: linger 1 ms (the shortest above "none"; with none, libsluice sends one request
-	 * per record, 8 in flight, and falls far behind the offered rate). Flat out: defaults. */
+	/* Paced: no linger (Nagle-like coalescing, see include/sluice/client.h). Flat out:
+	 * defaults. */
 	if (p->rate > 0)
-		o.linger_ms = SL_PACED_LINGER_MS;
+		o.linger_us = SL_PACED_LINGER_US;
 	struct sluice_producer *pr = NULL;
 	uint8_t *data = cmp_data_new(p->size, t->idx);
 	int r = data ? sluice_producer_create(t->addr, &o, &pr) : -ENOMEM;
@@ -435,73 +445,121 @@ static void e2e_set_state(struct e2e_reader *t, int state)
 	pthread_mutex_unlock(&t->mu);
 }
 
-static void *e2e_main(void *arg)
+/* One shard's e2e reader: its own connection, long-poll reads (wait_ms) from LATEST. */
+struct e2e_shard {
+	pthread_t th;
+	struct e2e_reader *t;
+	uint32_t shard_id;
+	int err;
+	uint64_t seen;
+	struct bench_hist lat;
+	/* set before the reader reports ready */
+	struct sluice_client *c;
+	struct sluice_shard_reader *rd;
+};
+
+static uint64_t g_e2e_seen; /* all shards, atomic */
+
+static void *e2e_shard_main(void *arg)
 {
-	struct e2e_reader *t = arg;
-	struct sl_priv *s = t->e->priv;
+	struct e2e_shard *sh = arg;
+	struct e2e_reader *t = sh->t;
 	const struct cmp_params *p = t->p;
 	prctl(PR_SET_TIMERSLACK, 1UL);
-	struct sluice_client *c = NULL;
-	struct sluice_shard_info *shards = NULL;
-	size_t n = 0;
-	struct sluice_shard_reader *rd[BENCH_SHARDS_MAX] = {0};
-	int r = sluice_client_connect(s->srv.addr, NULL, &c);
-	if (r == 0)
-		r = sluice_list_shards(c, p->tag, &shards, &n);
-	if (r == 0 && n > BENCH_SHARDS_MAX)
-		r = -E2BIG;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		struct sluice_position pos = {.type = SLUICE_POS_LATEST};
-		const struct sluice_read_result *b;
-		r = sluice_shard_reader_create(c, p->tag, shards[i].shard_id, &pos, &rd[i]);
-		if (r == 0) /* pin the position before the producers start */
-			r = sluice_shard_reader_next(rd[i], p->batch, 0, &b);
-		if (r > 0)
-			r = 0;
-	}
-	if (r < 0) {
-		t->err = r;
-		snprintf(t->msg, sizeof(t->msg), "e2e reader: %s", sluice_strerror(r));
-		e2e_set_state(t, 2);
-		goto out;
-	}
-	e2e_set_state(t, 1);
 	int64_t done_at = 0;
 	for (;;) {
 		if (bench_stop)
 			break;
-		if (t->producers_done) {
-			if (t->seen >= t->acked)
+		if (__atomic_load_n(&t->producers_done, __ATOMIC_ACQUIRE)) {
+			if (__atomic_load_n(&g_e2e_seen, __ATOMIC_RELAXED) >= t->acked)
 				break;
 			if (!done_at)
 				done_at = cmp_now_ns();
 			else if (cmp_now_ns() - done_at > SL_E2E_DRAIN_NS)
 				break;
 		}
-		size_t round = 0;
-		for (size_t i = 0; i < n; i++) {
-			const struct sluice_read_result *b;
-			r = sluice_shard_reader_next(rd[i], p->batch, 0, &b);
-			if (r < 0) {
-				t->err = r;
-				snprintf(t->msg, sizeof(t->msg), "e2e reader: %s",
-					 sluice_strerror(r));
-				goto out;
-			}
-			int64_t now = cmp_now_ns();
-			for (size_t k = 0; k < b->count; k++) {
-				int64_t due = cmp_stamp_read(b->records[k].data);
-				bench_hist_record(&t->lat, (uint64_t)(now - due));
-			}
-			t->seen += b->count;
-			round += b->count;
+		const struct sluice_read_result *b;
+		int r = sluice_shard_reader_next(sh->rd, p->batch, 0, &b);
+		if (r < 0) {
+			sh->err = r;
+			break;
 		}
-		if (round == 0)
-			cmp_sleep_until(cmp_now_ns() + SL_POLL_SLEEP_NS);
+		int64_t now = cmp_now_ns();
+		for (size_t k = 0; k < b->count; k++) {
+			int64_t due = cmp_stamp_read(b->records[k].data);
+			bench_hist_record(&sh->lat, (uint64_t)(now - due));
+		}
+		sh->seen += b->count;
+		__atomic_add_fetch(&g_e2e_seen, b->count, __ATOMIC_RELAXED);
 	}
-out:
-	for (size_t i = 0; i < n; i++)
-		sluice_shard_reader_destroy(rd[i]);
+	return NULL;
+}
+
+static void *e2e_main(void *arg)
+{
+	struct e2e_reader *t = arg;
+	struct sl_priv *s = t->e->priv;
+	const struct cmp_params *p = t->p;
+	struct sluice_client *c = NULL;
+	struct sluice_shard_info *shards = NULL;
+	size_t n = 0, started = 0;
+	struct e2e_shard *sh = NULL;
+	__atomic_store_n(&g_e2e_seen, 0, __ATOMIC_RELAXED);
+	int r = sluice_client_connect(s->srv.addr, NULL, &c);
+	if (r == 0)
+		r = sluice_list_shards(c, p->tag, &shards, &n);
+	if (r == 0 && n > BENCH_SHARDS_MAX)
+		r = -E2BIG;
+	if (r == 0 && !(sh = calloc(n, sizeof(*sh))))
+		r = -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct sluice_position pos = {.type = SLUICE_POS_LATEST};
+		const struct sluice_read_result *b;
+		sh[i].t = t;
+		sh[i].shard_id = shards[i].shard_id;
+		bench_hist_init(&sh[i].lat);
+		r = sluice_client_connect(s->srv.addr, NULL, &sh[i].c);
+		if (r == 0)
+			r = sluice_shard_reader_create(sh[i].c, p->tag, shards[i].shard_id, &pos,
+						       &sh[i].rd);
+		if (r == 0) /* pin the position before the producers start */
+			r = sluice_shard_reader_next(sh[i].rd, p->batch, 0, &b);
+		if (r > 0)
+			r = 0;
+		if (r == 0)
+			r = sluice_shard_reader_set_wait(sh[i].rd, SL_E2E_WAIT_MS);
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		int err = pthread_create(&sh[i].th, NULL, e2e_shard_main, &sh[i]);
+		if (err != 0) {
+			r = -err;
+			break;
+		}
+		started++;
+	}
+	if (r < 0) {
+		t->err = r;
+		snprintf(t->msg, sizeof(t->msg), "e2e reader: %s", sluice_strerror(r));
+		__atomic_store_n(&t->producers_done, 1, __ATOMIC_RELEASE); /* stop the started */
+		e2e_set_state(t, 2);
+	} else {
+		e2e_set_state(t, 1);
+	}
+	for (size_t i = 0; i < started; i++) {
+		pthread_join(sh[i].th, NULL);
+		t->seen += sh[i].seen;
+		bench_hist_merge(&t->lat, &sh[i].lat);
+		if (sh[i].err && !t->err) {
+			t->err = sh[i].err;
+			snprintf(t->msg, sizeof(t->msg), "e2e reader of shard %u: %s",
+				 sh[i].shard_id, sluice_strerror(sh[i].err));
+		}
+	}
+	for (size_t i = 0; sh && i < n; i++) {
+		sluice_shard_reader_destroy(sh[i].rd);
+		sluice_client_close(sh[i].c);
+	}
+	free(sh);
 	sluice_shards_free(shards);
 	sluice_client_close(c);
 	return NULL;

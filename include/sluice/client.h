@@ -261,6 +261,19 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 		struct sluice_read_result *ret);
 
 /*
+ * Long poll: like sluice_read, but when there is nothing to return yet the server holds the
+ * read up to wait_ms (1..SLUICE_READ_WAIT_MS_MAX; 0 is sluice_read) and answers as soon as a
+ * record is acknowledged at the position (a LATEST read is pinned to the tip when it arrives:
+ * it returns what was written during the wait). An empty answer means the wait expired. The
+ * client's timeout counts from the end of the wait. Needs a server that knows wait_ms (an older
+ * one rejects the request as malformed).
+ */
+#define SLUICE_READ_WAIT_MS_MAX 30000u
+int sluice_read_wait(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		     const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		     uint32_t wait_ms, struct sluice_read_result *ret);
+
+/*
  * A shard iterator: successive batches of one shard, each read continuing at the previous
  * answer's next_seq. It borrows c, which must outlive it and follows c's one-thread rule.
  */
@@ -276,6 +289,12 @@ int sluice_shard_reader_create(struct sluice_client *c, const char *stream, uint
  */
 int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records,
 			     uint32_t max_bytes, const struct sluice_read_result **ret_batch);
+/*
+ * Reads of this reader wait on the server up to wait_ms for records when there are none (see
+ * sluice_read_wait); 0 (the default) returns empty batches at once. Reads that are behind the
+ * tip are unaffected. SLUICE_ERR_INVALID_ARGUMENT above SLUICE_READ_WAIT_MS_MAX.
+ */
+int sluice_shard_reader_set_wait(struct sluice_shard_reader *r, uint32_t wait_ms);
 /* Whether the last batch reached the tip (false before the first read). */
 bool sluice_shard_reader_caught_up(const struct sluice_shard_reader *r);
 /* Where the next read starts. */
@@ -322,10 +341,15 @@ int sluice_restore_append(struct sluice_client *c, const char *stream, uint32_t 
  * ======================================================================================
  *
  * sluice_producer_send copies the record into the open request of its stream (encoded for the
- * wire right away) and returns. An I/O thread sends a request when it is full
- * (max_records_per_request / max_bytes_per_request) or linger_ms after its first record, keeps
- * up to max_inflight_requests requests in flight per connection, matches the answers and calls
- * each record's callback exactly once.
+ * wire right away) and returns. An I/O thread sends the open request (Nagle-like):
+ *   - at once when no request is in flight or waiting: a lone record costs one round trip;
+ *   - while requests are in flight, when it is full (max_records_per_request /
+ *     max_bytes_per_request) or its linger (linger_us, else linger_ms) after its first record
+ *     has passed;
+ *   - with no linger (negative), as soon as a connection has a free request slot: records that
+ *     arrive while all max_inflight_requests slots are taken coalesce into the next request.
+ * It keeps up to max_inflight_requests requests in flight per connection, matches the answers
+ * and calls each record's callback exactly once.
  *
  * Callbacks run on the I/O thread, without any producer lock held: keep them short and never
  * block in them (no blocking send, no flush, no destroy from a callback; a nonblocking send is
@@ -357,7 +381,7 @@ typedef void (*sluice_producer_cb)(void *ctx, int status, uint32_t shard_id, uin
 struct sluice_producer_options {
 	uint32_t max_records_per_request; /* default 500, at most SLUICE_PUT_BATCH_MAX */
 	uint32_t max_bytes_per_request;	  /* default 1 MiB of encoded records, at most 32 MiB */
-	int linger_ms;			  /* default 5; negative: send at once (no lingering) */
+	int linger_ms;			  /* default 5; negative: no lingering (see above) */
 	uint32_t max_inflight_requests;	  /* per connection; default 8, at most 1024 */
 	uint32_t connections;		  /* default 1, at most 64 */
 	uint64_t buffer_bytes_max;	  /* records queued or in flight; default 32 MiB */
@@ -366,6 +390,9 @@ struct sluice_producer_options {
 	int timeout_ms;			  /* connect and request timeout; default 30 s */
 	bool nonblocking;		  /* send returns SLUICE_ERR_THROTTLED when buffer full */
 	const char *auth_token;		  /* copied */
+	/* Linger in microseconds (sub-millisecond lingers); when non-zero it replaces linger_ms.
+	 * Negative: no lingering. At most a day (so is linger_ms). */
+	int64_t linger_us;
 };
 
 /*

@@ -53,6 +53,10 @@ struct sluice_client {
 	struct sl_buf out;  /* the request being built */
 	struct sl_buf in;   /* received bytes; the answer of the last call stays at the start */
 	size_t in_consumed; /* bytes of in that belong to the last answer */
+	/* A request sent ahead whose answer is not received yet (0: none); see send_ahead. */
+	uint32_t pending_id;
+	uint8_t pending_opcode;
+	uint32_t call_wait_ms; /* set around a call whose answer may wait on the server (READ) */
 	char message[SL_PROTO_MESSAGE_MAX + 64];
 };
 
@@ -66,6 +70,15 @@ int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_s
  */
 int sl_client_call(struct sluice_client *c, size_t frame_start, bool idempotent,
 		   struct sl_reader *ret_rest);
+/*
+ * Pipelining one request: finish and send the frame begun by sl_client_begin without waiting
+ * (*ret_id identifies it), and collect its answer later with sl_client_collect (same contract as
+ * sl_client_call). Any other call on c in between receives and drops that answer first, so
+ * sl_client_collect then returns SLUICE_ERR_DISCONNECTED without a message: the caller sends
+ * the request again. Only for idempotent requests (READ).
+ */
+int sl_client_send_ahead(struct sluice_client *c, size_t frame_start, uint32_t *ret_id);
+int sl_client_collect(struct sluice_client *c, uint32_t id, struct sl_reader *ret_rest);
 /* Record a local error message (printf-style) and return err. */
 __attribute__((format(printf, 3, 4))) int sl_client_fail(struct sluice_client *c, int err,
 							 const char *fmt, ...);

@@ -180,41 +180,70 @@ int sl_client_send_all(int fd, const void *p, size_t len, int64_t deadline_ms)
 	return 0;
 }
 
+/*
+ * While most of a big frame is still to come, wake only for a good part of it: SO_RCVLOWAT makes
+ * poll() report the socket readable once this much is queued (or the frame's rest, if less),
+ * instead of once per arriving segment burst. Bounded: the kernel caps it near half the receive
+ * buffer anyway, and a low mark keeps the first bytes of the next chunk flowing.
+ */
+#define RECV_LOWAT_MIN_BYTES (128u << 10)
+#define RECV_LOWAT_MAX_BYTES (256u << 10)
+
+static void set_lowat(int fd, int *cur, int want)
+{
+	if (*cur == want)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0)
+		*cur = want;
+}
+
 int sl_client_recv_frame(int fd, struct sl_buf *in, int64_t deadline_ms,
 			 struct sl_frame_header *ret_hdr)
 {
+	int lowat = 1;
+	int r;
 	for (;;) {
 		struct sl_frame_header hdr;
-		int r = sl_proto_parse_header(in->data, in->len, &hdr);
+		r = sl_proto_parse_header(in->data, in->len, &hdr);
 		if (r == 0 && in->len >= 4 + (size_t)hdr.length) {
 			*ret_hdr = hdr;
-			return 0;
+			break;
 		}
 		if (r < 0 && r != -EAGAIN)
-			return r;
+			break;
+		size_t left = r == 0 ? 4 + (size_t)hdr.length - in->len : 0;
 		size_t want = SL_CLIENT_RECV_CHUNK;
-		if (r == 0 && 4 + (size_t)hdr.length - in->len > want)
-			want = 4 + (size_t)hdr.length - in->len;
+		if (left > want)
+			want = left;
 		r = sl_buf_reserve(in, want);
 		if (r < 0)
-			return r;
+			break;
 		ssize_t n = recv(fd, in->data + in->len, in->cap - in->len, 0);
 		if (n > 0) {
 			in->len += (size_t)n;
 			continue;
 		}
-		if (n == 0)
-			return SLUICE_ERR_DISCONNECTED;
+		if (n == 0) {
+			r = SLUICE_ERR_DISCONNECTED;
+			break;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			set_lowat(fd, &lowat,
+				  left < RECV_LOWAT_MIN_BYTES	? 1
+				  : left > RECV_LOWAT_MAX_BYTES ? (int)RECV_LOWAT_MAX_BYTES
+								: (int)left);
 			r = wait_fd(fd, POLLIN, deadline_ms);
 			if (r < 0)
-				return r;
+				break;
 			continue;
 		}
-		return sl_client_errno_code(errno);
+		r = sl_client_errno_code(errno);
+		break;
 	}
+	set_lowat(fd, &lowat, 1);
+	return r;
 }
 
 int sl_client_auth(int fd, const char *token, int timeout_ms, char *err, size_t err_len)
@@ -288,6 +317,7 @@ static void drop_connection(struct sluice_client *c)
 	c->fd = -1;
 	sl_buf_reset(&c->in);
 	c->in_consumed = 0;
+	c->pending_id = 0;
 }
 
 static int reconnect(struct sluice_client *c)
@@ -356,6 +386,8 @@ const char *sluice_client_last_error_message(const struct sluice_client *c)
 	return c ? c->message : "";
 }
 
+static void drain_pending(struct sluice_client *c);
+
 int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_start)
 {
 	c->message[0] = '\0';
@@ -365,6 +397,7 @@ int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_s
 		c->in_consumed = 0;
 	}
 	c->fresh = false;
+	drain_pending(c);
 	if (c->fd < 0) {
 		int r = reconnect(c);
 		if (r < 0)
@@ -377,25 +410,116 @@ int sl_client_begin(struct sluice_client *c, uint8_t opcode, size_t *ret_frame_s
 	return sl_proto_encode_request_head(&c->out, opcode, c->next_request_id, ret_frame_start);
 }
 
+/* Receive the answer to request_id, which must be the next frame. */
+static int recv_answer(struct sluice_client *c, uint32_t request_id, uint8_t opcode,
+		       int64_t deadline, struct sl_frame_header *ret_hdr)
+{
+	struct sl_frame_header hdr;
+	int r = sl_client_recv_frame(c->fd, &c->in, deadline, &hdr);
+	if (r < 0)
+		return r;
+	if (!(hdr.flags & SL_FRAME_RESPONSE) || hdr.request_id != request_id ||
+	    hdr.opcode != opcode || hdr.length < SL_FRAME_HEADER_BYTES - 4 + 4)
+		return SLUICE_ERR_PROTOCOL;
+	*ret_hdr = hdr;
+	return 0;
+}
+
 /* One attempt: send c->out and wait for the matching answer. */
 static int exchange(struct sluice_client *c, uint32_t request_id, uint8_t opcode,
 		    struct sl_frame_header *ret_hdr)
 {
 	int64_t deadline = sl_client_deadline_ms(c->timeout_ms);
+	/* A READ that may wait on the server gets that long on top of the timeout. */
+	if (deadline != INT64_MAX)
+		deadline += c->call_wait_ms;
 	int r = sl_client_send_all(c->fd, c->out.data, c->out.len, deadline);
 	if (r < 0)
 		return r;
-	for (;;) {
-		struct sl_frame_header hdr;
-		r = sl_client_recv_frame(c->fd, &c->in, deadline, &hdr);
-		if (r < 0)
-			return r;
-		if (!(hdr.flags & SL_FRAME_RESPONSE) || hdr.request_id != request_id ||
-		    hdr.opcode != opcode || hdr.length < SL_FRAME_HEADER_BYTES - 4 + 4)
-			return SLUICE_ERR_PROTOCOL;
-		*ret_hdr = hdr;
-		return 0;
+	return recv_answer(c, request_id, opcode, deadline, ret_hdr);
+}
+
+/*
+ * A request sent ahead (sl_client_send_ahead) that nobody collected: its answer is the next
+ * frame; receive and drop it so that the connection is in step again.
+ */
+static void drain_pending(struct sluice_client *c)
+{
+	uint32_t id = c->pending_id;
+	c->pending_id = 0;
+	if (!id || c->fd < 0)
+		return;
+	struct sl_frame_header hdr;
+	int r = recv_answer(c, id, c->pending_opcode, sl_client_deadline_ms(c->timeout_ms), &hdr);
+	if (r < 0)
+		drop_connection(c);
+	else
+		sl_buf_consume(&c->in, 4 + (size_t)hdr.length);
+}
+
+/* The status and body of the answer at the start of c->in (frame of 4 + hdr->length bytes). */
+static int take_answer(struct sluice_client *c, const struct sl_frame_header *hdr,
+		       struct sl_reader *ret_rest)
+{
+	size_t frame_len = 4 + (size_t)hdr->length;
+	c->in_consumed = frame_len;
+	int32_t status;
+	struct sl_str msg;
+	int r = sl_proto_decode_response_status(c->in.data + SL_FRAME_HEADER_BYTES,
+						frame_len - SL_FRAME_HEADER_BYTES, &status, &msg,
+						ret_rest);
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "malformed answer from the server");
 	}
+	if (status < 0) {
+		if (msg.len > 0)
+			return sl_client_fail(c, status, "%.*s", (int)msg.len, msg.p);
+		return sl_client_fail(c, status, "%s", sluice_strerror(status));
+	}
+	return 0;
+}
+
+int sl_client_send_ahead(struct sluice_client *c, size_t frame_start, uint32_t *ret_id)
+{
+	sl_proto_finish_frame(&c->out, frame_start);
+	struct sl_frame_header req;
+	int r = sl_proto_parse_header(c->out.data + frame_start, c->out.len - frame_start, &req);
+	if (r < 0)
+		return sl_client_fail(c, r, "request encoding failed");
+	if (c->out.len - frame_start > SL_PROTO_FRAME_MAX)
+		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT,
+				      "request of %zu bytes is over the frame limit",
+				      c->out.len - frame_start);
+	r = sl_client_send_all(c->fd, c->out.data, c->out.len,
+			       sl_client_deadline_ms(c->timeout_ms));
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "%s", sluice_strerror(r));
+	}
+	c->pending_id = req.request_id;
+	c->pending_opcode = req.opcode;
+	*ret_id = req.request_id;
+	return 0;
+}
+
+int sl_client_collect(struct sluice_client *c, uint32_t id, struct sl_reader *ret_rest)
+{
+	c->message[0] = '\0';
+	if (c->in_consumed) {
+		sl_buf_consume(&c->in, c->in_consumed);
+		c->in_consumed = 0;
+	}
+	if (!id || c->pending_id != id || c->fd < 0)
+		return SLUICE_ERR_DISCONNECTED; /* dropped by another call or a reconnect */
+	c->pending_id = 0;
+	struct sl_frame_header hdr;
+	int r = recv_answer(c, id, c->pending_opcode, sl_client_deadline_ms(c->timeout_ms), &hdr);
+	if (r < 0) {
+		drop_connection(c);
+		return sl_client_fail(c, r, "%s", sluice_strerror(r));
+	}
+	return take_answer(c, &hdr, ret_rest);
 }
 
 int sl_client_call(struct sluice_client *c, size_t frame_start, bool idempotent,
@@ -426,23 +550,7 @@ int sl_client_call(struct sluice_client *c, size_t frame_start, bool idempotent,
 			sl_client_fail(c, err, "%s", sluice_strerror(err));
 		return err;
 	}
-	size_t frame_len = 4 + (size_t)hdr.length;
-	c->in_consumed = frame_len;
-	int32_t status;
-	struct sl_str msg;
-	r = sl_proto_decode_response_status(c->in.data + SL_FRAME_HEADER_BYTES,
-					    frame_len - SL_FRAME_HEADER_BYTES, &status, &msg,
-					    ret_rest);
-	if (r < 0) {
-		drop_connection(c);
-		return sl_client_fail(c, r, "malformed answer from the server");
-	}
-	if (status < 0) {
-		if (msg.len > 0)
-			return sl_client_fail(c, status, "%.*s", (int)msg.len, msg.p);
-		return sl_client_fail(c, status, "%s", sluice_strerror(status));
-	}
-	return 0;
+	return take_answer(c, &hdr, ret_rest);
 }
 
 int sluice_ping(struct sluice_client *c)

@@ -10,6 +10,13 @@
  * request id and count into the frame), writes whole frames, reads answers, runs the callbacks
  * without the lock, and then returns the bytes to the buffer budget.
  *
+ * When an open batch goes out (the Nagle-like rule, see sealable()): at once while no request
+ * is in flight or ready (an idle pipeline gains nothing from waiting, so a lone record costs one
+ * round trip, not a linger); while requests are in flight, when it is full or its linger
+ * expired; with no linger (linger < 0), as soon as a connection has a free request slot, so the
+ * records that queue up behind a full window coalesce into the next request instead of becoming
+ * one request each.
+ *
  * Batch states and owners:
  *   open      in p->open[] (one per stream)    p->mu
  *   ready     in p->ready, seqno order          p->mu
@@ -41,7 +48,10 @@
 /* Half the frame limit: leaves room for the header and one oversized record after the limit. */
 #define BYTES_PER_REQUEST_MAX (SL_PROTO_FRAME_MAX / 2)
 /* Long enough to fill batches at high rates, short enough not to be noticed interactively. */
-#define LINGER_MS_DEFAULT 5
+#define LINGER_US_DEFAULT 5000
+/* A day: longer lingers are a mistake, and the bound keeps the timer arithmetic far from overflow.
+ */
+#define LINGER_US_MAX (86400ll * 1000000)
 #define INFLIGHT_DEFAULT 8u
 /* Bounds the per-connection bookkeeping and the server's per-connection queue. */
 #define INFLIGHT_MAX 1024u
@@ -109,7 +119,7 @@ struct batch {
 	struct slot *slots;
 	size_t slots_cap;
 	uint64_t bytes; /* sum of slot lengths: counted in p->buffered_bytes */
-	int64_t open_ms;
+	int64_t open_us;
 	int64_t not_before_ms;
 	int attempts; /* sends so far */
 	/* while in flight */
@@ -135,7 +145,7 @@ struct sluice_producer {
 	char *auth_token;
 	uint32_t records_max;
 	uint32_t bytes_max;
-	int linger_ms;
+	int64_t linger_us; /* < 0: no lingering */
 	uint32_t inflight_max;
 	uint32_t nconns;
 	uint64_t buffer_bytes_max;
@@ -170,6 +180,11 @@ struct sluice_producer {
 	struct conn *conns;
 	struct pollfd *pfds; /* nconns + 1, used by the I/O thread */
 };
+
+static int64_t mono_us(void)
+{
+	return sl_mono_ns() / 1000;
+}
 
 /* ---- batches (p->mu held unless noted) ---- */
 
@@ -359,9 +374,10 @@ int sluice_producer_send(struct sluice_producer *p, const char *stream, const vo
 			r = -ENOMEM;
 			goto out;
 		}
-		b->open_ms = sl_mono_ms();
+		b->open_us = mono_us();
 		p->open[p->open_n++] = b;
-		wake_io(p); /* so that it arms the linger timer */
+		wake_io(
+		    p); /* so that it sends it at once (idle pipeline) or arms the linger timer */
 	}
 	size_t off = b->buf.len;
 	r = sl_proto_put_record_in(&b->buf, &v);
@@ -375,7 +391,7 @@ int sluice_producer_send(struct sluice_producer *p, const char *stream, const vo
 	p->buffered_bytes += rec_bytes;
 	p->stats.records_sent++;
 	p->last_open = b;
-	if (b->count >= p->records_max || b->bytes >= p->bytes_max || p->linger_ms < 0)
+	if (b->count >= p->records_max || b->bytes >= p->bytes_max)
 		seal(p, find_open(p, stream, stream_len));
 out:
 	pthread_mutex_unlock(&p->mu);
@@ -724,28 +740,56 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
-/*
- * Under p->mu: seal expired batches, move ready batches onto connections. Returns the next
- * time something becomes due (INT64_MAX: nothing), and whether any batch was dispatched.
- */
-static int64_t schedule(struct sluice_producer *p, int64_t now, bool *ret_dispatched)
+static bool pipeline_idle(const struct sluice_producer *p)
 {
+	if (!list_empty(&p->ready))
+		return false;
+	for (uint32_t i = 0; i < p->nconns; i++)
+		if (p->conns[i].inflight_n > 0)
+			return false;
+	return true;
+}
+
+/* Whether a sealed batch would leave at once: nothing waits before it and a slot is free. */
+static bool slot_free(struct sluice_producer *p)
+{
+	return list_empty(&p->ready) && pick_conn(p) != NULL;
+}
+
+/*
+ * Under p->mu: seal the batches that are due, move ready batches onto connections. Returns the
+ * next time (microseconds) something becomes due (INT64_MAX: nothing), and whether any batch was
+ * dispatched.
+ */
+static int64_t schedule(struct sluice_producer *p, int64_t now_us, bool *ret_dispatched)
+{
+	int64_t now = now_us / 1000;
 	int64_t next = INT64_MAX;
+	/*
+	 * Now: for a flush or shutdown, or when the pipeline is idle (waiting would only add
+	 * latency). Otherwise a batch goes when its linger is over (at once with no linger), but
+	 * only into a free request slot: while every slot is taken it keeps filling (until full,
+	 * when send seals it), so records queued behind a full window coalesce into one request
+	 * instead of piling up as many small ones. The next answer runs this again.
+	 */
+	bool seal_all_now = p->open_n > 0 && (p->flushers > 0 || p->stopping || pipeline_idle(p));
+	bool room = p->open_n > 0 && !seal_all_now && slot_free(p);
 	for (size_t i = 0; i < p->open_n;) {
 		struct batch *b = p->open[i];
-		int64_t due = b->open_ms + (p->linger_ms > 0 ? p->linger_ms : 0);
-		if (due <= now || p->flushers > 0 || p->stopping) {
+		int64_t due = p->linger_us < 0 ? 0 : b->open_us + p->linger_us;
+		if (seal_all_now || (room && due <= now_us)) {
 			seal(p, i);
 			continue;
 		}
-		next = min64(next, due);
+		if (room)
+			next = min64(next, due);
 		i++;
 	}
 	*ret_dispatched = false;
 	while (!list_empty(&p->ready)) {
 		struct batch *b = container_of(p->ready.next, struct batch, node);
 		if (b->not_before_ms > now) {
-			next = min64(next, b->not_before_ms);
+			next = min64(next, b->not_before_ms * 1000);
 			break;
 		}
 		struct conn *c = pick_conn(p);
@@ -829,7 +873,7 @@ static void *io_main(void *arg)
 		pthread_mutex_lock(&p->mu);
 		p->io_sleeping = false;
 		bool dispatched;
-		int64_t next = schedule(p, now, &dispatched);
+		int64_t next = schedule(p, mono_us(), &dispatched); /* microseconds from here */
 		uint64_t seen = p->wake_events;
 		bool done = p->stopping && list_empty(&p->live);
 		pthread_mutex_unlock(&p->mu);
@@ -842,7 +886,7 @@ static void *io_main(void *arg)
 			struct conn *c = &p->conns[i];
 			if (c->fd < 0) {
 				if (c->reconnect_at_ms > now)
-					next = min64(next, c->reconnect_at_ms);
+					next = min64(next, c->reconnect_at_ms * 1000);
 				continue;
 			}
 			if (dispatched || c->want_write) {
@@ -852,10 +896,11 @@ static void *io_main(void *arg)
 					continue;
 				}
 			}
-			if (!list_empty(&c->inflight))
-				next =
-				    min64(next, container_of(c->inflight.next, struct batch, node)
-						    ->deadline_ms);
+			if (!list_empty(&c->inflight)) {
+				int64_t dl =
+				    container_of(c->inflight.next, struct batch, node)->deadline_ms;
+				next = min64(next, dl > INT64_MAX / 1000 ? INT64_MAX : dl * 1000);
+			}
 		}
 		for (uint32_t i = 0; i < p->nconns; i++) {
 			struct conn *c = &p->conns[i];
@@ -865,21 +910,26 @@ static void *io_main(void *arg)
 				    .events = (short)(POLLIN | (c->want_write ? POLLOUT : 0))};
 		}
 
-		now = sl_mono_ms();
-		int timeout = next == INT64_MAX ? -1
-			      : next <= now	? 0
-						: (int)min64(next - now, INT32_MAX);
-		if (timeout != 0) {
+		int64_t now_us = mono_us();
+		/* Microsecond timers (sub-millisecond linger): ppoll, not poll. */
+		struct timespec ts = {0, 0};
+		struct timespec *timeout = &ts;
+		if (next == INT64_MAX)
+			timeout = NULL;
+		else if (next > now_us)
+			ts = (struct timespec){.tv_sec = (next - now_us) / 1000000,
+					       .tv_nsec = (long)((next - now_us) % 1000000) * 1000};
+		if (timeout == NULL || ts.tv_sec || ts.tv_nsec) {
 			pthread_mutex_lock(&p->mu);
 			/* A send, seal or requeue since schedule() must not wait for the timeout.
 			 */
 			if (p->wake_events != seen)
-				timeout = 0;
+				ts = (struct timespec){0, 0}, timeout = &ts;
 			else
 				p->io_sleeping = true;
 			pthread_mutex_unlock(&p->mu);
 		}
-		int n = poll(pfds, nfds, timeout);
+		int n = ppoll(pfds, nfds, timeout, NULL);
 		if (n < 0 && errno != EINTR)
 			continue;
 		if (n > 0 && (pfds[0].revents & POLLIN)) {
@@ -925,7 +975,8 @@ int sluice_producer_create(const char *host_port, const struct sluice_producer_o
 		o = *opts;
 	if (o.max_records_per_request > SLUICE_PUT_BATCH_MAX ||
 	    o.max_bytes_per_request > BYTES_PER_REQUEST_MAX ||
-	    o.max_inflight_requests > INFLIGHT_MAX || o.connections > CONNECTIONS_MAX)
+	    o.max_inflight_requests > INFLIGHT_MAX || o.connections > CONNECTIONS_MAX ||
+	    o.linger_us > LINGER_US_MAX || o.linger_ms > LINGER_US_MAX / 1000)
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	struct sluice_producer *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -945,7 +996,9 @@ int sluice_producer_create(const char *host_port, const struct sluice_producer_o
 	    o.max_records_per_request ? o.max_records_per_request : RECORDS_PER_REQUEST_DEFAULT;
 	p->bytes_max =
 	    o.max_bytes_per_request ? o.max_bytes_per_request : BYTES_PER_REQUEST_DEFAULT;
-	p->linger_ms = o.linger_ms ? o.linger_ms : LINGER_MS_DEFAULT;
+	p->linger_us = o.linger_us   ? o.linger_us
+		       : o.linger_ms ? (int64_t)o.linger_ms * 1000
+				     : LINGER_US_DEFAULT;
 	p->inflight_max = o.max_inflight_requests ? o.max_inflight_requests : INFLIGHT_DEFAULT;
 	p->nconns = o.connections ? o.connections : 1;
 	p->buffer_bytes_max = o.buffer_bytes_max ? o.buffer_bytes_max : BUFFER_BYTES_DEFAULT;

@@ -46,25 +46,21 @@ static int result_reserve(struct sluice_read_result *res, size_t bytes, size_t r
 	return 0;
 }
 
-int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
-		const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
-		struct sluice_read_result *ret)
+_Static_assert(SLUICE_READ_WAIT_MS_MAX == SL_PROTO_READ_WAIT_MS_MAX, "one wait limit");
+
+/* Encode a READ request into c->out (sl_client_begin first); *ret_start for the frame. */
+static int read_request(struct sluice_client *c, const char *stream, uint32_t shard_id,
+			const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+			uint32_t wait_ms, size_t *ret_start)
 {
-	result_clear(ret);
-	size_t name_len, start;
+	size_t name_len;
 	int r = sl_client_check_name(c, stream, &name_len);
 	if (r < 0)
 		return r;
-	if (max_records == 0)
-		max_records = SLUICE_READ_RECORDS_DEFAULT;
-	if (max_records > SL_PROTO_RECORDS_MAX)
-		max_records = SL_PROTO_RECORDS_MAX;
-	if (max_bytes == 0)
-		max_bytes = SLUICE_READ_BYTES_DEFAULT;
 	if (pos->type < SLUICE_POS_TRIM_HORIZON || pos->type > SLUICE_POS_AT_TIMESTAMP)
 		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT, "bad position type %d",
 				      (int)pos->type);
-	r = sl_client_begin(c, SL_OP_READ, &start);
+	r = sl_client_begin(c, SL_OP_READ, ret_start);
 	if (r == 0)
 		r = sl_proto_put_str8(&c->out, stream, name_len);
 	if (r == 0)
@@ -77,17 +73,34 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 		r = sl_buf_put_u32(&c->out, max_records);
 	if (r == 0)
 		r = sl_buf_put_u32(&c->out, max_bytes);
-	if (r < 0)
-		return r;
-	struct sl_reader rest;
-	r = sl_client_call(c, start, true, &rest);
-	if (r < 0)
-		return r;
+	/* Only when asked: a request without it stays readable by servers before wait_ms. */
+	if (r == 0 && wait_ms > 0)
+		r = sl_buf_put_u32(&c->out, wait_ms);
+	return r;
+}
 
-	/* Copy the body into the result so records can borrow it past the next call on c. */
-	size_t left = sl_reader_left(&rest);
+static void read_limits(uint32_t *max_records, uint32_t *max_bytes)
+{
+	if (*max_records == 0)
+		*max_records = SLUICE_READ_RECORDS_DEFAULT;
+	if (*max_records > SL_PROTO_RECORDS_MAX)
+		*max_records = SL_PROTO_RECORDS_MAX;
+	if (*max_bytes == 0)
+		*max_bytes = SLUICE_READ_BYTES_DEFAULT;
+}
+
+/*
+ * Decode the READ answer whose body is `rest` (the answer frame is at the start of c->in) into
+ * ret. The records must outlive later calls on c, so the answer moves into the result: when the
+ * frame is all c->in holds (the usual case), the two buffers trade places (no copy: the result's
+ * old buffer becomes c's receive buffer); otherwise the body is copied.
+ */
+static int read_answer(struct sluice_client *c, uint32_t shard_id, struct sl_reader *rest,
+		       struct sluice_read_result *ret)
+{
+	size_t left = sl_reader_left(rest);
 	const uint8_t *body;
-	sl_reader_bytes(&rest, left, &body);
+	sl_reader_bytes(rest, left, &body);
 	struct sl_reader rd;
 	uint32_t rshard, n;
 	uint64_t next_seq, tip_seq, behind;
@@ -96,11 +109,30 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 	    !sl_reader_u64(&rd, &tip_seq) || !sl_reader_u64(&rd, &behind) ||
 	    !sl_reader_u32(&rd, &n) || n > SL_PROTO_RECORDS_MAX || rshard != shard_id)
 		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed READ answer");
-	r = result_reserve(ret, left, n);
+	int r = result_reserve(ret, 0, n);
 	if (r < 0)
-		return sl_client_fail(c, r, "out of memory for %zu bytes", left);
-	memcpy(ret->priv_data, body, left);
-	sl_reader_init(&rd, ret->priv_data, left);
+		return sl_client_fail(c, r, "out of memory for %u records", n);
+	const uint8_t *data;
+	if (body >= c->in.data && body + left == c->in.data + c->in.len &&
+	    c->in_consumed == c->in.len) {
+		size_t body_off = (size_t)(body - c->in.data);
+		uint8_t *mine = ret->priv_data;
+		size_t mine_cap = ret->priv_data_cap;
+		ret->priv_data = c->in.data;
+		ret->priv_data_cap = c->in.cap;
+		c->in.data = mine;
+		c->in.cap = mine_cap;
+		c->in.len = 0;
+		c->in_consumed = 0;
+		data = ret->priv_data + body_off;
+	} else {
+		r = result_reserve(ret, left, n);
+		if (r < 0)
+			return sl_client_fail(c, r, "out of memory for %zu bytes", left);
+		memcpy(ret->priv_data, body, left);
+		data = ret->priv_data;
+	}
+	sl_reader_init(&rd, data, left);
 	rd.off = 4 + 8 + 8 + 8 + 4;
 	for (uint32_t i = 0; i < n; i++) {
 		if (sl_proto_get_record_out(&rd, &ret->records[i]) < 0)
@@ -120,8 +152,45 @@ int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
 	return (int)n;
 }
 
+int sluice_read_wait(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		     const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		     uint32_t wait_ms, struct sluice_read_result *ret)
+{
+	result_clear(ret);
+	if (wait_ms > SLUICE_READ_WAIT_MS_MAX)
+		return sl_client_fail(c, SLUICE_ERR_INVALID_ARGUMENT,
+				      "wait of %u ms is over the limit of %u ms", wait_ms,
+				      SLUICE_READ_WAIT_MS_MAX);
+	read_limits(&max_records, &max_bytes);
+	size_t start;
+	int r = read_request(c, stream, shard_id, pos, max_records, max_bytes, wait_ms, &start);
+	if (r < 0)
+		return r;
+	struct sl_reader rest;
+	c->call_wait_ms = wait_ms;
+	r = sl_client_call(c, start, true, &rest);
+	c->call_wait_ms = 0;
+	if (r < 0)
+		return r;
+	return read_answer(c, shard_id, &rest, ret);
+}
+
+int sluice_read(struct sluice_client *c, const char *stream, uint32_t shard_id,
+		const struct sluice_position *pos, uint32_t max_records, uint32_t max_bytes,
+		struct sluice_read_result *ret)
+{
+	return sluice_read_wait(c, stream, shard_id, pos, max_records, max_bytes, 0, ret);
+}
+
 /* ---- shard reader ---- */
 
+/*
+ * Read-ahead: while a reader is behind the tip, it sends the READ for the next batch before it
+ * returns the current one, so the server reads and encodes batch k+1 while the caller works on
+ * batch k (on the same connection: sl_client_send_ahead). A read-ahead that another call on the
+ * client swallowed (several readers sharing one client, round robin) is sent again as a plain
+ * read, and that reader stops reading ahead: the server would otherwise do every read twice.
+ */
 struct sluice_shard_reader {
 	struct sluice_client *c;
 	char *stream;
@@ -129,6 +198,10 @@ struct sluice_shard_reader {
 	struct sluice_position pos;
 	bool read_once;
 	bool caught_up;
+	bool no_read_ahead;
+	uint32_t wait_ms;
+	uint32_t ahead_id; /* 0: none */
+	uint32_t ahead_records, ahead_bytes;
 	struct sluice_read_result res;
 };
 
@@ -156,10 +229,49 @@ int sluice_shard_reader_create(struct sluice_client *c, const char *stream, uint
 	return 0;
 }
 
+/* The answer to the read-ahead, if it is still there and asked for the same limits. */
+static int collect_ahead(struct sluice_shard_reader *r, uint32_t max_records, uint32_t max_bytes)
+{
+	uint32_t id = r->ahead_id;
+	r->ahead_id = 0;
+	if (max_records != r->ahead_records || max_bytes != r->ahead_bytes)
+		return SLUICE_ERR_DISCONNECTED; /* different limits: read again (drops it) */
+	struct sl_reader rest;
+	int n = sl_client_collect(r->c, id, &rest);
+	if (n == 0)
+		return read_answer(r->c, r->shard_id, &rest, &r->res);
+	if (n == SLUICE_ERR_DISCONNECTED && r->c->message[0] == '\0')
+		r->no_read_ahead = true; /* another call on the client took it */
+	return n;
+}
+
+static void send_ahead(struct sluice_shard_reader *r, uint32_t max_records, uint32_t max_bytes)
+{
+	size_t start;
+	uint32_t id;
+	/* Never a waiting read: another call on the client would have to sit through the wait. */
+	if (read_request(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, 0, &start) <
+		0 ||
+	    sl_client_send_ahead(r->c, start, &id) < 0)
+		return; /* the next call reads normally (and reconnects if needed) */
+	r->ahead_id = id;
+	r->ahead_records = max_records;
+	r->ahead_bytes = max_bytes;
+}
+
 int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records,
 			     uint32_t max_bytes, const struct sluice_read_result **ret_batch)
 {
-	int n = sluice_read(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes, &r->res);
+	read_limits(&max_records, &max_bytes);
+	result_clear(&r->res);
+	int n = SLUICE_ERR_DISCONNECTED;
+	if (r->ahead_id)
+		n = collect_ahead(r, max_records, max_bytes);
+	/* A transport failure of the read-ahead is retried as a plain read, like any idle
+	 * connection the server closed; a server's answer (even an error) is final. */
+	if (n == SLUICE_ERR_DISCONNECTED || n == SLUICE_ERR_TIMEOUT || n == SLUICE_ERR_PROTOCOL)
+		n = sluice_read_wait(r->c, r->stream, r->shard_id, &r->pos, max_records, max_bytes,
+				     r->wait_ms, &r->res);
 	if (n < 0)
 		return n;
 	r->read_once = true;
@@ -170,8 +282,18 @@ int sluice_shard_reader_next(struct sluice_shard_reader *r, uint32_t max_records
 	 */
 	r->pos.type = SLUICE_POS_AT_SEQ;
 	r->pos.value = r->res.next_seq;
+	if (n > 0 && !r->caught_up && !r->no_read_ahead)
+		send_ahead(r, max_records, max_bytes);
 	*ret_batch = &r->res;
 	return n;
+}
+
+int sluice_shard_reader_set_wait(struct sluice_shard_reader *r, uint32_t wait_ms)
+{
+	if (wait_ms > SLUICE_READ_WAIT_MS_MAX)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	r->wait_ms = wait_ms;
+	return 0;
 }
 
 bool sluice_shard_reader_caught_up(const struct sluice_shard_reader *r)

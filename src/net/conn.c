@@ -281,6 +281,19 @@ static void arm_send(struct sl_conn *c)
 	c->send_armed = true;
 }
 
+int sl_conn_queue(struct sl_conn *c, struct sl_buf *b)
+{
+	if (c->out.len == 0) {
+		struct sl_buf t = c->out;
+		c->out = *b;
+		*b = t;
+		return 0;
+	}
+	int r = sl_buf_put(&c->out, b->data, b->len);
+	sl_buf_reset(b);
+	return r;
+}
+
 void sl_conn_flush(struct sl_conn *c)
 {
 	if (c->closed && !c->close_after_flush) {

@@ -50,6 +50,14 @@ bool sl_conn_is_closed(const struct sl_conn *c);
 struct sl_buf *sl_conn_out(struct sl_conn *c);
 void sl_conn_flush(struct sl_conn *c);
 
+/*
+ * Queue all of b as output. When nothing is queued yet, b's buffer itself becomes the output
+ * buffer (no copy: a READ answer of megabytes is sent from where it was encoded) and b gets the
+ * previous, empty buffer back; otherwise b's bytes are appended. Either way b is left empty (its
+ * capacity reusable). Then call sl_conn_flush(). Returns 0 or -ENOMEM (nothing queued).
+ */
+int sl_conn_queue(struct sl_conn *c, struct sl_buf *b);
+
 /* References held by requests; the in-flight byte count drives backpressure. */
 void sl_conn_hold(struct sl_conn *c, uint64_t inflight_bytes);
 void sl_conn_release(struct sl_conn *c, uint64_t inflight_bytes);

@@ -1,5 +1,6 @@
 #include "net/loop.h"
 
+#include "common/clock.h"
 #include "common/logging.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@ struct sl_loop {
 	sl_loop_tick_fn tick;
 	void *tick_ctx;
 	int tick_interval_ms;
+	int64_t wake_by_ms; /* 0: none (sl_loop_wake_by) */
 	unsigned inflight;
 	void *userdata;
 	/* Posts to ourselves and posts that failed with -EOVERFLOW wait here for the next tick. */
@@ -260,12 +262,24 @@ static void handle_cqe(struct sl_loop *loop, struct io_uring_cqe *cqe)
 	op->complete(loop, op, cqe->res, cqe->flags);
 }
 
+void sl_loop_wake_by(struct sl_loop *loop, int64_t mono_ms)
+{
+	if (!loop->wake_by_ms || mono_ms < loop->wake_by_ms)
+		loop->wake_by_ms = mono_ms;
+}
+
 int sl_loop_run(struct sl_loop *loop)
 {
 	while (!atomic_load_explicit(&loop->stop, memory_order_relaxed)) {
+		int64_t wait_ms = loop->tick_interval_ms;
+		if (loop->wake_by_ms) {
+			int64_t left = loop->wake_by_ms - sl_mono_ms();
+			wait_ms = left < 0 ? 0 : left < wait_ms ? left : wait_ms;
+			loop->wake_by_ms = 0;
+		}
 		struct __kernel_timespec ts = {
-		    .tv_sec = loop->tick_interval_ms / 1000,
-		    .tv_nsec = (long long)(loop->tick_interval_ms % 1000) * 1000000,
+		    .tv_sec = wait_ms / 1000,
+		    .tv_nsec = (long long)(wait_ms % 1000) * 1000000,
 		};
 		struct io_uring_cqe *cqe;
 		int r = io_uring_submit_and_wait_timeout(&loop->ring, &cqe,

@@ -62,6 +62,13 @@ void sl_loop_post(struct sl_loop *from, struct sl_loop *to, struct sl_op *op);
  */
 void sl_loop_post_external(struct sl_loop *to, struct sl_op *op);
 
+/*
+ * Make the loop's next wait end by this CLOCK_MONOTONIC time (ms) at the latest, so that the
+ * tick runs then (deadlines shorter than tick_interval_ms, e.g. parked reads). Call on the loop's
+ * thread; it covers the next wait only, so call it again from the tick while still needed.
+ */
+void sl_loop_wake_by(struct sl_loop *loop, int64_t mono_ms);
+
 /* Operations in flight on the ring (for draining at shutdown). */
 unsigned sl_loop_inflight(const struct sl_loop *loop);
 

@@ -38,7 +38,7 @@
  *   PRODUCE         str8 stream, u32 n, n x record_in
  *                   -> u32 n, n x (i32 status, u32 shard_id, u64 seq)   (per-record results)
  *   READ            str8 stream, u32 shard_id, u8 position_type, u64 position_value,
- *                   u32 max_records, u32 max_bytes
+ *                   u32 max_records, u32 max_bytes[, u32 wait_ms (optional, may be absent)]
  *                   -> u32 shard_id, u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n,
  *                      n x record_out, u8 flags (bit 0 SL_READ_FLAG_SHARD_ENDED: the shard is
  *                      closed and next_seq is past its end_seq; other bits 0)
@@ -150,6 +150,12 @@
 #define SL_PROTO_FRAME_MAX (64u << 20)
 /* Records in one PRODUCE request or READ response (Kinesis GetRecords allows 10,000). */
 #define SL_PROTO_RECORDS_MAX 10000u
+/*
+ * Longest a READ may wait for new records (wait_ms): a parked read holds its connection's
+ * request slot and a place on the shard owner's list, so it must end (Kinesis' long-poll
+ * equivalents cap at tens of seconds too).
+ */
+#define SL_PROTO_READ_WAIT_MS_MAX 30000u
 /* Longest error message carried in a response. */
 #define SL_PROTO_MESSAGE_MAX 1024u
 /* READ response flags (the last byte of the answer). */
@@ -236,6 +242,7 @@ struct sl_req_read {
 	struct sluice_position position;
 	uint32_t max_records; /* 1..SL_PROTO_RECORDS_MAX */
 	uint32_t max_bytes;
+	uint32_t wait_ms; /* 0..SL_PROTO_READ_WAIT_MS_MAX; 0 when the field is absent */
 };
 
 struct sl_req_reshard {

@@ -74,12 +74,17 @@ int sl_proto_decode_read(const uint8_t *body, size_t len, struct sl_req_read *re
 	rd_u64(&r, &req.position.value);
 	rd_u32(&r, &req.max_records);
 	rd_u32(&r, &req.max_bytes);
+	req.wait_ms = 0;
+	/* wait_ms came later: a request without it is still whole. */
+	if (r.ok && sl_reader_left(&r) > 0)
+		rd_u32(&r, &req.wait_ms);
 	if (!rd_done(&r))
 		return SLUICE_ERR_PROTOCOL;
 	if (!name_ok(&req.stream))
 		return SLUICE_ERR_INVALID_NAME;
 	if (type > SLUICE_POS_AT_TIMESTAMP || req.max_records < 1 ||
-	    req.max_records > SL_PROTO_RECORDS_MAX || req.max_bytes < 1)
+	    req.max_records > SL_PROTO_RECORDS_MAX || req.max_bytes < 1 ||
+	    req.wait_ms > SL_PROTO_READ_WAIT_MS_MAX)
 		return SLUICE_ERR_INVALID_ARGUMENT;
 	req.position.type = (enum sluice_position_type)type;
 	*ret = req;

@@ -1,7 +1,9 @@
 /*
  * READ: resolve a position in one shard and return a batch of records, on the shard's owner
  * loop (the only thread that touches its log). The owner encodes the whole response frame, so the
- * record bytes are copied once from the page cache into it; the origin loop only queues it.
+ * record bytes are copied once from the page cache into it; the origin loop only queues it, and
+ * when the connection has nothing else queued the frame is sent from that buffer (sl_conn_queue
+ * hands it over instead of copying).
  *
  * Readers see only acknowledged records (below the log's durable_seq): a record a crash could
  * still take away is never shown.
@@ -9,6 +11,13 @@
  * A shard closed by a reshard holds nothing after its end_seq. Once a reader's next position is
  * past end_seq the answer carries SL_READ_FLAG_SHARD_ENDED: the reader is done with this shard
  * and goes on with its children (Kinesis: a null NextShardIterator).
+ *
+ * Long poll: a READ with wait_ms > 0 that finds nothing is parked on the owner's list (pinned to
+ * the sequence number it would have continued at, so a LATEST read sees what arrives while it
+ * waits) and answered from the owner's tick, which runs after every round of completions: as
+ * soon as the shard's acknowledged tip passes that number, or when the wait expires (the loop is
+ * told to wake by then), or the server drains. At most READS_PARKED_MAX per worker; beyond that a
+ * read that finds nothing answers at once, as without wait_ms.
  */
 #include "server/server.h"
 
@@ -22,6 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Parked reads per worker: each holds a request slot and up to max_bytes of its connection. */
+#define READS_PARKED_MAX 4096u
+
 struct read_req {
 	struct sl_op op;
 	struct sl_conn *conn;
@@ -32,6 +44,10 @@ struct read_req {
 	struct sl_req_read q;
 	struct sl_buf resp;
 	uint64_t hold_bytes;
+	/* while parked, on the owner */
+	struct read_req *next_parked;
+	uint64_t wait_seq;	  /* answer once the acknowledged tip passes this */
+	int64_t wait_deadline_ms; /* CLOCK_MONOTONIC */
 };
 
 struct sl_stream *sl_worker_find_stream(struct sl_worker *w, const char *name, size_t len);
@@ -40,10 +56,8 @@ static void deliver(struct read_req *rr)
 {
 	struct sl_conn *c = rr->conn;
 	if (!sl_conn_is_closed(c)) {
-		struct sl_buf *out = sl_conn_out(c);
-		if (sl_buf_put(out, rr->resp.data, rr->resp.len) < 0) {
+		if (sl_conn_queue(c, &rr->resp) < 0)
 			sl_conn_close(c, false);
-		}
 		sl_conn_flush(c);
 	}
 	sl_conn_release(c, rr->hold_bytes);
@@ -64,12 +78,13 @@ static void encode_error(struct read_req *rr, int status, const char *msg)
 	sl_proto_encode_error(&rr->resp, rr->h.opcode, rr->h.request_id, status, msg);
 }
 
-static void do_read(struct sl_worker *w, struct read_req *rr)
+/* Returns true when the read was parked (nothing to answer yet), false when rr->resp is ready. */
+static bool do_read(struct sl_worker *w, struct read_req *rr)
 {
 	struct sl_shard *sh = rr->shard;
 	if (!sh->log) {
 		encode_error(rr, SLUICE_ERR_STREAM_NOT_FOUND, "stream was deleted");
-		return;
+		return false;
 	}
 	int64_t now = sl_wall_ms();
 	uint64_t seq;
@@ -90,7 +105,7 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 			snprintf(msg, sizeof(msg), "cannot resolve the position: %s",
 				 sluice_strerror(r));
 		encode_error(rr, r, msg);
-		return;
+		return false;
 	}
 	struct sl_read_batch *b = &w->read_batch;
 	r = sl_shard_log_read(sh->log, seq, rr->q.max_records, rr->q.max_bytes, now, b);
@@ -98,7 +113,7 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 		SL_ERROR("stream %s shard %u: read at %llu failed: %s", sh->stream->name, sh->id,
 			 (unsigned long long)seq, sluice_strerror(r));
 		encode_error(rr, r, "read failed");
-		return;
+		return false;
 	}
 	/* Hide what is written but not yet acknowledged. */
 	size_t n = b->count;
@@ -107,6 +122,22 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 		n--;
 	if (n < b->count)
 		next = b->records[n].seq;
+	/* A closed shard gets nothing more: such a read answers at once (SHARD_ENDED once past
+	 * end_seq). */
+	if (n == 0 && rr->q.wait_ms > 0 && w->reads_parked_n < READS_PARKED_MAX &&
+	    !atomic_load(&sh->closed) &&
+	    !atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
+		/* Pinned: whatever is acknowledged from `next` on is what this read returns. */
+		rr->q.position = (struct sluice_position){.type = SLUICE_POS_AT_SEQ, .value = next};
+		rr->wait_seq = next;
+		rr->wait_deadline_ms = sl_mono_ms() + rr->q.wait_ms;
+		rr->q.wait_ms = 0; /* parks once: the next do_read answers */
+		rr->next_parked = w->reads_parked;
+		w->reads_parked = rr;
+		w->reads_parked_n++;
+		sl_loop_wake_by(w->loop, rr->wait_deadline_ms);
+		return true;
+	}
 	uint64_t tip = st.durable_seq;
 	uint8_t flags = 0;
 	if (atomic_load(&sh->closed)) {
@@ -134,20 +165,69 @@ static void do_read(struct sl_worker *w, struct read_req *rr)
 	r = r ?: sl_buf_put_u8(&rr->resp, flags);
 	if (r < 0) {
 		encode_error(rr, SLUICE_ERR_THROTTLED, "out of memory, retry later");
-		return;
+		return false;
 	}
 	sl_proto_finish_frame(&rr->resp, start);
 	sl_counter_add(&sh->records_out, n);
 	sl_counter_add(&w->m.records_read, n);
+	return false;
+}
+
+/* On the owner: the answer is in rr->resp; send it from the connection's loop. */
+static void answer(struct sl_worker *w, struct read_req *rr)
+{
+	if (rr->origin == w) {
+		deliver(rr);
+		return;
+	}
+	rr->op.complete = on_origin;
+	sl_loop_post(w->loop, rr->origin->loop, &rr->op);
 }
 
 static void on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
 	struct sl_worker *w = sl_worker_of_loop(loop);
 	struct read_req *rr = (struct read_req *)op;
-	do_read(w, rr);
-	rr->op.complete = on_origin;
-	sl_loop_post(loop, rr->origin->loop, &rr->op);
+	if (!do_read(w, rr))
+		answer(w, rr);
+}
+
+void sl_reads_parked_tick(struct sl_worker *w)
+{
+	if (!w->reads_parked)
+		return;
+	int64_t now = sl_mono_ms();
+	bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
+	/* Detach the list: answering may park new reads (a connection resumes reading). */
+	struct read_req *list = w->reads_parked, *keep = NULL;
+	w->reads_parked = NULL;
+	while (list) {
+		struct read_req *rr = list;
+		list = rr->next_parked;
+		struct sl_shard *sh = rr->shard;
+		bool ready = draining || now >= rr->wait_deadline_ms || !sh->log ||
+			     atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed) ||
+			     atomic_load(&sh->closed); /* resharded while it waited */
+		if (!ready) {
+			struct sl_shard_log_stats st;
+			sl_shard_log_stats(sh->log, &st);
+			ready = st.durable_seq > rr->wait_seq;
+		}
+		if (!ready) {
+			rr->next_parked = keep;
+			keep = rr;
+			sl_loop_wake_by(w->loop, rr->wait_deadline_ms);
+			continue;
+		}
+		w->reads_parked_n--;
+		do_read(w, rr); /* wait_ms is 0 now: it answers */
+		answer(w, rr);
+	}
+	/* Put the still-waiting ones back behind any parked meanwhile. */
+	struct read_req **tail = &w->reads_parked;
+	while (*tail)
+		tail = &(*tail)->next_parked;
+	*tail = keep;
 }
 
 void sl_handle_read(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
@@ -190,8 +270,8 @@ void sl_handle_read(struct sl_worker *w, struct sl_conn *c, const struct sl_fram
 	sl_conn_hold(c, rr->hold_bytes);
 	sl_worker_request_begin(w);
 	if (sh->owner == w->id) {
-		do_read(w, rr);
-		deliver(rr);
+		if (!do_read(w, rr))
+			deliver(rr);
 	} else {
 		rr->op.complete = on_owner;
 		sl_loop_post(w->loop, w->srv->workers[sh->owner].loop, &rr->op);

@@ -426,6 +426,8 @@ static void tick(struct sl_loop *loop, void *ctx)
 	}
 	if (w->seals_waiting)
 		sl_reshard_tick(w);
+	/* After the dirty shards: their acknowledged tips just moved. */
+	sl_reads_parked_tick(w);
 	/* One atomic load when nothing changed; drops deleted streams promptly. */
 	sl_stream_cache_refresh(&w->cache, w->srv->registry);
 	sl_consumers_tick(w, now);

@@ -37,6 +37,8 @@ struct sl_worker_metrics {
 	_Atomic uint64_t parts_rerouted;  /* produce parts routed again after a reshard (origin) */
 };
 
+struct read_req; /* read.c */
+
 struct sl_worker {
 	struct sl_server *srv;
 	unsigned id;
@@ -49,6 +51,9 @@ struct sl_worker {
 	struct sl_shard *dirty; /* owned shards with batches waiting for durability */
 	struct sl_read_batch read_batch;
 	void *seals_waiting;	  /* reshard.c: owned shards sealed, waiting for durability */
+	/* READs waiting for records on shards this worker owns (read.c), newest first */
+	struct read_req *reads_parked;
+	unsigned reads_parked_n;
 	uint32_t *scratch_counts; /* per-shard counters for routing a produce request */
 	size_t scratch_cap;
 	int64_t last_housekeeping_ms;
@@ -93,6 +98,11 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 		       const uint8_t *body, size_t len);
 void sl_handle_read(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 		    const uint8_t *body, size_t len);
+/*
+ * From the worker's tick: answer the parked READs whose shard got new acknowledged records,
+ * whose wait expired, or all of them while draining; arms the loop's wake-up for the next expiry.
+ */
+void sl_reads_parked_tick(struct sl_worker *w);
 void sl_handle_admin(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 		     const uint8_t *body, size_t len);
 void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,

@@ -220,9 +220,19 @@ class Client:
         """records: [(key, data[, hash_key])]; returns [(status, shard, seq)]."""
         return self.parse_produce(self.call(OP_PRODUCE, self.produce_body(stream, records)))
 
-    def read(self, stream, shard, pos_type, pos_value=0, max_records=10000, max_bytes=1 << 24):
-        r = self.call(OP_READ, str8(stream) + struct.pack("<IBQII", shard, pos_type, pos_value,
-                                                          max_records, max_bytes))
+    @staticmethod
+    def read_body(stream, shard, pos_type, pos_value=0, max_records=10000, max_bytes=1 << 24,
+                  wait_ms=None):
+        body = str8(stream) + struct.pack("<IBQII", shard, pos_type, pos_value, max_records,
+                                          max_bytes)
+        if wait_ms is not None:  # the optional trailing field (long poll)
+            body += struct.pack("<I", wait_ms)
+        return body
+
+    def read(self, stream, shard, pos_type, pos_value=0, max_records=10000, max_bytes=1 << 24,
+             wait_ms=None):
+        r = self.call(OP_READ, self.read_body(stream, shard, pos_type, pos_value, max_records,
+                                              max_bytes, wait_ms))
         return self.parse_read(r)
 
     @staticmethod

@@ -29,6 +29,9 @@ struct state {
 	uint32_t request_ids[64];
 	unsigned nrequests;
 	bool stream_exists;
+	unsigned reads;	       /* READ requests seen */
+	uint32_t last_wait_ms; /* of the last READ */
+	uint32_t max_wait_ms;  /* of all READs */
 };
 
 static void put_shard(struct sl_buf *out, uint32_t id)
@@ -171,9 +174,18 @@ static int handler(void *ctx, unsigned conn, const struct sl_frame_header *h, co
 		sl_proto_finish_frame(out, start);
 		return FAKE_SEND;
 	}
-	case SL_OP_READ:
+	case SL_OP_READ: {
+		struct sl_req_read req;
+		assert_int_equal(sl_proto_decode_read(body, len, &req), 0);
+		st->reads++;
+		st->last_wait_ms = req.wait_ms;
+		if (req.wait_ms > st->max_wait_ms)
+			st->max_wait_ms = req.wait_ms;
+		if (req.wait_ms)
+			usleep(400 * 1000); /* a long poll that waited: longer than the timeout */
 		answer_read(out, h, body, len);
 		return FAKE_SEND;
+	}
 	case SL_OP_STREAM_SPLIT:
 	case SL_OP_STREAM_MERGE:
 	case SL_OP_STREAM_SCALE: {
@@ -398,6 +410,65 @@ static void reshard_calls(void **state)
 	assert_int_equal(sluice_ping(f->c), 0); /* the connection is fine */
 }
 
+/* A reader behind the tip asks for its next batch before returning the current one. */
+static void shard_reader_reads_ahead(void **state)
+{
+	struct fixture *f = *state;
+	struct sluice_position pos = {.type = SLUICE_POS_TRIM_HORIZON};
+	struct sluice_shard_reader *sr;
+	assert_int_equal(sluice_shard_reader_create(f->c, "orders", 1, &pos, &sr), 0);
+	const struct sluice_read_result *b;
+	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
+	for (int i = 0; i < 2000 && fake_server_requests(f->fs) < 2; i++)
+		usleep(1000);
+	assert_int_equal(f->st.reads, 2);    /* the read-ahead arrived before the second next */
+	assert_true(b->records[2].seq == 3); /* and did not spoil the batch in hand */
+	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
+	assert_int_equal(f->st.reads, 2); /* answered by the read-ahead */
+	assert_true(b->records[0].seq == 4 && b->records[2].seq == 6);
+	assert_memory_equal(b->records[2].data, "record-6", 8);
+	assert_true(sluice_shard_reader_caught_up(sr)); /* caught up: nothing read ahead */
+	sluice_shard_reader_destroy(sr);
+
+	/* Another call on the client takes the read-ahead's answer: the reader reads again. */
+	f->st.reads = 0;
+	assert_int_equal(sluice_shard_reader_create(f->c, "orders", 1, &pos, &sr), 0);
+	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
+	assert_int_equal(sluice_ping(f->c), 0);
+	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
+	assert_true(b->records[0].seq == 4);
+	assert_int_equal(f->st.reads, 3);
+	sluice_shard_reader_destroy(sr);
+}
+
+static void read_wait_sends_wait_ms(void **state)
+{
+	struct fixture *f = *state;
+	struct sluice_read_result res;
+	sluice_read_result_init(&res);
+	struct sluice_position pos = {.type = SLUICE_POS_LATEST};
+	assert_int_equal(sluice_read(f->c, "orders", 1, &pos, 0, 0, &res), 3);
+	assert_int_equal(f->st.last_wait_ms, 0);
+	/* The answer takes 400 ms, longer than the 300 ms timeout: the wait extends it. */
+	assert_int_equal(sluice_read_wait(f->c, "orders", 1, &pos, 0, 0, 500, &res), 3);
+	assert_int_equal(f->st.last_wait_ms, 500);
+	assert_int_equal(
+	    sluice_read_wait(f->c, "orders", 1, &pos, 0, 0, SLUICE_READ_WAIT_MS_MAX + 1, &res),
+	    SLUICE_ERR_INVALID_ARGUMENT);
+	sluice_read_result_finish(&res);
+
+	struct sluice_shard_reader *sr;
+	assert_int_equal(sluice_shard_reader_create(f->c, "orders", 1, &pos, &sr), 0);
+	assert_int_equal(sluice_shard_reader_set_wait(sr, SLUICE_READ_WAIT_MS_MAX + 1),
+			 SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(sluice_shard_reader_set_wait(sr, 700), 0);
+	const struct sluice_read_result *b;
+	f->st.max_wait_ms = 0;
+	assert_int_equal(sluice_shard_reader_next(sr, 100, 0, &b), 3);
+	assert_int_equal(f->st.max_wait_ms, 700); /* (its read-ahead never waits) */
+	sluice_shard_reader_destroy(sr);
+}
+
 static void disconnect_mid_answer_then_reconnect(void **state)
 {
 	struct fixture *f = *state;
@@ -477,6 +548,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(put_and_put_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_and_shard_reader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reshard_calls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(shard_reader_reads_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(read_wait_sends_wait_ms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(disconnect_mid_answer_then_reconnect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(silent_server_times_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(wrong_request_id_is_protocol_error, setup, teardown),

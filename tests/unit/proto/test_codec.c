@@ -338,6 +338,26 @@ static void read_round_trip(void **state)
 	assert_int_equal(sl_proto_decode_read(body, len, &req), 0);
 	sl_store_u32(b.data + max_at + 4, 0);
 	assert_int_equal(sl_proto_decode_read(body, len, &req), SLUICE_ERR_INVALID_ARGUMENT);
+
+	/* The optional trailing wait_ms (long poll): absent is 0, bounded, never partial. */
+	sl_store_u32(b.data + max_at + 4, 1 << 20);
+	assert_int_equal(sl_proto_decode_read(body, len, &req), 0);
+	assert_int_equal(req.wait_ms, 0);
+	uint8_t *longer = malloc(len + 4);
+	assert_non_null(longer);
+	memcpy(longer, body, len);
+	sl_store_u32(longer + len, 2500);
+	assert_int_equal(sl_proto_decode_read(longer, len + 4, &req), 0);
+	assert_int_equal(req.wait_ms, 2500);
+	assert_int_equal(req.max_bytes, 1 << 20);
+	sl_store_u32(longer + len, SL_PROTO_READ_WAIT_MS_MAX);
+	assert_int_equal(sl_proto_decode_read(longer, len + 4, &req), 0);
+	sl_store_u32(longer + len, SL_PROTO_READ_WAIT_MS_MAX + 1);
+	assert_int_equal(sl_proto_decode_read(longer, len + 4, &req), SLUICE_ERR_INVALID_ARGUMENT);
+	for (size_t extra = 1; extra < 4; extra++)
+		assert_int_equal(sl_proto_decode_read(longer, len + extra, &req),
+				 SLUICE_ERR_PROTOCOL);
+	free(longer);
 	sl_buf_finish(&b);
 }
 
