@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 /* Streams a server holds: bounds the registry and the per-loop tables. */
 #define STREAMS_MAX 10000
@@ -412,27 +413,7 @@ static void load_corrupt(void *ctx, const char *file, int err, const char *msg)
 		 file, sluice_strerror(err), msg);
 }
 
-/* Remove stream folders that have no metadata file (a delete interrupted by a crash). */
-static void remove_orphans(struct sl_registry *reg)
-{
-	char dir[4096 + 16];
-	snprintf(dir, sizeof(dir), "%s/streams", reg->data_dir);
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
-			continue;
-		if (find_index(reg, e->d_name) >= 0)
-			continue;
-		char path[8192];
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		SL_WARN("removing %s: its stream was deleted", path);
-		remove_tree(path);
-	}
-	closedir(d);
-}
+static void set_aside_orphans(struct sl_registry *reg);
 
 int sl_registry_open(const struct sl_registry_config *cfg, struct sl_registry **ret)
 {
@@ -471,7 +452,7 @@ int sl_registry_open(const struct sl_registry_config *cfg, struct sl_registry **
 		sl_registry_close(reg);
 		return r;
 	}
-	remove_orphans(reg);
+	set_aside_orphans(reg);
 	*ret = reg;
 	return 0;
 }
@@ -504,73 +485,75 @@ static bool is_deleting(const struct sl_registry *reg, const char *name)
 	return false;
 }
 
-int sl_registry_create_stream(struct sl_registry *reg, const char *name, uint32_t shards,
-			      int64_t retention_ms, char *err_msg, size_t err_msg_len)
+/*
+ * A shard folder of a name no stream has (a delete cut short by a crash, or metadata that failed
+ * to load) would make a new stream's logs start at its old tip with its old records. It is moved
+ * to DATA/orphaned/NAME-MS rather than deleted: it may be all that is left of a stream whose
+ * metadata was lost (docs/operations.md). 0 or -errno.
+ */
+static int set_aside_orphan(struct sl_registry *reg, const char *name)
 {
-	struct sl_stream_meta *meta;
-	int r = sl_stream_meta_create(name, shards, retention_ms, sl_wall_ms(), &meta);
-	if (r < 0) {
-		if (r == SLUICE_ERR_INVALID_ARGUMENT)
-			snprintf(err_msg, err_msg_len,
-				 "shard count must be 1..%d and retention %llds..%llds",
-				 SLUICE_SHARDS_MAX, SL_STREAM_RETENTION_MS_MIN / 1000,
-				 SL_STREAM_RETENTION_MS_MAX / 1000);
-		return r;
-	}
-	pthread_mutex_lock(&reg->mu);
-	if (find_index(reg, name) >= 0 || is_deleting(reg, name)) {
-		snprintf(err_msg, err_msg_len, "stream %s %s", name,
-			 is_deleting(reg, name) ? "is still being deleted" : "already exists");
-		r = SLUICE_ERR_STREAM_EXISTS;
-		goto out_meta;
-	}
-	if (reg->count >= STREAMS_MAX) {
-		snprintf(err_msg, err_msg_len, "at most %d streams", STREAMS_MAX);
-		r = SLUICE_ERR_LIMIT_EXCEEDED;
-		goto out_meta;
-	}
-	/* Save before the logs exist: a crash in between leaves a stream with empty shards,
-	 * never shard folders without their stream. */
-	r = sl_stream_meta_save(reg->meta_dir, meta);
-	if (r < 0) {
-		snprintf(err_msg, err_msg_len, "cannot save stream metadata: %s",
-			 sluice_strerror(r));
-		goto out_meta;
-	}
-	struct sl_stream *s;
-	r = stream_build(reg, meta, &s);
-	if (r < 0) {
-		snprintf(err_msg, err_msg_len, "cannot open shard logs: %s", sluice_strerror(r));
-		sl_stream_meta_remove(reg->meta_dir, name);
-		goto out;
-	}
-	r = insert_sorted(reg, s);
-	if (r < 0) {
-		stream_free(s);
-		sl_stream_meta_remove(reg->meta_dir, name);
-		goto out;
-	}
-	atomic_fetch_add_explicit(&reg->generation, 1, memory_order_release);
-	goto out;
-out_meta:
-	sl_stream_meta_destroy(meta);
-out:
-	pthread_mutex_unlock(&reg->mu);
-	return r;
+	char dir[4096 + 256], aside[4096 + 300];
+	snprintf(dir, sizeof(dir), "%s/streams/%s", reg->data_dir, name);
+	struct stat st;
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	snprintf(aside, sizeof(aside), "%s/orphaned", reg->data_dir);
+	if (mkdir(aside, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(aside, sizeof(aside), "%s/orphaned/%s-%lld", reg->data_dir, name,
+		 (long long)sl_wall_ms());
+	if (rename(dir, aside) < 0)
+		return -errno;
+	SL_WARN("stream %s: an old shard folder without metadata was moved to %s", name, aside);
+	return 0;
 }
 
-int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_stream_meta *meta,
-					char *err_msg, size_t err_msg_len)
+/*
+ * At startup: a stream folder whose name has no loaded stream. With an unreadable metadata file
+ * it is kept as it is (the stream comes back once the file is fixed); with none (a delete cut
+ * short by a crash, or a lost metadata file: the two look the same) it is set aside, not
+ * deleted.
+ */
+static void set_aside_orphans(struct sl_registry *reg)
 {
-	meta->status = SL_STREAM_ACTIVE;
-	int r = sl_stream_meta_check(meta, err_msg, err_msg_len);
-	if (r < 0) {
-		sl_stream_meta_destroy(meta);
-		return r;
+	char dir[4096 + 16];
+	snprintf(dir, sizeof(dir), "%s/streams", reg->data_dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+			continue;
+		if (find_index(reg, e->d_name) >= 0)
+			continue;
+		char meta[4096 + 512];
+		snprintf(meta, sizeof(meta), "%s/streams/%s.json", reg->meta_dir, e->d_name);
+		if (access(meta, F_OK) == 0) {
+			SL_WARN("keeping %s/%s: its metadata file is unreadable", dir, e->d_name);
+			continue;
+		}
+		int r = set_aside_orphan(reg, e->d_name);
+		if (r < 0)
+			SL_ERROR("cannot move %s/%s aside: %s", dir, e->d_name, sluice_strerror(r));
 	}
+	closedir(d);
+}
+
+/*
+ * Publish a new stream described by meta (validated; ownership taken in every case): refused if
+ * the name exists or is still being deleted, or at STREAMS_MAX. The metadata is saved before the
+ * logs exist, so a crash in between leaves a stream with empty shards, never shard folders
+ * without their stream. A leftover folder of the name is set aside first (set_aside_orphan).
+ */
+static int register_stream(struct sl_registry *reg, struct sl_stream_meta *meta, char *err_msg,
+			   size_t err_msg_len)
+{
 	char name[SLUICE_NAME_LEN_MAX + 1];
 	snprintf(name, sizeof(name), "%s", meta->name);
 	pthread_mutex_lock(&reg->mu);
+	int r;
 	if (find_index(reg, name) >= 0 || is_deleting(reg, name)) {
 		snprintf(err_msg, err_msg_len, "stream %s %s", name,
 			 is_deleting(reg, name) ? "is still being deleted" : "already exists");
@@ -582,10 +565,12 @@ int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_strea
 		r = SLUICE_ERR_LIMIT_EXCEEDED;
 		goto out_meta;
 	}
-	/* A leftover folder of a lost stream would make its logs start at its old tip. */
-	char dir[4096 + 256];
-	snprintf(dir, sizeof(dir), "%s/streams/%s", reg->data_dir, name);
-	remove_tree(dir);
+	r = set_aside_orphan(reg, name);
+	if (r < 0) {
+		snprintf(err_msg, err_msg_len, "cannot move the old folder of %s aside: %s", name,
+			 sluice_strerror(r));
+		goto out_meta;
+	}
 	r = sl_stream_meta_save(reg->meta_dir, meta);
 	if (r < 0) {
 		snprintf(err_msg, err_msg_len, "cannot save stream metadata: %s",
@@ -612,6 +597,34 @@ out_meta:
 out:
 	pthread_mutex_unlock(&reg->mu);
 	return r;
+}
+
+int sl_registry_create_stream(struct sl_registry *reg, const char *name, uint32_t shards,
+			      int64_t retention_ms, char *err_msg, size_t err_msg_len)
+{
+	struct sl_stream_meta *meta;
+	int r = sl_stream_meta_create(name, shards, retention_ms, sl_wall_ms(), &meta);
+	if (r < 0) {
+		if (r == SLUICE_ERR_INVALID_ARGUMENT)
+			snprintf(err_msg, err_msg_len,
+				 "shard count must be 1..%d and retention %llds..%llds",
+				 SLUICE_SHARDS_MAX, SL_STREAM_RETENTION_MS_MIN / 1000,
+				 SL_STREAM_RETENTION_MS_MAX / 1000);
+		return r;
+	}
+	return register_stream(reg, meta, err_msg, err_msg_len);
+}
+
+int sl_registry_create_stream_from_meta(struct sl_registry *reg, struct sl_stream_meta *meta,
+					char *err_msg, size_t err_msg_len)
+{
+	meta->status = SL_STREAM_ACTIVE;
+	int r = sl_stream_meta_check(meta, err_msg, err_msg_len);
+	if (r < 0) {
+		sl_stream_meta_destroy(meta);
+		return r;
+	}
+	return register_stream(reg, meta, err_msg, err_msg_len);
 }
 
 int sl_registry_delete_stream(struct sl_registry *reg, const char *name, struct sl_stream **ret)

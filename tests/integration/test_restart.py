@@ -180,6 +180,45 @@ def test_sigterm_with_clients_connected():
     assert srv.stop() == 0
 
 
+def test_orphaned_folder_set_aside():
+    """A stream whose metadata file is gone leaves its shard folder behind: the next start moves
+    it to DATA/orphaned/ (never deleted, never reused: a new stream of the name starts empty at
+    seq 1). A folder whose metadata file is unreadable stays where it is."""
+    global srv
+    assert not srv.alive()  # the previous test stopped it
+    meta_file = os.path.join(data, "meta", "streams", "alpha.json")
+    assert os.path.exists(meta_file), os.listdir(os.path.join(data, "meta", "streams"))
+    os.unlink(meta_file)
+    old_dir = os.path.join(data, "streams", "alpha")
+    assert os.path.isdir(old_dir)
+    with open(os.path.join(data, "meta", "streams", "beta.json"), "r+b") as f:
+        good = f.read()
+        f.seek(0)
+        f.write(b"{" + good)  # unreadable now
+    srv = sp.Server(data_dir=data).start()
+    assert not os.path.exists(old_dir)
+    assert os.path.isdir(os.path.join(data, "streams", "beta"))
+    c = srv.client()
+    assert "alpha" not in c.list_streams()
+    c.create_stream("alpha", 1)
+    assert c.read_all("alpha", 0) == []
+    (st, shard, seq), = c.produce("alpha", [("k", b"fresh")])
+    assert st == 0 and seq == 1, (st, shard, seq)
+    aside = os.listdir(os.path.join(data, "orphaned"))
+    assert len(aside) == 1 and aside[0].startswith("alpha-"), aside
+    assert os.listdir(os.path.join(data, "orphaned", aside[0])) == ["shardId-000000000000"]
+    assert "beta" not in c.list_streams()
+    c.close()
+    # fixed, beta comes back with its records
+    assert srv.stop() == 0
+    with open(os.path.join(data, "meta", "streams", "beta.json"), "wb") as f:
+        f.write(good)
+    srv = sp.Server(data_dir=data).start()
+    c = srv.client()
+    assert snapshot(c)["beta"] == state["final"]["beta"]
+    c.close()
+
+
 if __name__ == "__main__":
     try:
         sp.run_tests(sp.collect(globals()), time_limit=150)
