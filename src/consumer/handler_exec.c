@@ -55,10 +55,11 @@ struct sl_exec_handler {
 	char *stream;
 	uint32_t shard_id;
 
-	pid_t pid;  /* the running child, -1 when none */
-	int in_fd;  /* our end of its stdin, -1 when closed */
-	int out_fd; /* our end of its stdout */
-	int pid_fd; /* pidfd of the child, -1 if the kernel has none */
+	pid_t pid;		 /* the running child, -1 when none; written under reap_mu */
+	pthread_mutex_t reap_mu; /* orders sl_exec_handler_kill with the reaping of the child */
+	int in_fd;		 /* our end of its stdin, -1 when closed */
+	int out_fd;		 /* our end of its stdout */
+	int pid_fd;		 /* pidfd of the child, -1 if the kernel has none */
 	uint32_t starts;
 
 	struct sl_buf event; /* the event line being sent */
@@ -95,6 +96,7 @@ int sl_exec_handler_create(const char *command, const char *consumer, const char
 	if (!h)
 		return -ENOMEM;
 	h->pid = -1;
+	pthread_mutex_init(&h->reap_mu, NULL);
 	h->in_fd = h->out_fd = h->pid_fd = -1;
 	h->shard_id = shard_id;
 	sl_buf_init(&h->event);
@@ -169,14 +171,16 @@ static bool terminate(struct sl_exec_handler *h, int wait_ms, int *ret_status)
 	kill(h->pid, SIGKILL);
 	int status = 0;
 	pid_t r;
+	pthread_mutex_lock(&h->reap_mu); /* the pid stays ours until reaped */
 	do {
 		r = waitpid(h->pid, &status, 0);
 	} while (r < 0 && errno == EINTR);
+	h->pid = -1;
+	pthread_mutex_unlock(&h->reap_mu);
 	if (r < 0)
 		exited = false; /* ECHILD: reaped elsewhere (SIGCHLD ignored?), status unknown */
 	close_fd(&h->out_fd);
 	close_fd(&h->pid_fd);
-	h->pid = -1;
 	sl_buf_reset(&h->in);
 	if (exited && ret_status)
 		*ret_status = status;
@@ -305,7 +309,9 @@ static int spawn(struct sl_exec_handler *h, int timeout_ms)
 	if ((r = -posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, env)) < 0)
 		goto out;
 
+	pthread_mutex_lock(&h->reap_mu);
 	h->pid = pid;
+	pthread_mutex_unlock(&h->reap_mu);
 	h->starts++;
 	h->in_fd = in_pipe[1];
 	h->out_fd = out_pipe[0];
@@ -583,5 +589,16 @@ void sl_exec_handler_destroy(struct sl_exec_handler *h)
 	free(h->command);
 	free(h->consumer);
 	free(h->stream);
+	pthread_mutex_destroy(&h->reap_mu);
 	free(h);
+}
+
+void sl_exec_handler_kill(struct sl_exec_handler *h)
+{
+	pthread_mutex_lock(&h->reap_mu);
+	if (h->pid > 0) {
+		kill(-h->pid, SIGKILL);
+		kill(h->pid, SIGKILL);
+	}
+	pthread_mutex_unlock(&h->reap_mu);
 }

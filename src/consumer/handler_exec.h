@@ -59,6 +59,13 @@ int sl_exec_handler_invoke(struct sl_exec_handler *h, const struct sluice_handle
  * tests. */
 pid_t sl_exec_handler_pid(const struct sl_exec_handler *h);
 
+/*
+ * From any thread, while another may be inside sl_exec_handler_invoke: SIGKILL the running child
+ * and its process group (the call then returns at once with an error). For a consumer deleted or
+ * a server stopping while its handler hangs: the child must not outlive them.
+ */
+void sl_exec_handler_kill(struct sl_exec_handler *h);
+
 /* How many processes this handler has started so far. */
 uint32_t sl_exec_handler_starts(const struct sl_exec_handler *h);
 

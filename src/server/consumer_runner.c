@@ -274,6 +274,16 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 		runner_free(r);
 		return -ENOMEM;
 	}
+	/* Created here, not by the thread: sl_runner_abandon reads r->exec from another thread.
+	 * (No process starts until the first batch.) */
+	if (r->kind == SL_HANDLER_EXEC) {
+		int e = sl_exec_handler_create(r->target, r->consumer, r->stream, r->shard_id,
+					       &r->exec);
+		if (e < 0) {
+			runner_free(r);
+			return e;
+		}
+	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -301,9 +311,12 @@ void sl_runner_submit(struct sl_runner *r, struct sl_batch *b)
 void sl_runner_abandon(struct sl_runner *r)
 {
 	pthread_mutex_lock(&r->mu);
-	if (r->busy)
+	if (r->busy) {
 		r->abandoned =
-		    true; /* the thread frees the batch and itself when the call returns */
+		    true;    /* the thread frees the batch and itself when the call returns */
+		if (r->exec) /* a hung child must not outlive its consumer (or sluiced) */
+			sl_exec_handler_kill(r->exec);
+	}
 	r->stop = true;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);

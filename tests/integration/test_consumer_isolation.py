@@ -19,6 +19,21 @@ srv.start()
 tmp = tempfile.mkdtemp(prefix="sluice-iso-")
 
 
+def handler_pids(log_path):
+    """Processes whose environment names log_path as their SLUICE_TEST_LOG."""
+    want = ("SLUICE_TEST_LOG=" + log_path).encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/environ" % d, "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
 def test_hung_handlers_do_not_block_others():
     c = srv.client()
     c.create_stream("iso", 2)
@@ -33,6 +48,7 @@ def test_hung_handlers_do_not_block_others():
                               for n in ("iso-a", "iso-c")
                               for s in c.describe_consumer(n)["shards"]),
                   5, "the hung consumers to be delivering")
+    assert handler_pids(os.path.join(tmp, "c.log")), "the exec handler is not running"
     worst_produce = 0.0
     worst_delivery = 0.0
     for i in range(25):
@@ -59,6 +75,9 @@ def test_hung_handlers_do_not_block_others():
     c.delete_consumer("iso-c")
     assert time.monotonic() - t0 < 1.0, "deleting a hung consumer took %.2fs" % (
         time.monotonic() - t0)
+    # The hung exec handler died with its consumer (it must not outlive it, or sluiced).
+    sp.wait_until(lambda: not handler_pids(os.path.join(tmp, "c.log")), 5,
+                  "the deleted consumer's hung handler to be killed")
     c.produce("iso", [("key-x", "after delete")])
     cu.wait_caught_up(c, "iso-b", "iso", 5)
     c.close()
