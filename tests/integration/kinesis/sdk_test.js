@@ -222,20 +222,16 @@ async function main() {
   await expectError(send(K.SplitShardCommand, { StreamName: S, ShardToSplit: 'shardId-000000000007', NewStartingHashKey: '5' }), 'ResourceNotFoundException', 'split missing shard');
   await expectError(send(K.MergeShardsCommand, { StreamName: 'sdk3', ShardToMerge: 'shardId-000000000000', AdjacentShardToMerge: 'shardId-000000000002' }), 'InvalidArgumentException', 'merge non-adjacent');
   await expectError(send(K.UpdateShardCountCommand, { StreamName: S, TargetShardCount: 5, ScalingType: 'UNIFORM_SCALING' }), 'InvalidArgumentException', 'more than double');
-  const reshard = { split: 'unsupported' };
-  try {
-    await send(K.SplitShardCommand, { StreamName: S, ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (2n ** 126n).toString() });
-    reshard.split = 'done';
-  } catch (e) {
-    assert.strictEqual(e.name, 'InvalidArgumentException', e.message);
-    assert.match(e.message, /not supported/);
-  }
-  if (reshard.split === 'done') {
-    // Closed parent: its records stay readable to the end, then no next iterator.
+  // A real split: the closed parent's records stay readable to its end, then no next iterator.
+  await send(K.SplitShardCommand, { StreamName: S, ShardToSplit: 'shardId-000000000000', NewStartingHashKey: (2n ** 126n).toString() });
+  const reshard = { split: 'done' };
+  {
     const all = (await send(K.ListShardsCommand, { StreamName: S })).Shards;
     assert.strictEqual(all.length, 4);
     const parent = all.find((s) => s.ShardId === 'shardId-000000000000');
     assert.ok(parent.SequenceNumberRange.EndingSequenceNumber);
+    const kids = all.filter((s) => s.ParentShardId === 'shardId-000000000000');
+    assert.deepStrictEqual(kids.map((s) => s.HashKeyRange.StartingHashKey), ['0', (2n ** 126n).toString()]);
     const got = await readAll(S, 'shardId-000000000000', 'TRIM_HORIZON');
     assert.strictEqual(got.records.length, byShard[0].length + 1);
     assert.strictEqual(got.next, undefined);

@@ -167,13 +167,50 @@ def run_cli(cli, srv):
         {"Key": "env", "Value": "ci"}]
     assert cli.ok("describe-limits")["OpenShardCount"] >= 2
 
-    # resharding: validation and mapping (the work needs the native resharding calls)
+    # resharding: validation and mapping
     cli.err("InvalidArgumentException", "split-shard", "--stream-name", S, "--shard-to-split",
             sid0, "--new-starting-hash-key", "0")
     cli.err("InvalidArgumentException", "update-shard-count", "--stream-name", S,
             "--target-shard-count", "9", "--scaling-type", "UNIFORM_SCALING")
     cli.err("ResourceNotFoundException", "merge-shards", "--stream-name", S, "--shard-to-merge",
             sid0, "--adjacent-shard-to-merge", "shardId-000000000009")
+    # resharding for real: split shard 0, merge its children, scale 2 -> 3; a record put after
+    # each lands in an open shard, and the closed ones read to their end
+    cli.ok("split-shard", "--stream-name", S, "--shard-to-split", sid0,
+           "--new-starting-hash-key", str(1 << 126))
+    cli.err("InvalidArgumentException", "split-shard", "--stream-name", S, "--shard-to-split",
+            sid0, "--new-starting-hash-key", str(1 << 125))
+    after_split = cli.ok("put-record", "--stream-name", S, "--partition-key", "pk",
+                         "--data", "after-split", "--explicit-hash-key", "5", *fmt)
+    assert after_split["ShardId"] == "shardId-000000000002", after_split
+    assert int(after_split["SequenceNumber"]) > int(p0[-1][2])
+    cli.ok("merge-shards", "--stream-name", S, "--shard-to-merge", "shardId-000000000002",
+           "--adjacent-shard-to-merge", "shardId-000000000003")
+    u = cli.ok("update-shard-count", "--stream-name", S, "--target-shard-count", "3",
+               "--scaling-type", "UNIFORM_SCALING")
+    assert u["CurrentShardCount"] == 2 and u["TargetShardCount"] == 3, u
+    shards = cli.ok("list-shards", "--stream-name", S)["Shards"]
+    opened = [x for x in shards if "EndingSequenceNumber" not in x["SequenceNumberRange"]]
+    assert len(opened) == 3, shards
+    by_id = {x["ShardId"]: x for x in shards}
+    assert by_id["shardId-000000000004"]["ParentShardId"] == "shardId-000000000002"
+    assert by_id["shardId-000000000004"]["AdjacentParentShardId"] == "shardId-000000000003"
+    # the closed parent: every record, then no next iterator
+    it = cli.ok("get-shard-iterator", "--stream-name", S, "--shard-id", sid0,
+                "--shard-iterator-type", "TRIM_HORIZON")["ShardIterator"]
+    seen = []
+    for _ in range(20):
+        r = cli.ok("get-records", "--shard-iterator", it)
+        seen += r["Records"]
+        it = r.get("NextShardIterator")
+        if not it:
+            break
+    assert it is None, "a closed shard read to its end has no NextShardIterator"
+    assert len(seen) == len(p0) + 2, (len(seen), len(p0))  # + "late" and "from-native"
+    got = records_of(cli, S, "shardId-000000000002", "TRIM_HORIZON")
+    assert [data_of(r) for r in got] == ["after-split"], got
+    lim = cli.ok("describe-limits")
+    assert lim["OpenShardCount"] >= 3, lim
 
     # errors
     cli.err("ResourceNotFoundException", "describe-stream", "--stream-name", "nope")

@@ -58,6 +58,26 @@ def test_sdk_every_operation_and_cross_protocol():
                                                            result["reshard"]["split"]))
 
 
+def test_sdk_resharding():
+    """SplitShard, MergeShards, UpdateShardCount through the SDK (sdk_reshard_test.js), then the
+    records of every shard read natively agree with what the SDK read."""
+    with sp.Server() as srv:
+        out = tempfile.mktemp(prefix="sluice-sdk-rs-", suffix=".json")
+        env = dict(os.environ, SLUICE_NODE_MODULES=NODE_MODULES, NODE_NO_WARNINGS="1")
+        p = subprocess.run(["node", os.path.join(HERE, "sdk_reshard_test.js"),
+                            "http://127.0.0.1:%d" % srv.http_port(), out],
+                           env=env, capture_output=True, text=True, timeout=240)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        with open(out) as f:
+            result = json.load(f)
+        os.unlink(out)
+        # 2 + split (2) + merge (1) + scale 2 -> 4 (splits and merges: more than 2)
+        assert result["shards"] > 7, result
+        assert result["records"] == 4 * 64, result
+        print("resharding through the SDK: %d shards, %d records, read in order %s"
+              % (result["shards"], result["records"], ", ".join(result["order"])))
+
+
 SIGNED_JS = r"""
 const K = require(require('path').join(process.env.SLUICE_NODE_MODULES, '@aws-sdk/client-kinesis'));
 const [endpoint, secret] = process.argv.slice(1);
