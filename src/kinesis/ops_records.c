@@ -89,7 +89,7 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 	int r = -ENOMEM;
 	if (!e || !idx || !part)
 		goto out;
-	size_t todo = 0;
+	size_t pending = 0;
 	struct kin_limits *lim = q->s->api->limits;
 	if (lim) {
 		/* Per-shard limits: charge each record to its shard first; those over budget fail
@@ -109,7 +109,7 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 		for (size_t i = 0; r == 0 && i < n; i++) {
 			if (kin_limits_take_write(lim, stream, shards[i], in[i].data_len + lens[i],
 						  now))
-				idx[todo++] = i;
+				idx[pending++] = i;
 			else
 				results[i] = (struct sluice_put_result){
 				    .status = SLUICE_ERR_THROTTLED, .shard_id = shards[i]};
@@ -120,16 +120,16 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 		free(shards);
 		if (r < 0)
 			goto out;
-		if (todo == 0) {
+		if (pending == 0) {
 			r = 0;
 			goto out;
 		}
 	} else {
 		for (size_t i = 0; i < n; i++)
-			idx[todo++] = i;
+			idx[pending++] = i;
 	}
 	for (int attempt = 0;; attempt++) {
-		for (size_t k = 0; k < todo; k++) {
+		for (size_t k = 0; k < pending; k++) {
 			const struct put_in *p = &in[idx[k]];
 			e[k] = (struct sluice_put_entry){.key = p->key,
 							 .key_len = strlen(p->key),
@@ -137,11 +137,11 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 							 .data_len = p->data_len,
 							 .hash_key = p->has_hash ? &p->hash : NULL};
 		}
-		r = sluice_put_batch(c, stream, e, todo, part);
+		r = sluice_put_batch(c, stream, e, pending, part);
 		if (r < 0)
 			goto out;
 		size_t again = 0;
-		for (size_t k = 0; k < todo; k++) {
+		for (size_t k = 0; k < pending; k++) {
 			results[idx[k]] = part[k];
 			if (part[k].status == SLUICE_ERR_THROTTLED && !q->s->api->shard_limits &&
 			    attempt < THROTTLE_RETRIES)
@@ -149,7 +149,7 @@ static int put(struct kin_req *q, struct sluice_client *c, const char *stream,
 		}
 		if (again == 0)
 			break;
-		todo = again;
+		pending = again;
 		sleep_ms(THROTTLE_BACKOFF_MS << attempt);
 	}
 	r = 0;
