@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void copy_str(char *dst, size_t cap, const struct sl_str *s)
-{
-	size_t n = s->len < cap - 1 ? s->len : cap - 1;
-	memcpy(dst, s->p, n);
-	dst[n] = '\0';
-}
-
 static void wire_of_config(const struct sl_consumer_config *cfg, struct sl_consumer_wire *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -37,16 +30,6 @@ static void wire_of_config(const struct sl_consumer_config *cfg, struct sl_consu
 	w->timeout_ms = cfg->timeout_ms;
 }
 
-static void reply_empty(struct sl_conn *c, const struct sl_frame_header *h)
-{
-	size_t start;
-	if (sl_proto_encode_response_head(sl_conn_out(c), h->opcode, h->request_id, 0, &start) ==
-	    0) {
-		sl_proto_finish_frame(sl_conn_out(c), start);
-		sl_conn_flush(c);
-	}
-}
-
 static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 		   const uint8_t *body, size_t len)
 {
@@ -63,17 +46,17 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 			       "handler is longer than %zu bytes", sizeof(cfg.handler_target) - 1);
 		return;
 	}
-	copy_str(cfg.name, sizeof(cfg.name), &q.name);
-	copy_str(cfg.stream, sizeof(cfg.stream), &q.stream);
+	sl_str_copy(cfg.name, sizeof(cfg.name), &q.name);
+	sl_str_copy(cfg.stream, sizeof(cfg.stream), &q.stream);
 	cfg.handler_kind = (enum sl_handler_kind)q.handler_kind;
-	copy_str(cfg.handler_target, sizeof(cfg.handler_target), &q.handler_target);
+	sl_str_copy(cfg.handler_target, sizeof(cfg.handler_target), &q.handler_target);
 	cfg.batch_size = q.batch_size;
 	cfg.batch_window_ms = q.batch_window_ms;
 	cfg.start = q.start;
 	cfg.max_retries = q.max_retries;
 	cfg.max_record_age_s = q.max_record_age_s;
 	cfg.bisect_on_error = q.bisect_on_error;
-	copy_str(cfg.on_failure, sizeof(cfg.on_failure), &q.on_failure);
+	sl_str_copy(cfg.on_failure, sizeof(cfg.on_failure), &q.on_failure);
 	cfg.parallelism = q.parallelism;
 	cfg.timeout_ms = q.timeout_ms;
 	char msg[256] = "";
@@ -82,7 +65,7 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 		sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
 		return;
 	}
-	reply_empty(c, h);
+	sl_reply_empty(c, h);
 }
 
 static void describe(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
@@ -95,7 +78,7 @@ static void describe(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		return;
 	}
 	char name[SLUICE_NAME_LEN_MAX + 1];
-	copy_str(name, sizeof(name), &q);
+	sl_str_copy(name, sizeof(name), &q);
 	struct sl_consumer_info *info;
 	r = sl_consumers_describe(w->srv->consumers, name, &info);
 	if (r < 0) {
@@ -157,13 +140,13 @@ void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
 			sl_reply_error(c, h, r, "malformed CONSUMER_DELETE request");
 			return;
 		}
-		copy_str(name, sizeof(name), &q);
+		sl_str_copy(name, sizeof(name), &q);
 		r = sl_consumers_delete(cs, name);
 		if (r < 0) {
 			sl_reply_error(c, h, r, "consumer %s not found", name);
 			return;
 		}
-		reply_empty(c, h);
+		sl_reply_empty(c, h);
 		return;
 	case SL_OP_CONSUMER_RESET: {
 		struct sl_req_consumer_reset rq;
@@ -172,13 +155,13 @@ void sl_handle_consumer_admin(struct sl_worker *w, struct sl_conn *c,
 			sl_reply_error(c, h, r, "malformed CONSUMER_RESET request");
 			return;
 		}
-		copy_str(name, sizeof(name), &rq.name);
+		sl_str_copy(name, sizeof(name), &rq.name);
 		r = sl_consumers_reset(cs, w, name, rq.shard_id, &rq.position, msg, sizeof(msg));
 		if (r < 0) {
 			sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
 			return;
 		}
-		reply_empty(c, h);
+		sl_reply_empty(c, h);
 		return;
 	}
 	case SL_OP_CONSUMER_LIST: {

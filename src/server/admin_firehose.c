@@ -14,23 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void copy_str(char *dst, size_t cap, const struct sl_str *s)
-{
-	size_t n = s->len < cap - 1 ? s->len : cap - 1;
-	memcpy(dst, s->p, n);
-	dst[n] = '\0';
-}
-
-static void reply_empty(struct sl_conn *c, const struct sl_frame_header *h)
-{
-	size_t start;
-	if (sl_proto_encode_response_head(sl_conn_out(c), h->opcode, h->request_id, 0, &start) ==
-	    0) {
-		sl_proto_finish_frame(sl_conn_out(c), start);
-		sl_conn_flush(c);
-	}
-}
-
 static void wire_of_config(const struct sl_consumer_config *cfg, struct sl_firehose_wire *w)
 {
 	const struct sl_firehose_options *f = &cfg->firehose;
@@ -64,9 +47,9 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 	struct sl_consumer_config cfg;
 	sl_firehose_config_defaults(&cfg);
 	struct sl_firehose_options *f = &cfg.firehose;
-	copy_str(cfg.name, sizeof(cfg.name), &q.name);
-	copy_str(cfg.stream, sizeof(cfg.stream), &q.stream);
-	copy_str(cfg.handler_target, sizeof(cfg.handler_target), &q.dest);
+	sl_str_copy(cfg.name, sizeof(cfg.name), &q.name);
+	sl_str_copy(cfg.stream, sizeof(cfg.stream), &q.stream);
+	sl_str_copy(cfg.handler_target, sizeof(cfg.handler_target), &q.dest);
 	if (!cfg.handler_target[0]) {
 		/* The embedded default: a folder inside the data folder. */
 		char abs[PATH_MAX];
@@ -77,17 +60,17 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 		snprintf(cfg.handler_target, sizeof(cfg.handler_target), "file://%.3800s/objects",
 			 abs);
 	}
-	copy_str(f->endpoint, sizeof(f->endpoint), &q.endpoint);
-	copy_str(f->region, sizeof(f->region), &q.region);
-	copy_str(f->credentials_file, sizeof(f->credentials_file), &q.credentials_file);
-	copy_str(f->profile, sizeof(f->profile), &q.profile);
+	sl_str_copy(f->endpoint, sizeof(f->endpoint), &q.endpoint);
+	sl_str_copy(f->region, sizeof(f->region), &q.region);
+	sl_str_copy(f->credentials_file, sizeof(f->credentials_file), &q.credentials_file);
+	sl_str_copy(f->profile, sizeof(f->profile), &q.profile);
 	f->buffer_bytes = q.buffer_bytes;
 	f->buffer_interval_ms = q.buffer_interval_ms;
 	f->compression = (enum sl_firehose_compression)q.compression;
 	f->zstd_level = q.zstd_level;
 	f->format = (enum sl_firehose_format)q.format;
 	f->max_retry_duration_ms = q.max_retry_duration_ms;
-	copy_str(cfg.on_failure, sizeof(cfg.on_failure), &q.on_failure);
+	sl_str_copy(cfg.on_failure, sizeof(cfg.on_failure), &q.on_failure);
 	cfg.start = q.start;
 	char msg[256] = "";
 	r = sl_consumers_create(w->srv->consumers, w, &cfg, msg, sizeof(msg));
@@ -95,7 +78,7 @@ static void create(struct sl_worker *w, struct sl_conn *c, const struct sl_frame
 		sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
 		return;
 	}
-	reply_empty(c, h);
+	sl_reply_empty(c, h);
 }
 
 static uint8_t state_of(int consumer_state)
@@ -124,7 +107,7 @@ static void describe(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		return;
 	}
 	char name[SLUICE_NAME_LEN_MAX + 1];
-	copy_str(name, sizeof(name), &q);
+	sl_str_copy(name, sizeof(name), &q);
 	struct sl_consumer_info *info;
 	r = sl_consumers_describe(w->srv->consumers, name, &info);
 	if (r == 0 && info->cfg.handler_kind != SL_HANDLER_FIREHOSE) {
@@ -193,7 +176,7 @@ void sl_handle_firehose_admin(struct sl_worker *w, struct sl_conn *c,
 			sl_reply_error(c, h, r, "malformed request");
 			return;
 		}
-		copy_str(name, sizeof(name), &q);
+		sl_str_copy(name, sizeof(name), &q);
 		struct sl_consumer_info *info;
 		r = sl_consumers_describe(cs, name, &info);
 		if (r == 0) {
@@ -209,7 +192,7 @@ void sl_handle_firehose_admin(struct sl_worker *w, struct sl_conn *c,
 			sl_reply_error(c, h, r, "firehose %s not found", name);
 			return;
 		}
-		reply_empty(c, h);
+		sl_reply_empty(c, h);
 		return;
 	}
 	case SL_OP_FIREHOSE_LIST: {

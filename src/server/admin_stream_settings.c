@@ -30,22 +30,6 @@ static void retention_on_owner(struct sl_loop *loop, struct sl_op *op, int res, 
 	free(m);
 }
 
-static void reply_empty(struct sl_conn *c, const struct sl_frame_header *h)
-{
-	size_t start;
-	if (sl_proto_encode_response_head(sl_conn_out(c), h->opcode, h->request_id, 0, &start) ==
-	    0) {
-		sl_proto_finish_frame(sl_conn_out(c), start);
-		sl_conn_flush(c);
-	}
-}
-
-static void cstr(const struct sl_str *s, char *out)
-{
-	memcpy(out, s->p, s->len);
-	out[s->len] = '\0';
-}
-
 static void set_retention(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
 			  const uint8_t *body, size_t len)
 {
@@ -56,7 +40,7 @@ static void set_retention(struct sl_worker *w, struct sl_conn *c, const struct s
 		return;
 	}
 	char name[SLUICE_NAME_LEN_MAX + 1], msg[256] = "";
-	cstr(&q.name, name);
+	sl_str_copy(name, sizeof(name), &q.name);
 	if (q.retention_ms > INT64_MAX) {
 		sl_reply_error(c, h, SLUICE_ERR_INVALID_ARGUMENT, "retention out of range");
 		return;
@@ -85,7 +69,7 @@ static void set_retention(struct sl_worker *w, struct sl_conn *c, const struct s
 	}
 	sl_stream_unref(s);
 	SL_INFO("stream %s: retention %llu ms", name, (unsigned long long)q.retention_ms);
-	reply_empty(c, h);
+	sl_reply_empty(c, h);
 }
 
 static void update_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
@@ -99,7 +83,7 @@ static void update_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_
 		return;
 	}
 	char name[SLUICE_NAME_LEN_MAX + 1], msg[256] = "";
-	cstr(&q.name, name);
+	sl_str_copy(name, sizeof(name), &q.name);
 	/* Copies with NULs (20 KiB on the stack at most): the codec checked the lengths and that
 	 * no NUL is inside. */
 	struct sl_tag tags[SL_PROTO_TAGS_MAX];
@@ -108,8 +92,8 @@ static void update_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_
 	size_t n = 0;
 	struct sl_str k, v;
 	while (n < SL_PROTO_TAGS_MAX && sl_proto_tags_next(&q, &k, &v) == 1) {
-		cstr(&k, keys[n]);
-		cstr(&v, values[n]);
+		sl_str_copy(keys[n], sizeof(keys[n]), &k);
+		sl_str_copy(values[n], sizeof(values[n]), &v);
 		tags[n].key = keys[n];
 		tags[n].value = values[n];
 		n++;
@@ -119,7 +103,7 @@ static void update_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_
 		sl_reply_error(c, h, r, "%s", msg[0] ? msg : sluice_strerror(r));
 		return;
 	}
-	reply_empty(c, h);
+	sl_reply_empty(c, h);
 }
 
 static void list_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
@@ -132,7 +116,7 @@ static void list_tags(struct sl_worker *w, struct sl_conn *c, const struct sl_fr
 		return;
 	}
 	char name[SLUICE_NAME_LEN_MAX + 1];
-	cstr(&q, name);
+	sl_str_copy(name, sizeof(name), &q);
 	struct sl_tag *tags;
 	size_t n;
 	r = sl_registry_list_tags(w->srv->registry, name, &tags, &n);

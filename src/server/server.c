@@ -40,6 +40,23 @@ struct sl_worker *sl_worker_of_loop(struct sl_loop *loop)
 	return sl_loop_userdata(loop);
 }
 
+void sl_reply_empty(struct sl_conn *c, const struct sl_frame_header *h)
+{
+	size_t start;
+	if (sl_proto_encode_response_head(sl_conn_out(c), h->opcode, h->request_id, 0, &start) ==
+	    0) {
+		sl_proto_finish_frame(sl_conn_out(c), start);
+		sl_conn_flush(c);
+	}
+}
+
+void sl_str_copy(char *dst, size_t cap, const struct sl_str *s)
+{
+	size_t n = s->len < cap - 1 ? s->len : cap - 1;
+	memcpy(dst, s->p, n);
+	dst[n] = '\0';
+}
+
 void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status, const char *fmt,
 		    ...)
 {

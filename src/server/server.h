@@ -50,7 +50,7 @@ struct sl_worker {
 	struct sl_stream_cache cache;
 	struct sl_shard *dirty; /* owned shards with batches waiting for durability */
 	struct sl_read_batch read_batch;
-	void *seals_waiting;	  /* reshard.c: owned shards sealed, waiting for durability */
+	void *seals_waiting; /* reshard.c: owned shards sealed, waiting for durability */
 	/* READs waiting for records on shards this worker owns (read.c), newest first */
 	struct read_req *reads_parked;
 	unsigned reads_parked_n;
@@ -92,6 +92,11 @@ void sl_worker_mark_dirty(struct sl_worker *w, struct sl_shard *sh);
 /* Answering: encode into the conn's output and flush. */
 void sl_reply_error(struct sl_conn *c, const struct sl_frame_header *h, int status, const char *fmt,
 		    ...) __attribute__((format(printf, 4, 5)));
+
+/* An empty success answer to the request h. */
+void sl_reply_empty(struct sl_conn *c, const struct sl_frame_header *h);
+/* s as a NUL-terminated string in dst (cap bytes), cut to cap - 1 bytes. */
+void sl_str_copy(char *dst, size_t cap, const struct sl_str *s);
 
 /* Handlers (one file each): produce.c, read.c, admin.c. */
 void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_frame_header *h,
