@@ -246,6 +246,12 @@ void kin_fail_native(struct kin_req *q, int err, const char *stream)
 	case SLUICE_ERR_SHARD_NOT_FOUND:
 		kin_fail(q, 400, KIN_E_NOT_FOUND, "%s", msg);
 		break;
+	case SLUICE_ERR_RESOURCE_IN_USE: /* a reshard (or a settings change) is running */
+		kin_fail(q, 400, KIN_E_IN_USE,
+			 "Stream %s under account " KIN_ACCOUNT
+			 " not ACTIVE, instead in state UPDATING (%s).",
+			 stream ? stream : "", msg);
+		break;
 	case SLUICE_ERR_INVALID_ARGUMENT:
 	case SLUICE_ERR_INVALID_NAME:
 	case SLUICE_ERR_INVALID_KEY:
@@ -532,7 +538,7 @@ json_t *kin_shard_json(const struct sluice_shard_info *sh)
 	sl_u128_format(sl_hash_key_to_u128(&sh->start_hash_key), start);
 	sl_u128_format(sl_hash_key_to_u128(&sh->end_hash_key), end);
 	json_t *range = json_pack("{s:o}", "StartingSequenceNumber", kin_seq_json(sh->start_seq));
-	if (range && sh->end_seq)
+	if (range && sh->closed)
 		json_object_set_new(range, "EndingSequenceNumber", kin_seq_json(sh->end_seq));
 	json_t *o =
 	    json_pack("{s:s,s:{s:s,s:s},s:o*}", "ShardId", id, "HashKeyRange", "StartingHashKey",

@@ -173,7 +173,7 @@ static int refresh(struct kin_limits *l, struct sluice_client *c, const char *st
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (shards[i].end_seq == 0)
+		if (!shards[i].closed)
 			ranges[k++] = (struct range){sl_hash_key_to_u128(&shards[i].start_hash_key),
 						     sl_hash_key_to_u128(&shards[i].end_hash_key),
 						     shards[i].shard_id};

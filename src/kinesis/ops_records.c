@@ -516,7 +516,7 @@ void kin_op_get_records(struct kin_req *q)
 		size_t n;
 		if (sluice_list_shards(c, it.stream, &shards, &n) == 0) {
 			const struct sluice_shard_info *sh = find_shard(shards, n, it.shard_id);
-			ended = sh && sh->end_seq != 0 && res.next_seq > sh->end_seq;
+			ended = sh && sh->closed && res.next_seq > sh->end_seq;
 			sluice_shards_free(shards);
 		}
 	}

@@ -1,7 +1,8 @@
 /*
  * Resharding: SplitShard, MergeShards, UpdateShardCount. Validation and error mapping here; the
- * work is libsluice's (sluice_stream_split/_merge/_scale). Closed parent shards keep their records until they expire
- * and are read to their end before NextShardIterator becomes null (ops_records.c).
+ * work is libsluice's (sluice_stream_split/_merge/_scale). Closed parent shards keep their records
+ * until they expire and are read to their end before NextShardIterator becomes null
+ * (ops_records.c).
  */
 #include "kinesis/ops.h"
 
@@ -18,7 +19,7 @@ static const struct sluice_shard_info *find_open(struct kin_req *q, const char *
 	for (size_t i = 0; i < n; i++) {
 		if (shards[i].shard_id != id)
 			continue;
-		if (shards[i].end_seq != 0) {
+		if (shards[i].closed) {
 			char sid[SL_SHARD_ID_BUF];
 			sl_shard_id_format(id, sid);
 			kin_fail(q, 400, KIN_E_INVALID_ARG,
@@ -164,7 +165,7 @@ void kin_op_update_shard_count(struct kin_req *q)
 		return;
 	int64_t open = 0;
 	for (size_t i = 0; i < n; i++)
-		open += shards[i].end_seq == 0;
+		open += !shards[i].closed;
 	sluice_shards_free(shards);
 	/* Kinesis: one UpdateShardCount at most doubles or halves the open shards. */
 	if (target > 2 * open || 2 * target < open) {

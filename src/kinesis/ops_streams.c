@@ -32,7 +32,7 @@ static size_t open_shards(const struct sluice_stream_info *info)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < info->shard_count; i++)
-		n += info->shards[i].end_seq == 0;
+		n += !info->shards[i].closed;
 	return n;
 }
 
@@ -270,7 +270,7 @@ static bool shard_passes(const struct sluice_shard_info *sh, const char *filter)
 	if (!filter)
 		return true;
 	if (strcmp(filter, "AT_LATEST") == 0)
-		return sh->end_seq == 0;
+		return !sh->closed;
 	/* AT/FROM_TRIM_HORIZON, AT/FROM_TIMESTAMP: closed shards stay listed while sluice keeps
 	 * them, and sluice does not record when a shard closed: every listed shard may hold
 	 * records at those positions. AFTER_SHARD_ID is applied by the caller. */
@@ -427,7 +427,7 @@ void kin_op_describe_limits(struct kin_req *q)
 		if (sluice_list_shards(c, names[i], &shards, &ns) < 0)
 			continue; /* deleted meanwhile */
 		for (size_t k = 0; k < ns; k++)
-			open += shards[k].end_seq == 0;
+			open += !shards[k].closed;
 		sluice_shards_free(shards);
 	}
 	sluice_strings_free(names, n);

@@ -157,6 +157,42 @@ def test_request_ids_and_error_types():
         k.close()
 
 
+def test_overlapping_reshards_get_resource_in_use():
+    """Reshards of one stream sent at the same moment on separate connections: each answers 200
+    (it ran, or found the stream at its target already) or 400 ResourceInUseException (another
+    one was running), never an internal failure; the stream ends at the target each time."""
+    with sp.Server() as srv:
+        port = srv.http_port()
+        k = Conn(port)
+        st, _, out = k.call("CreateStream", {"StreamName": "busy", "ShardCount": 8})
+        assert st == 200, out
+        conns = [Conn(port) for _ in range(4)]
+        in_use = 0
+        for rnd in range(12):
+            target = 16 if rnd % 2 == 0 else 8
+            body = {"StreamName": "busy", "TargetShardCount": target,
+                    "ScalingType": "UNIFORM_SCALING"}
+            for c in conns:  # all requests on the wire before any answer is read
+                c.sock.sendall(raw_request("UpdateShardCount", body))
+            for c in conns:
+                st, h, out = c.response()
+                if st == 400:
+                    assert out["__type"] == "ResourceInUseException", out
+                    assert "busy" in out["message"] and "UPDATING" in out["message"], out
+                    assert h.get("x-amzn-requestid"), h
+                    in_use += 1
+                else:
+                    assert st == 200, (st, out)
+                    assert out["TargetShardCount"] == target, out
+            st, _, out = k.call("DescribeStreamSummary", {"StreamName": "busy"})
+            assert st == 200 and out["StreamDescriptionSummary"]["OpenShardCount"] == target, out
+            if in_use and rnd >= 3:
+                break
+        assert in_use > 0, "no two of %d rounds of 4 simultaneous reshards overlapped" % (rnd + 1)
+        for c in conns + [k]:
+            c.close()
+
+
 def test_health_metrics_and_methods_on_the_same_port():
     with sp.Server() as srv:
         port = srv.http_port()

@@ -227,6 +227,7 @@ static void native_errors_map_to_kinesis_types(void **state)
 	    {SLUICE_ERR_STREAM_NOT_FOUND, 400, KIN_E_NOT_FOUND},
 	    {SLUICE_ERR_STREAM_EXISTS, 400, KIN_E_IN_USE},
 	    {SLUICE_ERR_SHARD_NOT_FOUND, 400, KIN_E_NOT_FOUND},
+	    {SLUICE_ERR_RESOURCE_IN_USE, 400, KIN_E_IN_USE},
 	    {SLUICE_ERR_INVALID_ARGUMENT, 400, KIN_E_INVALID_ARG},
 	    {SLUICE_ERR_RECORD_TOO_LARGE, 400, KIN_E_INVALID_ARG},
 	    {SLUICE_ERR_LIMIT_EXCEEDED, 400, KIN_E_LIMIT},
@@ -252,6 +253,11 @@ static void native_errors_map_to_kinesis_types(void **state)
 	kin_fail_native(&q, SLUICE_ERR_STREAM_NOT_FOUND, "orders");
 	assert_non_null(strstr((const char *)reply.body.data,
 			       "Stream orders under account 000000000000 not found."));
+	q = (struct kin_req){.s = &session, .reply = &reply};
+	kin_fail_native(&q, SLUICE_ERR_RESOURCE_IN_USE, "orders");
+	assert_non_null(strstr((const char *)reply.body.data,
+			       "Stream orders under account 000000000000 not ACTIVE, instead in "
+			       "state UPDATING"));
 }
 
 static void base64_strictness(void **state)
