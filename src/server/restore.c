@@ -111,7 +111,9 @@ static void append_on_owner(struct sl_worker *w, struct restore_req *rq)
 		skip++;
 	rq->skipped = skip;
 	rq->next_seq = st.next_seq;
-	if (skip < rq->n && sh->sealed) { /* a reshard is sealing it right now */
+	/* sealed and not yet closed: a reshard is sealing it right now. (A closed shard stays
+	 * sealed against produce; a restore fills it up to its end_seq, checked below.) */
+	if (skip < rq->n && sh->sealed && !atomic_load(&sh->closed)) {
 		rq->status = SLUICE_ERR_RESOURCE_IN_USE;
 		snprintf(rq->msg, sizeof(rq->msg), "shard %u is being resharded; retry later",
 			 sh->id);

@@ -11,6 +11,8 @@ Real sluiced processes, the real sluice CLI, a firehose writing to a file:// des
   - a damaged archive: a missing object is reported as a gap with its shard and seq range and
     the records after it keep their seqs (exit status 3; 0 with --accept-gaps), an object
     archived twice (overlapping ranges) is restored once, a corrupt object is reported by key;
+  - a stream split and merged while archived (an empty closed parent included): the restore
+    rebuilds the whole lineage, and a consumer from trim-horizon delivers parents first;
   - raw archives are refused with a clear message;
   - replay of a range into another stream while a producer keeps writing to the source, with
     and without --keep-keys: per key (or per source shard) the copy is in source order, with
@@ -143,6 +145,90 @@ def test_restore_after_data_loss():
             want = [r[0] for r in rs] + ([res[0][2]] if s == res[0][1] else [])
             got = seen[s][seen[s].index(1):] if 1 in seen[s] else seen[s]
             assert got == want, ("consumer after reset, shard %d" % s, got[:10], want[:10])
+        c.delete_consumer("audit")
+        c.close()
+    finally:
+        srv.cleanup()
+
+
+def split_in_half(c, stream, shard_id):
+    sh = [s for s in c.list_shards(stream) if s["id"] == shard_id][0]
+    return c.split_shard(stream, shard_id, (sh["start"] + sh["end"] + 1) // 2)
+
+
+def test_restore_after_resharding():
+    """A stream split and merged while its firehose archived it (one parent split before it got
+    any record): the archive's layout follows the reshards, and a restore into an empty server
+    rebuilds the whole lineage - closed parents with their records and end seqs, children with
+    their start seqs - record for record; producers go on into the open children only, and a
+    consumer from trim-horizon delivers every parent's records before any of its children's."""
+    rng = random.Random(23)
+    root = tmpdir()
+    data = os.path.join(root, "data")
+    dest = os.path.join(root, "archive")
+    srv = sp.Server(data_dir=data).start()
+    try:
+        c = srv.client()
+        c.create_stream("lineage", 2)
+        c.create_firehose("arch", "lineage", "file://" + dest, buffer_interval_ms=1000)
+        kids1 = split_in_half(c, "lineage", 1)  # no record yet: an empty closed parent
+        recs = fu.make_records(rng, 1500, max_size=1500)
+        fu.produce_all(c, "lineage", recs)
+        kids0 = split_in_half(c, "lineage", 0)
+        more = fu.make_records(rng, 1500, start=1500, max_size=1500)
+        fu.produce_all(c, "lineage", more)
+        merged = c.merge_shards("lineage", kids1[0], kids1[1])
+        last = fu.make_records(rng, 1500, start=3000, max_size=1500)
+        fu.produce_all(c, "lineage", last)
+        recs += more + last
+        c.flush_firehose("arch")
+        fu.wait_archived(c, "arch", fu.shard_tips(c, "lineage", 0), 60)
+        with open(os.path.join(dest, "_meta", "lineage.json")) as f:
+            meta = json.load(f)
+        assert len(meta["shards"]) == 7, meta  # the archive's layout followed every reshard
+        before, shape = contents(c, "lineage"), layout(c, "lineage")
+        ends = {s["id"]: s["end_seq"] for s in c.list_shards("lineage")}
+        assert len(shape) == 7, shape  # 0, 1, 1's two children, 0's two children, the merge
+        assert before[1] == [] and all(before[k] for k in kids0) and before[merged], \
+            {k: len(v) for k, v in before.items()}
+        assert sum(len(v) for v in before.values()) == len(recs)
+        c.close()
+        assert srv.stop() == 0
+        shutil.rmtree(data)
+        srv.start()
+        c = srv.client()
+        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "lineage")
+        assert rc == 0, err
+        assert "%d records restored" % len(recs) in err and "0 gaps" in err, err
+        assert layout(c, "lineage") == shape
+        assert {s["id"]: s["end_seq"] for s in c.list_shards("lineage")} == ends
+        after = contents(c, "lineage")
+        for sid in before:
+            assert after[sid] == before[sid], ("shard %d differs after the restore" % sid,
+                                               len(after[sid]), len(before[sid]))
+        # New records go to the open shards (0's children and the merged one), after the tips.
+        res = c.produce("lineage", [("after-%d" % i, b"y") for i in range(50)])
+        open_ids = set(kids0) | {merged}
+        for status, sid, seq in res:
+            assert status == 0 and sid in open_ids, res
+            assert seq > (before[sid][-1][0] if before[sid] else 0), (sid, seq)
+        # A consumer from trim-horizon: every record once, parents before children.
+        log = os.path.join(root, "consumer.log")
+        c.create_consumer("audit", "lineage", cu.exec_log_handler(log), start="trim-horizon",
+                          batch_size=300)
+        cu.wait_caught_up(c, "audit", "lineage", 60)
+        order = []  # (shard, seq) in delivery order
+        for e in cu.read_jsonl(log):
+            order += [(e["shard"], r[0]) for r in e["recs"]]
+        assert len(order) == len(set(order)) == len(recs) + len(res), (len(order), len(recs))
+        pos = {}
+        for i, (sid, _) in enumerate(order):
+            pos.setdefault(sid, [i, i])[1] = i
+        for s in c.list_shards("lineage"):
+            for p in (s["parent"], s["adjacent"]):
+                if p >= 0 and p in pos and s["id"] in pos:
+                    assert pos[p][1] < pos[s["id"]][0], ("child %d before parent %d"
+                                                         % (s["id"], p))
         c.delete_consumer("audit")
         c.close()
     finally:
