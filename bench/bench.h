@@ -100,6 +100,10 @@ struct bench_server {
 	char log_path[4096]; /* sluiced's stderr */
 };
 
+/* out = the folder of this executable + "/" + rel (e.g. "../tools/cli/sluice"): 0 when that
+ * file exists and is readable, else -errno (out is filled either way, for messages). */
+int bench_exe_sibling(const char *rel, char *out, size_t out_len);
+
 /* Start sluiced with its data in scratch/sluiced-MODE and wait for its `listening` line. */
 int bench_server_start(const char *scratch, enum bench_fsync mode, struct bench_server *s);
 /* SIGTERM, wait (then SIGKILL after a grace period). Accepts a never-started server. Returns

@@ -12,6 +12,8 @@
 #ifndef BENCH_BENCH_COUNTER_H
 #define BENCH_BENCH_COUNTER_H
 
+#include "hist.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -41,5 +43,21 @@ static inline void bench_counter_add(struct bench_counter_slot *s, uint64_t reco
 	atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->last_ns, now_ns, memory_order_release);
 }
+
+/*
+ * The latency file of `compare`'s e2e_handler row: CONSUMER.lat next to the counter file. Per
+ * record whose data holds at least 8 bytes, the plugin records CLOCK_MONOTONIC now minus the
+ * nanosecond stamp in those bytes (the time the record was due to be sent) into the histogram
+ * of its shard's slot. One batch of a shard is out at a time (parallelism 1), so one writer per
+ * slot; the benchmark reads the slots once every record is delivered.
+ */
+#define BENCH_LAT_MAGIC 0x534c434c4154454eull /* "SLCLATEN" */
+#define BENCH_LAT_SLOTS 64u		      /* shard ids map to slot id % this */
+
+struct bench_lat_file {
+	uint64_t magic; /* BENCH_LAT_MAGIC once the benchmark created it */
+	uint8_t pad[56];
+	struct bench_hist slots[BENCH_LAT_SLOTS];
+};
 
 #endif

@@ -49,7 +49,10 @@ static const char usage[] =
     "The same workloads against sluice and the peers built in (Redis Streams, NATS JetStream),\n"
     "each server started by the benchmark on 127.0.0.1 in its own scratch folder:\n"
     "produce (flat out), consume (read back), produce_latency (send -> ack at a fixed offered\n"
-    "rate: 50% of the slowest engine's produce peak), e2e (produce -> a reader has it).\n"
+    "rate: 50% of the slowest engine's produce peak), e2e (produce -> a reader has it); and for\n"
+    "sluice alone: consume_handler (a plugin consumer delivers the stored records),\n"
+    "e2e_handler (produce -> the plugin handler has it), firehose (archive the stored records\n"
+    "to file://, zstd 3) and replay (`sluice replay` into a new stream).\n"
     "\n"
     "  --records N           records per produce / consume measurement (default 1000000)\n"
     "  --sizes LIST          record data bytes, >= 8 (default 100,1024)\n"
@@ -67,6 +70,7 @@ static const char usage[] =
     "  --window N            peers: records in flight per connection (default 4000, as\n"
     "                        libsluice's 8 requests x 500 records)\n"
     "  --no-plots            skip gnuplot\n"
+    "  --no-sluice-only      skip sluice's handler, firehose and replay rows\n"
     "  --keep                keep the scratch folder (servers' data and logs)\n";
 
 struct cmp_opts {
@@ -87,6 +91,7 @@ struct cmp_opts {
 	uint32_t window;
 	bool plots;
 	bool keep;
+	bool sluice_only; /* the sluice-only workloads */
 };
 
 static const char *const engine_names[CMP_ENGINES_MAX] = {"sluice", "redis", "nats"};
@@ -298,10 +303,38 @@ const char *cmp_workload_name(enum cmp_workload w)
 		return "consume";
 	case CMP_E2E:
 		return "e2e";
+	case CMP_CONSUME_HANDLER:
+		return "consume_handler";
+	case CMP_E2E_HANDLER:
+		return "e2e_handler";
+	case CMP_FIREHOSE:
+		return "firehose";
+	case CMP_REPLAY:
+		return "replay";
 	case CMP_WORKLOADS:
 		break;
 	}
 	return "?";
+}
+
+bool cmp_workload_reads_stored(enum cmp_workload w)
+{
+	return w == CMP_CONSUME || w == CMP_CONSUME_HANDLER || w == CMP_FIREHOSE || w == CMP_REPLAY;
+}
+
+enum cmp_workload cmp_workload_peer(enum cmp_workload w)
+{
+	switch (w) {
+	case CMP_CONSUME_HANDLER:
+		return CMP_CONSUME;
+	case CMP_E2E_HANDLER:
+		return CMP_E2E;
+	case CMP_FIREHOSE:
+	case CMP_REPLAY:
+		return CMP_WORKLOADS;
+	default:
+		return w;
+	}
 }
 
 int cmp_fail(const struct cmp_engine *e, const char *fmt, ...)
@@ -460,6 +493,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o)
 	    .batch = 10000,
 	    .window = 4000,
 	    .plots = true,
+	    .sluice_only = true,
 	};
 	o->engines[0] = true;
 #ifdef SLUICE_BENCH_HAVE_REDIS
@@ -480,6 +514,10 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o)
 		}
 		if (strcmp(f, "--no-plots") == 0) {
 			o->plots = false;
+			continue;
+		}
+		if (strcmp(f, "--no-sluice-only") == 0) {
+			o->sluice_only = false;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -654,7 +692,7 @@ static int measure(struct cmp_engine *e, enum cmp_workload w, struct cmp_params 
 	bench_hist_init(&r->lat);
 	bench_syncfs(scratch);
 	int ret = 0;
-	if (w != CMP_CONSUME)
+	if (!cmp_workload_reads_stored(w))
 		ret = e->create(e, p);
 	if (ret == 0) {
 		switch (w) {
@@ -667,6 +705,12 @@ static int measure(struct cmp_engine *e, enum cmp_workload w, struct cmp_params 
 			break;
 		case CMP_E2E:
 			ret = e->e2e(e, p, r);
+			break;
+		case CMP_CONSUME_HANDLER:
+		case CMP_E2E_HANDLER:
+		case CMP_FIREHOSE:
+		case CMP_REPLAY:
+			ret = e->sluice_only(e, w, p, produced, r);
 			break;
 		case CMP_WORKLOADS:
 			break;
@@ -728,7 +772,14 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 		if (peak < min_peak)
 			min_peak = peak;
 		p.records = prod[i].records;
-		ret = measure(&eng[i], CMP_CONSUME, &p, &prod[i], r, rep, scratch, false);
+		/* sluice alone: the handler, firehose and replay rows read the same stream; the
+		 * last of them drops it. */
+		static const enum cmp_workload stored[] = {CMP_CONSUME, CMP_CONSUME_HANDLER,
+							   CMP_FIREHOSE, CMP_REPLAY};
+		size_t nstored = eng[i].sluice_only && o->sluice_only ? 4 : 1;
+		for (size_t k = 0; k < nstored && ret == 0; k++)
+			ret = measure(&eng[i], stored[k], &p, &prod[i], r, rep, scratch,
+				      k + 1 < nstored);
 	}
 	double rate = o->rate > 0 ? o->rate : 0.5 * min_peak;
 	if (ret == 0 && !(rate >= 1))
@@ -744,10 +795,12 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 			     dur, size, conns, rate,
 			     o->rate > 0 ? "--rate" : "50% of the slowest engine's peak",
 			     (unsigned long long)lat_records);
-	for (int w = CMP_PRODUCE_LATENCY; w <= CMP_E2E && ret == 0; w++) {
-		if (w == CMP_CONSUME)
-			continue;
+	static const enum cmp_workload paced[] = {CMP_PRODUCE_LATENCY, CMP_E2E, CMP_E2E_HANDLER};
+	for (size_t k = 0; k < sizeof(paced) / sizeof(paced[0]) && ret == 0; k++) {
+		enum cmp_workload w = paced[k];
 		for (size_t i = 0; i < neng && ret == 0; i++) {
+			if (w == CMP_E2E_HANDLER && !(eng[i].sluice_only && o->sluice_only))
+				continue;
 			struct cmp_params p = {
 			    .size = size,
 			    .shards = o->shards,
@@ -760,9 +813,10 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 			    .window = o->window,
 			};
 			snprintf(p.tag, sizeof(p.tag), "cmp-%s-%u-%u-%s", dur, size, conns,
-				 w == CMP_E2E ? "e" : "l");
-			ret = measure(&eng[i], (enum cmp_workload)w, &p, NULL, r, rep, scratch,
-				      false);
+				 w == CMP_E2E		? "e"
+				 : w == CMP_E2E_HANDLER ? "h"
+							: "l");
+			ret = measure(&eng[i], w, &p, NULL, r, rep, scratch, false);
 		}
 	}
 	free(r);

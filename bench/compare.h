@@ -27,8 +27,17 @@ enum cmp_workload {
 	CMP_PRODUCE_LATENCY, /* paced at a fixed offered rate: send -> ack per record */
 	CMP_CONSUME,	     /* read back what CMP_PRODUCE stored */
 	CMP_E2E,	     /* paced producers + one reader: due time -> the reader sees it */
+	/* sluice alone (engines with `sluice_only`; compare_sluice_jobs.c): */
+	CMP_CONSUME_HANDLER, /* a plugin consumer delivers what CMP_PRODUCE stored */
+	CMP_E2E_HANDLER,     /* paced producers + a plugin consumer: due time -> the handler */
+	CMP_FIREHOSE,	     /* a firehose archives what CMP_PRODUCE stored (file://, zstd 3) */
+	CMP_REPLAY,	     /* `sluice replay` copies what CMP_PRODUCE stored to a new stream */
 	CMP_WORKLOADS
 };
+/* Whether w runs on the stream CMP_PRODUCE filled (no stream of its own). */
+bool cmp_workload_reads_stored(enum cmp_workload w);
+/* The peers' workload a sluice-only workload is compared with (CMP_WORKLOADS: none). */
+enum cmp_workload cmp_workload_peer(enum cmp_workload w);
 const char *cmp_workload_name(enum cmp_workload w);
 
 /* The settings every engine gets for one measurement. */
@@ -76,10 +85,21 @@ struct cmp_engine {
 		       const struct cmp_result *produced, struct cmp_result *r);
 	/* Start a reader at the end of p->tag, then produce p->records at p->rate into it. */
 	int (*e2e)(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r);
+	/* The sluice-only workloads (CMP_CONSUME_HANDLER and after); NULL for the peers. For the
+	 * ones that read what was stored, `produced` is CMP_PRODUCE's result. */
+	int (*sluice_only)(struct cmp_engine *e, enum cmp_workload w, const struct cmp_params *p,
+			   const struct cmp_result *produced, struct cmp_result *r);
 };
 
 /* The engines; a peer whose client library was not found at build time is not there. */
 void cmp_sluice_init(struct cmp_engine *e);
+/* compare_sluice.c for compare_sluice_jobs.c: the sluiced's address and scratch folder, and
+ * p->connections producers run to the end (r: records, sent, seconds, per_shard, lat). */
+const char *cmp_sluice_addr(const struct cmp_engine *e);
+const char *cmp_sluice_scratch(const struct cmp_engine *e);
+int cmp_sluice_produce(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r);
+int cmp_sluice_only(struct cmp_engine *e, enum cmp_workload w, const struct cmp_params *p,
+		    const struct cmp_result *produced, struct cmp_result *r);
 #ifdef SLUICE_BENCH_HAVE_REDIS
 void cmp_redis_init(struct cmp_engine *e);
 #endif

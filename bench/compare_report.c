@@ -50,9 +50,19 @@ static const struct cmp_row *find(const struct cmp_report *rep, const struct cmp
 	return NULL;
 }
 
+/* A peer's row for the summary line of `like`: a sluice-only workload is set against the
+ * peers' nearest one (consume_handler against consume, e2e_handler against e2e). */
+static const struct cmp_row *find_peer(const struct cmp_report *rep, const struct cmp_row *like,
+				       const char *engine)
+{
+	struct cmp_row peer_like = *like;
+	peer_like.workload = cmp_workload_peer(like->workload);
+	return peer_like.workload == CMP_WORKLOADS ? NULL : find(rep, &peer_like, engine);
+}
+
 static bool is_latency(enum cmp_workload w)
 {
-	return w == CMP_PRODUCE_LATENCY || w == CMP_E2E;
+	return w == CMP_PRODUCE_LATENCY || w == CMP_E2E || w == CMP_E2E_HANDLER;
 }
 
 /* Whether row i is the first of its configuration (one summary line per configuration). */
@@ -114,7 +124,10 @@ void cmp_report_markdown(const struct cmp_report *rep, FILE *f)
 	       "Throughput rows (produce, consume): records/s, ratio = sluice / best peer. "
 	       "Latency rows (produce_latency: send -> ack; e2e: due -> the reader has it), at the "
 	       "same offered rate for every engine: p99, ratio = best peer p99 / sluice p99. "
-	       "Ratio > 1: sluice is ahead.\n\n");
+	       "Ratio > 1: sluice is ahead. sluice alone: consume_handler (a plugin consumer, "
+	       "shown against the peers' consume), e2e_handler (due -> the plugin handler has "
+	       "it, against the peers' e2e), firehose (archived to file://, zstd 3) and replay "
+	       "(`sluice replay` into a new stream).\n\n");
 	fprintf(f, "| workload | durability | record B | conns | metric | sluice | redis | nats | "
 		   "ratio |\n");
 	fprintf(f, "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
@@ -127,7 +140,8 @@ void cmp_report_markdown(const struct cmp_report *rep, FILE *f)
 			dur(w->fsync), w->size, w->connections, lat ? "p99" : "rec/s");
 		double sl = NAN, best = NAN;
 		for (int e = 0; e < CMP_ENGINES_MAX; e++) {
-			const struct cmp_row *r = find(rep, w, engines[e]);
+			const struct cmp_row *r =
+			    e == 0 ? find(rep, w, engines[e]) : find_peer(rep, w, engines[e]);
 			char s[32] = "—";
 			if (r) {
 				double v = lat ? r->p99_us : r->records_per_sec;

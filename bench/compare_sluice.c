@@ -5,6 +5,7 @@
  * and for the end-to-end reader.
  */
 #include "compare.h"
+#include "bench_counter.h"
 
 #include <sluice/client.h>
 
@@ -38,7 +39,18 @@
 struct sl_priv {
 	struct bench_server srv;
 	bool fsync;
+	char scratch[PATH_MAX];
 };
+
+const char *cmp_sluice_addr(const struct cmp_engine *e)
+{
+	return ((const struct sl_priv *)e->priv)->srv.addr;
+}
+
+const char *cmp_sluice_scratch(const struct cmp_engine *e)
+{
+	return ((const struct sl_priv *)e->priv)->scratch;
+}
 
 /* ---- server ---- */
 
@@ -66,6 +78,9 @@ static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
 {
 	struct sl_priv *s = e->priv;
 	s->fsync = fsync;
+	snprintf(s->scratch, sizeof(s->scratch), "%s", scratch);
+	/* The bench plugin (the handler rows) finds its counter and latency files there. */
+	setenv(BENCH_COUNTER_DIR_ENV, scratch, 1);
 	sluiced_version(e->version, sizeof(e->version));
 	if (bench_server_start(scratch, fsync ? BENCH_FSYNC_GROUP : BENCH_FSYNC_NEVER, &s->srv) < 0)
 		return cmp_fail(e, "sluiced did not start");
@@ -79,7 +94,10 @@ static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
 		     SL_PACED_LINGER_US) "); consume: "
 					 "shard readers from TRIM_HORIZON; e2e: one thread and "
 					 "connection per shard, a shard "
-					 "reader from LATEST with long-poll reads (wait_ms 100)",
+					 "reader from LATEST with long-poll reads (wait_ms 100); "
+					 "consume_handler / e2e_handler: a consumer with the bench "
+					 "plugin, batch --batch; firehose: file://, zstd 3, 5 MiB "
+					 "buffers; replay: the sluice CLI, --keep-keys",
 		 fsync ? "group" : "never",
 		 fsync ? "group-committed fdatasync" : "the write to the page cache");
 	return 0;
@@ -211,7 +229,7 @@ out:
 
 /* Run p->connections producers to the end; fills r (records, sent, seconds, per_shard, lat).
  * `ready` (may be NULL) is called once every producer is connected, before the clock starts. */
-static int produce_run(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
+int cmp_sluice_produce(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
 {
 	struct sl_priv *s = e->priv;
 	struct prod *th = calloc(p->connections, sizeof(*th));
@@ -265,7 +283,7 @@ static int produce_run(struct cmp_engine *e, const struct cmp_params *p, struct 
 
 static int sl_produce(struct cmp_engine *e, const struct cmp_params *p, struct cmp_result *r)
 {
-	return produce_run(e, p, r);
+	return cmp_sluice_produce(e, p, r);
 }
 
 /* ---- consume: shard readers ---- */
@@ -591,7 +609,7 @@ static int sl_e2e(struct cmp_engine *e, const struct cmp_params *p, struct cmp_r
 		ret = cmp_fail(e, "out of memory");
 	if (state == 1 && ret == 0) {
 		bench_hist_init(&pr->lat);
-		ret = produce_run(e, p, pr);
+		ret = cmp_sluice_produce(e, p, pr);
 		t->acked = pr->records;
 	}
 	__atomic_store_n(&t->producers_done, 1, __ATOMIC_RELEASE);
@@ -632,5 +650,6 @@ void cmp_sluice_init(struct cmp_engine *e)
 	    .produce = sl_produce,
 	    .consume = sl_consume,
 	    .e2e = sl_e2e,
+	    .sluice_only = cmp_sluice_only,
 	};
 }

@@ -23,21 +23,28 @@
 /* How long a drain after SIGTERM may take before SIGKILL. */
 #define SERVER_STOP_TIMEOUT_MS 30000
 
-/* The build tree's sluiced when we run from the build tree, else NULL (use PATH). */
-static const char *find_sluiced(char *buf, size_t len)
+int bench_exe_sibling(const char *rel, char *out, size_t out_len)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n <= 0)
-		return NULL;
+		return -errno;
 	self[n] = 0;
 	char *slash = strrchr(self, '/');
 	if (!slash)
-		return NULL;
+		return -ENOENT;
 	*slash = 0;
-	if (snprintf(buf, len, "%s/../src/server/sluiced", self) >= (int)len)
-		return NULL;
-	return access(buf, X_OK) == 0 ? buf : NULL;
+	if (snprintf(out, out_len, "%s/%s", self, rel) >= (int)out_len)
+		return -ENAMETOOLONG;
+	return access(out, R_OK) == 0 ? 0 : -errno;
+}
+
+/* The build tree's sluiced when we run from the build tree, else NULL (use PATH). */
+static const char *find_sluiced(char *buf, size_t len)
+{
+	return bench_exe_sibling("../src/server/sluiced", buf, len) == 0 && access(buf, X_OK) == 0
+		   ? buf
+		   : NULL;
 }
 
 /* The last non-empty line of sluiced's stderr, for an error message. */
