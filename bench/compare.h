@@ -67,7 +67,7 @@ struct cmp_engine {
 	const char *name; /* "sluice", "redis", "nats" */
 	void *priv;
 	char version[128];  /* filled by start */
-	char settings[512]; /* the exact server and client settings, filled by start */
+	char settings[1024]; /* the exact server and client settings, filled by start */
 	char note[512];	    /* a caveat to print with every figure of this engine ("" if none) */
 	char brief[160];    /* the durability settings in a few words, for the plots */
 	/* Start the server for one durability class, its data in a new folder of scratch. */
