@@ -54,6 +54,7 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	    C(bytes_produced, "Record data bytes appended."),
 	    C(records_rejected, "Records refused individually (bad key, too large)."),
 	    C(records_read, "Records returned to readers."),
+	    C(reads_waited, "READs that waited on the server for records (long poll)."),
 	    C(syncs, "fdatasync calls completed by group commit."),
 	    C(frames_rejected, "Frames that closed their connection."),
 	    C(connections_accepted, "Connections accepted."),

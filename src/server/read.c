@@ -135,6 +135,7 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 		rr->next_parked = w->reads_parked;
 		w->reads_parked = rr;
 		w->reads_parked_n++;
+		sl_counter_add(&w->m.reads_waited, 1);
 		sl_loop_wake_by(w->loop, rr->wait_deadline_ms);
 		return true;
 	}

@@ -26,6 +26,7 @@ struct sl_worker_metrics {
 	_Atomic uint64_t bytes_produced;
 	_Atomic uint64_t records_rejected;
 	_Atomic uint64_t records_read;
+	_Atomic uint64_t reads_waited; /* READs parked for records (long poll) */
 	_Atomic uint64_t syncs;
 	_Atomic uint64_t frames_rejected;
 	_Atomic uint64_t connections_accepted;

@@ -463,48 +463,90 @@ def test_get_from():
     assert get_json("cli-from", "--from", "time:" + future) == []
 
 
+class FollowOutput:
+    """The JSON lines of a running `sluice get --follow --format json`."""
+
+    def __init__(self, p):
+        self.p, self.buf = p, b""
+
+    def line(self, timeout):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.p.stdout], [], [], left)[0]:
+                raise AssertionError("no line from get --follow within %ss" % timeout)
+            b = os.read(self.p.stdout.fileno(), 65536)
+            if not b:
+                raise AssertionError("get --follow ended: %r" % self.p.stderr.read())
+            self.buf += b
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def interrupt(self):
+        assert self.p.poll() is None, "get --follow exited on its own"
+        self.p.send_signal(signal.SIGINT)
+        rc = self.p.wait(15)
+        assert rc == 0, (rc, self.p.stderr.read())
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        self.p.stdout.close()
+        self.p.stderr.close()
+
+
+def reads_waited():
+    """sluice_reads_waited_total from /metrics: READs the server parked (long poll)."""
+    status, body = sp.http_get(srv.http_port(), "/metrics")
+    assert status == 200, status
+    for line in body.decode().splitlines():
+        if line.startswith("sluice_reads_waited_total "):
+            return int(line.split()[1])
+    raise AssertionError("no sluice_reads_waited_total in /metrics")
+
+
+def follow(stream, *args):
+    return FollowOutput(subprocess.Popen(
+        [cli_path(), "--server", addr, "get", stream, "--follow", "--format", "json"] +
+        list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
 def test_get_follow():
     make_stream("cli-follow", shards=2)
     put_lines("cli-follow", [b"old-record"])
-    p = subprocess.Popen([cli_path(), "--server", addr, "get", "cli-follow", "--follow",
-                          "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    f = follow("cli-follow")
     try:
-        buf = b""
-
-        def read_line(timeout):
-            nonlocal buf
-            deadline = time.monotonic() + timeout
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
-                    raise AssertionError("no line from get --follow within %ss" % timeout)
-                b = os.read(p.stdout.fileno(), 65536)
-                if not b:
-                    raise AssertionError("get --follow ended: %r" % p.stderr.read())
-                buf += b
-            line, buf = buf.split(b"\n", 1)
-            return json.loads(line)
-
-        assert base64.b64decode(read_line(15)["data"]) == b"old-record"
+        assert base64.b64decode(f.line(15)["data"]) == b"old-record"
         time.sleep(0.3)  # it is now polling at the tip
         put_lines("cli-follow", [b"new-record"])
-        r = read_line(15)
+        r = f.line(15)
         assert base64.b64decode(r["data"]) == b"new-record", r
         # a reshard: the parents end, their children are followed from their first record
         ok("stream", "scale", "cli-follow", "3")
         put_lines("cli-follow", [b"after-scale-%d" % i for i in range(30)])
-        got = sorted(base64.b64decode(read_line(15)["data"]) for _ in range(30))
+        got = sorted(base64.b64decode(f.line(15)["data"]) for _ in range(30))
         assert got == sorted(b"after-scale-%d" % i for i in range(30)), got
-        assert p.poll() is None, "get --follow exited on its own"
-        p.send_signal(signal.SIGINT)
-        rc = p.wait(15)
-        assert rc == 0, (rc, p.stderr.read())
+        f.interrupt()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        f.close()
+
+
+def test_get_follow_one_shard_long_polls():
+    """One shard left to follow: its reads wait on the server (long poll) instead of sleeping
+    between polls; records still arrive one by one, and SIGINT still ends it with status 0."""
+    make_stream("cli-follow1", shards=1)
+    waited = reads_waited()
+    f = follow("cli-follow1", "--shard", "0", "--from", "latest")
+    try:
+        sp.wait_until(lambda: reads_waited() > waited, 15, "get --follow to park a read")
+        for i in range(5):
+            put_lines("cli-follow1", [b"live-%d" % i])
+            r = f.line(15)
+            assert base64.b64decode(r["data"]) == b"live-%d" % i, r
+        f.interrupt()
+    finally:
+        f.close()
 
 
 # ---- consumers ----

@@ -24,12 +24,15 @@ static const char get_usage[] =
     "  --shard ID     3 or shardId-000000000003 (default: every shard)\n"
     "  --from POS     trim-horizon (default), latest, seq:N, time:ISO8601\n"
     "  --max N        stop after N records\n"
-    "  --follow       keep polling for new records until interrupted; follows the\n"
+    "  --follow       keep reading new records until interrupted; follows the\n"
     "                 children of a shard closed by a reshard\n"
     "  --format F     raw: the data and a newline (default); json: one object per line\n";
 
 /* Sleep between polls when every shard is caught up: short enough to feel live. */
 #define FOLLOW_POLL_MS 200
+/* With one shard left to follow, its reads wait on the server this long (long poll): a record
+ * shows as soon as it is acknowledged, without polling. Also bounds how long SIGINT waits. */
+#define FOLLOW_WAIT_MS 1000
 /* Records per read: the server's own limit. */
 #define READ_RECORDS 10000u
 
@@ -250,7 +253,8 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 	/*
 	 * Without --follow, each shard is read until its tip and then dropped; with --follow the
 	 * shards are polled round-robin, sleeping when a whole round found nothing, and a shard
-	 * read to its end (closed by a reshard) makes way for its children.
+	 * read to its end (closed by a reshard) makes way for its children. When one shard is
+	 * left (--shard, a one-shard stream), its reads long-poll instead: no sleep, no delay.
 	 */
 	size_t active = g.n;
 	while (active > 0 && !stop_requested) {
@@ -260,6 +264,9 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 				continue;
 			const struct sluice_read_result *res;
 			uint64_t before = sluice_shard_reader_position(g.readers[i]).value;
+			if (follow)
+				sluice_shard_reader_set_wait(g.readers[i],
+							     active == 1 ? FOLLOW_WAIT_MS : 0);
 			int n = sluice_shard_reader_next(g.readers[i], READ_RECORDS, 0, &res);
 			if (n < 0) {
 				if (stop_requested)
@@ -294,7 +301,8 @@ int cli_get(const struct cli *cli_in, int argc, char **argv)
 		}
 		if (follow && !any && !stop_requested) {
 			fflush(stdout);
-			sleep_ms(FOLLOW_POLL_MS);
+			if (active > 1)
+				sleep_ms(FOLLOW_POLL_MS);
 		}
 	}
 out:
