@@ -73,19 +73,10 @@ static uint32_t default_batch(enum bench_handler h)
 /* A helper that lives next to this executable in the build tree. */
 static int helper_path(const char *name, char *out, size_t out_len)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return bench_fail("cannot find this executable: %s", strerror(errno));
-	self[n] = 0;
-	char *slash = strrchr(self, '/');
-	if (slash)
-		*slash = 0;
-	if (snprintf(out, out_len, "%s/%s", self, name) >= (int)out_len)
-		return bench_fail("path too long: %s/%s", self, name);
-	if (access(out, R_OK) < 0)
+	int r = bench_exe_sibling(name, out, out_len);
+	if (r < 0)
 		return bench_fail("%s: %s (consume runs from the build tree: build bench/ fully)",
-				  out, strerror(errno));
+				  out, strerror(-r));
 	return 0;
 }
 

@@ -83,16 +83,7 @@ static int free_port(void)
 /* A file next to this executable's build tree: DIR_OF_EXE/rel, if it exists. */
 static bool beside_exe(const char *rel, char *out, size_t len)
 {
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return false;
-	self[n] = 0;
-	char *slash = strrchr(self, '/');
-	if (!slash)
-		return false;
-	*slash = 0;
-	return snprintf(out, len, "%s/%s", self, rel) < (int)len && access(out, R_OK) == 0;
+	return bench_exe_sibling(rel, out, len) == 0;
 }
 
 static bool find_kinesalite(char *out, size_t len)
