@@ -80,12 +80,30 @@ def archive(c, stream, dest, name="arch"):
     fu.wait_archived(c, name, fu.shard_tips(c, stream, 0), 30)
 
 
-def test_restore_after_data_loss():
-    rng = random.Random(7)
+def server_with_archive():
+    """(root, data folder, archive folder, a started sluiced on that data folder)."""
     root = tmpdir()
     data = os.path.join(root, "data")
-    dest = os.path.join(root, "archive")
     srv = sp.Server(data_dir=data).start()
+    return root, data, os.path.join(root, "archive"), srv
+
+
+def lose_data_and_restore(srv, data, dest, stream):
+    """Stop sluiced, delete its data folder, start it empty, restore stream from dest.
+    Returns (a client of the new process, the restore's stderr)."""
+    assert srv.stop() == 0
+    shutil.rmtree(data)  # the data folder is lost
+    srv.start()
+    c = srv.client()
+    assert c.list_streams() == []
+    rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", stream)
+    assert rc == 0, err
+    return c, err
+
+
+def test_restore_after_data_loss():
+    rng = random.Random(7)
+    root, data, dest, srv = server_with_archive()
     try:
         c = srv.client()
         c.create_stream("orders", 3)
@@ -96,13 +114,7 @@ def test_restore_after_data_loss():
         before, shape = contents(c, "orders"), layout(c, "orders")
         assert sum(len(v) for v in before.values()) == len(recs)
         c.close()
-        assert srv.stop() == 0
-        shutil.rmtree(data)  # the data folder is lost
-        srv.start()
-        c = srv.client()
-        assert c.list_streams() == []
-        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "orders")
-        assert rc == 0, err
+        c, err = lose_data_and_restore(srv, data, dest, "orders")
         assert "3000 records restored" in err and "0 gaps" in err, err
         assert layout(c, "orders") == shape
         after = contents(c, "orders")
@@ -163,10 +175,7 @@ def test_restore_after_resharding():
     their start seqs - record for record; producers go on into the open children only, and a
     consumer from trim-horizon delivers every parent's records before any of its children's."""
     rng = random.Random(23)
-    root = tmpdir()
-    data = os.path.join(root, "data")
-    dest = os.path.join(root, "archive")
-    srv = sp.Server(data_dir=data).start()
+    root, data, dest, srv = server_with_archive()
     try:
         c = srv.client()
         c.create_stream("lineage", 2)
@@ -193,12 +202,7 @@ def test_restore_after_resharding():
             {k: len(v) for k, v in before.items()}
         assert sum(len(v) for v in before.values()) == len(recs)
         c.close()
-        assert srv.stop() == 0
-        shutil.rmtree(data)
-        srv.start()
-        c = srv.client()
-        rc, _, err = sluice(srv, "restore", "--from", "file://" + dest, "--stream", "lineage")
-        assert rc == 0, err
+        c, err = lose_data_and_restore(srv, data, dest, "lineage")
         assert "%d records restored" % len(recs) in err and "0 gaps" in err, err
         assert layout(c, "lineage") == shape
         assert {s["id"]: s["end_seq"] for s in c.list_shards("lineage")} == ends
