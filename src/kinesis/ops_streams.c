@@ -6,6 +6,8 @@
 
 #include "stream/stream_meta.h"
 
+#include "common/clock.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,11 +253,14 @@ void kin_op_describe_stream_summary(struct kin_req *q)
  * returned, "f": filter type or absent, "t": filter ms}. Not authenticated: it only names
  * things the caller may list anyway.
  */
-static json_t *encode_token(const char *stream, uint32_t last, const char *filter)
+static json_t *encode_token(const char *stream, uint32_t last, const char *filter,
+			    int64_t filter_ms)
 {
 	json_t *t = json_pack("{s:s,s:I}", "s", stream, "a", (json_int_t)last);
 	if (filter)
 		json_object_set_new(t, "f", json_string(filter));
+	if (filter && strstr(filter, "TIMESTAMP"))
+		json_object_set_new(t, "t", json_integer(filter_ms));
 	char *text = json_dumps(t, JSON_COMPACT);
 	json_decref(t);
 	if (!text)
@@ -265,16 +270,61 @@ static json_t *encode_token(const char *stream, uint32_t last, const char *filte
 	return j;
 }
 
-static bool shard_passes(const struct sluice_shard_info *sh, const char *filter)
+/*
+ * A ShardFilter other than AFTER_SHARD_ID (applied by the caller). The time filters work on
+ * the shards' creation and closing times from the stream's metadata (Kinesis' rules):
+ *   AT_TIMESTAMP T        created at or before T, and open or closed at or after T
+ *   FROM_TIMESTAMP T      open, or closed at or after T
+ *   AT/FROM_TRIM_HORIZON  the same with T = the trim horizon
+ * T is at least the trim horizon (now - retention) for the FROM kinds, and at least the
+ * stream's creation for all: earlier means "from the beginning". A shard whose times are
+ * unknown (metadata written before sluice kept them) is listed.
+ */
+struct shard_filter {
+	const char *kind; /* NULL: none */
+	int64_t at_ms;	  /* the timestamp given (AT/FROM_TIMESTAMP) */
+	struct sl_stream_meta *meta;
+	int64_t t_ms;
+	bool at; /* AT_TIMESTAMP / AT_TRIM_HORIZON */
+};
+
+static int shard_filter_prepare(struct sluice_client *c, const char *stream, struct shard_filter *f)
 {
-	if (!filter)
+	if (!f->kind || strcmp(f->kind, "AT_LATEST") == 0)
+		return 0;
+	char *json;
+	size_t len;
+	int r = sluice_stream_meta_get(c, stream, &json, &len);
+	if (r < 0)
+		return r;
+	char msg[SL_STREAM_MSG_LEN];
+	r = sl_stream_meta_from_json(json, len, &f->meta, msg, sizeof(msg));
+	free(json);
+	if (r < 0)
+		return r;
+	int64_t horizon = sl_wall_ms() - f->meta->retention_ms;
+	bool timestamp = strstr(f->kind, "TIMESTAMP") != NULL;
+	f->at = strncmp(f->kind, "AT_", 3) == 0;
+	f->t_ms = timestamp ? f->at_ms : horizon;
+	if (!f->at && f->t_ms < horizon)
+		f->t_ms = horizon;
+	if (f->t_ms < f->meta->created_ms)
+		f->t_ms = f->meta->created_ms;
+	return 0;
+}
+
+static bool shard_passes(const struct sluice_shard_info *sh, const struct shard_filter *f)
+{
+	if (!f->kind)
 		return true;
-	if (strcmp(filter, "AT_LATEST") == 0)
+	if (strcmp(f->kind, "AT_LATEST") == 0)
 		return !sh->closed;
-	/* AT/FROM_TRIM_HORIZON, AT/FROM_TIMESTAMP: closed shards stay listed while sluice keeps
-	 * them, and sluice does not record when a shard closed: every listed shard may hold
-	 * records at those positions. AFTER_SHARD_ID is applied by the caller. */
-	return true;
+	const struct sl_shard_meta *m = sl_stream_meta_find_shard(f->meta, sh->shard_id);
+	if (!m)
+		return true;
+	bool still_there = !sh->closed || m->closed_ms == 0 || m->closed_ms >= f->t_ms;
+	bool born = m->created_ms == 0 || m->created_ms <= f->t_ms;
+	return still_there && (!f->at || born);
 }
 
 void kin_op_list_shards(struct kin_req *q)
@@ -284,7 +334,7 @@ void kin_op_list_shards(struct kin_req *q)
 	char name[SLUICE_NAME_LEN_MAX + 1];
 	int64_t limit = LIST_SHARDS_DEFAULT;
 	uint32_t after = 0;
-	const char *filter = NULL;
+	struct shard_filter flt = {0};
 	if (!kin_get_string(q, "NextToken", 1, 1048576, &token, &has_token) ||
 	    !kin_get_int(q, "MaxResults", 1, LIST_SHARDS_MAX, &limit, &(bool){0}) ||
 	    !kin_get_shard_id(q, "ExclusiveStartShardId", &after, &has_after))
@@ -319,10 +369,12 @@ void kin_op_list_shards(struct kin_req *q)
 		static const char *const kinds[] = {"AT_LATEST", "AT_TRIM_HORIZON",
 						    "FROM_TRIM_HORIZON", "AT_TIMESTAMP",
 						    "FROM_TIMESTAMP"};
-		json_t *f = json_object_get(t, "f");
+		json_t *f = json_object_get(t, "f"), *ms = json_object_get(t, "t");
 		for (size_t i = 0; json_is_string(f) && i < 5; i++)
 			if (strcmp(json_string_value(f), kinds[i]) == 0)
-				filter = kinds[i];
+				flt.kind = kinds[i];
+		if (json_is_integer(ms))
+			flt.at_ms = json_integer_value(ms);
 		json_decref(t);
 	} else {
 		if (!kin_get_stream(q, name))
@@ -371,9 +423,10 @@ void kin_op_list_shards(struct kin_req *q)
 						 "ShardFilter of type %s needs a Timestamp.", kind);
 					return;
 				}
-				filter = kind;
+				flt.kind = kind;
+				flt.at_ms = ms;
 			} else {
-				filter = kind;
+				flt.kind = kind;
 			}
 		}
 	}
@@ -382,8 +435,11 @@ void kin_op_list_shards(struct kin_req *q)
 		return;
 	struct sluice_shard_info *shards;
 	size_t n;
-	int r = sluice_list_shards(c, name, &shards, &n);
+	int r = shard_filter_prepare(c, name, &flt);
+	if (r == 0)
+		r = sluice_list_shards(c, name, &shards, &n);
 	if (r < 0) {
+		sl_stream_meta_destroy(flt.meta);
 		kin_fail_native(q, r, name);
 		return;
 	}
@@ -391,7 +447,7 @@ void kin_op_list_shards(struct kin_req *q)
 	size_t i = 0, taken = 0;
 	uint32_t last = 0;
 	for (; i < n && taken < (size_t)limit; i++) {
-		if ((has_after && shards[i].shard_id <= after) || !shard_passes(&shards[i], filter))
+		if ((has_after && shards[i].shard_id <= after) || !shard_passes(&shards[i], &flt))
 			continue;
 		json_array_append_new(arr, kin_shard_json(&shards[i]));
 		last = shards[i].shard_id;
@@ -399,12 +455,14 @@ void kin_op_list_shards(struct kin_req *q)
 	}
 	bool more = false;
 	for (; i < n; i++)
-		if ((!has_after || shards[i].shard_id > after) && shard_passes(&shards[i], filter))
+		if ((!has_after || shards[i].shard_id > after) && shard_passes(&shards[i], &flt))
 			more = true;
 	sluice_shards_free(shards);
+	sl_stream_meta_destroy(flt.meta);
 	json_t *out = json_pack("{s:o}", "Shards", arr);
 	if (more)
-		json_object_set_new(out, "NextToken", encode_token(name, last, filter));
+		json_object_set_new(out, "NextToken",
+				    encode_token(name, last, flt.kind, flt.at_ms));
 	kin_ok(q, out);
 }
 

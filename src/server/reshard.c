@@ -32,6 +32,7 @@
 #include "server/consumers.h"
 #include "stream/reshard_plan.h"
 
+#include "common/clock.h"
 #include "common/logging.h"
 
 #include <sluice/errors.h>
@@ -155,9 +156,12 @@ static void commit(struct reshard_job *job)
 	for (uint32_t i = 0; r == 0 && i < job->nmsgs; i++)
 		seals[i] = (struct sl_reshard_seal){.shard_id = job->msgs[i].shard->id,
 						    .end_seq = job->msgs[i].end_seq};
+	uint32_t first_new_id = meta ? meta->next_shard_id : 0;
 	if (r == 0)
 		r = sl_reshard_apply(meta, job->steps, job->nsteps, seals, job->nmsgs,
 				     job->child_ids, job->msg, sizeof(job->msg));
+	if (r == 0)
+		sl_stream_meta_stamp_reshard(meta, first_new_id, sl_wall_ms());
 	free(seals);
 	if (r == 0) {
 		job->open_after = (uint32_t)sl_stream_meta_open_shard_count(meta);

@@ -105,6 +105,7 @@ int sl_stream_meta_create(const char *name, uint32_t shard_count, int64_t retent
 		s->start_seq = 1;
 		s->end_seq = 0;
 		s->state = SL_SHARD_OPEN;
+		s->created_ms = now_ms;
 	}
 	assert(sl_stream_meta_check(m, NULL, 0) != SLUICE_ERR_INVALID_ARGUMENT);
 	*ret = m;
@@ -383,6 +384,24 @@ static int open_shard(const struct sl_stream_meta *meta, uint32_t id, uint64_t e
 	return 0;
 }
 
+void sl_stream_meta_stamp_reshard(struct sl_stream_meta *meta, uint32_t first_new_id,
+				  int64_t now_ms)
+{
+	for (size_t i = 0; i < meta->shard_count; i++) {
+		struct sl_shard_meta *c = &meta->shards[i];
+		if (c->shard_id < first_new_id)
+			continue;
+		c->created_ms = now_ms;
+		for (int k = 0; k < 2; k++) {
+			int64_t pid = k ? c->adjacent_parent_id : c->parent_id;
+			struct sl_shard_meta *p =
+			    pid >= 0 ? sl_stream_meta_find_shard(meta, (uint32_t)pid) : NULL;
+			if (p && p->state == SL_SHARD_CLOSED && p->closed_ms == 0)
+				p->closed_ms = now_ms;
+		}
+	}
+}
+
 int sl_stream_meta_split(struct sl_stream_meta *meta, uint32_t shard_id, sl_u128 new_start_key,
 			 uint64_t end_seq, uint32_t ret_child_ids[2], char *msg, size_t msg_len)
 {
@@ -546,6 +565,10 @@ static json_t *meta_to_json_value(const struct sl_stream_meta *m)
 		set_field(o, "end_seq", u64_json(s->end_seq), &ok);
 		set_field(o, "state", json_string(s->state == SL_SHARD_OPEN ? "open" : "closed"),
 			  &ok);
+		if (s->created_ms)
+			set_field(o, "created_ms", json_integer(s->created_ms), &ok);
+		if (s->closed_ms)
+			set_field(o, "closed_ms", json_integer(s->closed_ms), &ok);
 	}
 	for (size_t i = 0; ok && i < m->tag_count; i++)
 		set_field(tags, m->tags[i].key, json_string(m->tags[i].value), &ok);
@@ -684,6 +707,15 @@ static int shard_from_json(struct reader *rd, json_t *o, size_t i, struct sl_sha
 	s->parent_id = parent;
 	s->adjacent_parent_id = adjacent;
 	s->state = state ? SL_SHARD_CLOSED : SL_SHARD_OPEN;
+	/* Optional (metadata of older versions has neither): 0, unknown. */
+	s->created_ms = s->closed_ms = 0;
+	if ((json_object_get(o, "created_ms") &&
+	     (r = get_int(rd, o, where, "created_ms", 0, INT64_MAX, &s->created_ms)) < 0) ||
+	    (json_object_get(o, "closed_ms") &&
+	     (r = get_int(rd, o, where, "closed_ms", 0, INT64_MAX, &s->closed_ms)) < 0))
+		return r;
+	if (s->closed_ms && s->state != SL_SHARD_CLOSED)
+		return bad(rd, where, "closed_ms", "set on an open shard");
 	return 0;
 }
 

@@ -18,7 +18,9 @@
  *       {"id": 0, "parent_id": -1, "adjacent_parent_id": -1,
  *        "start_hash_key": "0", "end_hash_key": "8507...2863",   decimal, as Kinesis prints
  *        "start_seq": "1", "end_seq": "0",                       decimal strings (u64)
- *        "state": "open"}                                        "open" | "closed"
+ *        "state": "open",                                        "open" | "closed"
+ *        "created_ms": 1764291723000}      optional, Unix ms the stream or a reshard made
+ *                                        it; a closed shard also has "closed_ms" (optional)
  *     ],
  *     "tags": {"team": "payments"}      0..SL_STREAM_TAGS_MAX pairs
  *   }
@@ -84,6 +86,11 @@ struct sl_shard_meta {
 	uint64_t end_seq;   /* 0 while open; when closed, the last sequence number it holds
 			       (start_seq - 1 if it got no record) */
 	enum sl_shard_state state;
+	/* Unix ms the shard was created / closed by a reshard; 0: unknown (metadata written before
+	 * sluice kept them) or, for closed_ms, still open. Kinesis' ListShards timestamp filters
+	 * use them. */
+	int64_t created_ms;
+	int64_t closed_ms;
 };
 
 struct sl_tag {
@@ -159,6 +166,14 @@ const char *sl_stream_meta_get_tag(const struct sl_stream_meta *meta, const char
  * not adjacent, same shard, end_seq < start_seq - 1, ...) with a message, SLUICE_ERR_LIMIT_EXCEEDED
  * (SLUICE_SHARDS_MAX open or SL_STREAM_SHARD_RECORDS_MAX listed shards), or -ENOMEM.
  */
+/*
+ * After a reshard applied to meta (sl_reshard_apply): every shard with an id >= first_new_id
+ * was created at now_ms, and every shard that one of them names as a parent was closed then
+ * (unless it already has a closed_ms).
+ */
+void sl_stream_meta_stamp_reshard(struct sl_stream_meta *meta, uint32_t first_new_id,
+				  int64_t now_ms);
+
 int sl_stream_meta_split(struct sl_stream_meta *meta, uint32_t shard_id, sl_u128 new_start_key,
 			 uint64_t end_seq, uint32_t ret_child_ids[2], char *err_msg,
 			 size_t err_msg_len);

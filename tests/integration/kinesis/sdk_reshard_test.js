@@ -135,11 +135,15 @@ async function main() {
   assert.strictEqual(d.Shards.length, all.length);
 
   // ShardFilter: AT_LATEST lists the open shards; AFTER_SHARD_ID those after an id;
-  // AT_TRIM_HORIZON all of them (nothing has expired)
+  // AT_TRIM_HORIZON the shards open at the trim horizon (the stream is younger than its
+  // retention: the ones it was created with, where a KCL-style reader starts); FROM_TRIM_HORIZON
+  // all of them (nothing has expired)
   assert.deepStrictEqual((await shards({ Type: 'AT_LATEST' })).map((s) => s.ShardId).sort(), open.map((s) => s.ShardId).sort());
   assert.deepStrictEqual((await shards({ Type: 'AFTER_SHARD_ID', ShardId: 'shardId-000000000004' })).map((s) => s.ShardId),
     all.map((s) => s.ShardId).filter((id) => id > 'shardId-000000000004'));
-  assert.strictEqual((await shards({ Type: 'AT_TRIM_HORIZON' })).length, all.length);
+  assert.deepStrictEqual((await shards({ Type: 'AT_TRIM_HORIZON' })).map((s) => s.ShardId),
+    all.filter((s) => !s.ParentShardId).map((s) => s.ShardId));
+  assert.strictEqual((await shards({ Type: 'FROM_TRIM_HORIZON' })).length, all.length);
 
   // ---- read like the KCL: a shard once its parents are read to their end
   const done = new Set();

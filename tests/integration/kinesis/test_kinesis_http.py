@@ -193,6 +193,48 @@ def test_overlapping_reshards_get_resource_in_use():
             c.close()
 
 
+def test_list_shards_time_filters_follow_the_reshards():
+    """ListShards' ShardFilter types against the shards' creation and closing times: a stream of
+    2 shards whose shard 0 is split later, listed as of before and after the split, with and
+    without pagination."""
+    with sp.Server() as srv:
+        k = Conn(srv.http_port())
+
+        def listed(flt, page=None):
+            ids, body = [], {"StreamName": "tf", "ShardFilter": flt}
+            if page:
+                body["MaxResults"] = page
+            while True:
+                st, _, out = k.call("ListShards", body)
+                assert st == 200, out
+                ids += [int(x["ShardId"].split("-")[1]) for x in out["Shards"]]
+                if "NextToken" not in out:
+                    return ids
+                body = {"NextToken": out["NextToken"], "MaxResults": page or 100}
+
+        st, _, out = k.call("CreateStream", {"StreamName": "tf", "ShardCount": 2})
+        assert st == 200, out
+        time.sleep(0.05)
+        before = time.time()
+        time.sleep(0.05)
+        st, _, out = k.call("SplitShard", {"StreamName": "tf",
+                                           "ShardToSplit": "shardId-000000000000",
+                                           "NewStartingHashKey": str(2 ** 126)})
+        assert st == 200, out
+        time.sleep(0.05)
+        after = time.time()
+        assert listed({"Type": "AT_LATEST"}) == [1, 2, 3]
+        assert listed({"Type": "FROM_TRIM_HORIZON"}) == [0, 1, 2, 3]
+        assert listed({"Type": "AT_TRIM_HORIZON"}) == [0, 1]  # the stream is younger than that
+        assert listed({"Type": "AT_TIMESTAMP", "Timestamp": before}) == [0, 1]
+        assert listed({"Type": "AT_TIMESTAMP", "Timestamp": after}) == [1, 2, 3]
+        assert listed({"Type": "FROM_TIMESTAMP", "Timestamp": before}) == [0, 1, 2, 3]
+        assert listed({"Type": "FROM_TIMESTAMP", "Timestamp": after}) == [1, 2, 3]
+        assert listed({"Type": "AT_TIMESTAMP", "Timestamp": after}, page=1) == [1, 2, 3]
+        assert listed({"Type": "AT_TIMESTAMP", "Timestamp": before}, page=1) == [0, 1]
+        k.close()
+
+
 def test_health_metrics_and_methods_on_the_same_port():
     with sp.Server() as srv:
         port = srv.http_port()

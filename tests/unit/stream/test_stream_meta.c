@@ -102,6 +102,8 @@ static void assert_meta_equal(const struct sl_stream_meta *a, const struct sl_st
 		assert_int_equal(x->start_seq, y->start_seq);
 		assert_int_equal(x->end_seq, y->end_seq);
 		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->created_ms, y->created_ms);
+		assert_int_equal(x->closed_ms, y->closed_ms);
 	}
 	assert_int_equal(a->tag_count, b->tag_count);
 	for (size_t i = 0; i < a->tag_count; i++) {
@@ -376,10 +378,64 @@ static void split(void **state)
 	assert_int_equal(sl_shard_map_find(map, SL_U128_MAX), 7);
 	sl_shard_map_destroy(map);
 
+	/* Created with the stream; split and merge leave the times to the stamp. */
+	assert_int_equal(sl_stream_meta_find_shard(m, 1)->created_ms, NOW_MS);
+	assert_int_equal(sl_stream_meta_find_shard(m, 1)->closed_ms, 0);
+
 	/* A deleting stream cannot be resharded. */
 	m->status = SL_STREAM_DELETING;
 	assert_int_equal(sl_stream_meta_split(m, 2, 5, 41, kids, msg, sizeof(msg)),
 			 SLUICE_ERR_INVALID_ARGUMENT);
+	sl_stream_meta_destroy(m);
+}
+
+static void reshard_times(void **state)
+{
+	struct sl_stream_meta *m = new_stream("s", 2);
+	char msg[SL_STREAM_MSG_LEN];
+	uint32_t kids[2], merged;
+	/* Split 0 at T+10: its children are created and it is closed then; 1 is untouched. */
+	uint32_t first = m->next_shard_id;
+	assert_int_equal(
+	    sl_stream_meta_split(m, 0, m->shards[0].end_key / 2, 7, kids, msg, sizeof(msg)), 0);
+	sl_stream_meta_stamp_reshard(m, first, NOW_MS + 10);
+	assert_int_equal(sl_stream_meta_find_shard(m, 0)->closed_ms, NOW_MS + 10);
+	assert_int_equal(sl_stream_meta_find_shard(m, 0)->created_ms, NOW_MS);
+	assert_int_equal(sl_stream_meta_find_shard(m, kids[0])->created_ms, NOW_MS + 10);
+	assert_int_equal(sl_stream_meta_find_shard(m, kids[1])->closed_ms, 0);
+	assert_int_equal(sl_stream_meta_find_shard(m, 1)->closed_ms, 0);
+	/* Merge the two children at T+20: 0 keeps its first closing time. */
+	first = m->next_shard_id;
+	assert_int_equal(sl_stream_meta_merge(m, kids[0], kids[1], 7, 7, &merged, msg, sizeof(msg)),
+			 0);
+	sl_stream_meta_stamp_reshard(m, first, NOW_MS + 20);
+	assert_int_equal(sl_stream_meta_find_shard(m, kids[0])->closed_ms, NOW_MS + 20);
+	assert_int_equal(sl_stream_meta_find_shard(m, kids[1])->closed_ms, NOW_MS + 20);
+	assert_int_equal(sl_stream_meta_find_shard(m, merged)->created_ms, NOW_MS + 20);
+	assert_int_equal(sl_stream_meta_find_shard(m, 0)->closed_ms, NOW_MS + 10);
+
+	/* The times survive JSON; metadata without them (older versions) reads as unknown. */
+	char *json;
+	size_t len;
+	assert_int_equal(sl_stream_meta_to_json(m, &json, &len), 0);
+	struct sl_stream_meta *back;
+	assert_int_equal(sl_stream_meta_from_json(json, len, &back, msg, sizeof(msg)), 0);
+	assert_meta_equal(m, back);
+	sl_stream_meta_destroy(back);
+	json_t *root = json_loadb(json, len, 0, NULL);
+	free(json);
+	json_t *shards = json_object_get(root, "shards");
+	for (size_t i = 0; i < json_array_size(shards); i++) {
+		json_object_del(json_array_get(shards, i), "created_ms");
+		json_object_del(json_array_get(shards, i), "closed_ms");
+	}
+	json = json_dumps(root, 0);
+	json_decref(root);
+	assert_int_equal(sl_stream_meta_from_json(json, strlen(json), &back, msg, sizeof(msg)), 0);
+	free(json);
+	for (size_t i = 0; i < back->shard_count; i++)
+		assert_true(back->shards[i].created_ms == 0 && back->shards[i].closed_ms == 0);
+	sl_stream_meta_destroy(back);
 	sl_stream_meta_destroy(m);
 }
 
@@ -592,6 +648,14 @@ static void m_closed_gap(json_t *r)
 	/* Closing a shard without children leaves its range unowned. */
 	json_object_set_new(shard0(r), "state", json_string("closed"));
 }
+static void m_created_type(json_t *r)
+{
+	json_object_set_new(shard0(r), "created_ms", json_string("yesterday"));
+}
+static void m_closed_open(json_t *r)
+{
+	json_object_set_new(shard0(r), "closed_ms", json_integer(5));
+}
 static void m_tags_type(json_t *r)
 {
 	json_object_set_new(r, "tags", json_array());
@@ -658,6 +722,8 @@ static void corrupt_json(void **state)
 	    {"shards[0].start_seq", m_seq_zero},
 	    {"shards[0].end_seq", m_open_end_seq},
 	    {"shards[0].state", m_state},
+	    {"shards[0].created_ms", m_created_type},
+	    {"shards[0].closed_ms", m_closed_open},
 	    {"cover", m_closed_gap},
 	    {"tags", m_tags_type},
 	    {"tags.k", m_tag_value_type},
@@ -917,11 +983,17 @@ static void load_all_stop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(names),	      cmocka_unit_test(shard_names),
-	    cmocka_unit_test(create),	      cmocka_unit_test(tags),
-	    cmocka_unit_test(split),	      cmocka_unit_test(merge),
-	    cmocka_unit_test(reshard_limits), cmocka_unit_test(corrupt_json),
-	    cmocka_unit_test(save_load),      cmocka_unit_test(atomic_and_corrupt_files),
+	    cmocka_unit_test(names),
+	    cmocka_unit_test(shard_names),
+	    cmocka_unit_test(create),
+	    cmocka_unit_test(tags),
+	    cmocka_unit_test(split),
+	    cmocka_unit_test(merge),
+	    cmocka_unit_test(reshard_times),
+	    cmocka_unit_test(reshard_limits),
+	    cmocka_unit_test(corrupt_json),
+	    cmocka_unit_test(save_load),
+	    cmocka_unit_test(atomic_and_corrupt_files),
 	    cmocka_unit_test(load_all_stop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
