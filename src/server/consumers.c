@@ -499,15 +499,14 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 }
 
 /*
- * Mark the shards a reset names, and every descendant of theirs, not finished. Under cs->mu,
- * with resets_pending already raised: check_finished sets finished under the same mutex only
- * when no reset is pending, so no owner can mark one of them finished again before the reset
- * is applied. Parents come before their children in c->shards, so one pass sees each
- * descendant after its parents.
+ * Mark the shards a reset names (named[k] for c->shards[k], k < n), and every descendant of
+ * theirs (affected[] gets both), not finished. Under cs->mu, with resets_pending already
+ * raised: check_finished sets finished under the same mutex only when no reset is pending, so
+ * no owner can mark one of them finished again before the reset is applied. Parents come
+ * before their children in c->shards, so one pass sees each descendant after its parents.
  */
-static void unfinish_lineage(struct sl_consumer *c, const bool *named, bool *affected)
+static void unfinish_lineage(struct sl_consumer *c, uint32_t n, const bool *named, bool *affected)
 {
-	uint32_t n = atomic_load_explicit(&c->nshards, memory_order_acquire);
 	for (uint32_t k = 0; k < n; k++) {
 		const struct sl_cshard *s = c->shards[k];
 		affected[k] = named[k];
@@ -556,7 +555,7 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 		r = SLUICE_ERR_SHARD_NOT_FOUND;
 	if (r == 0) {
 		atomic_fetch_add_explicit(&c->resets_pending, count, memory_order_acq_rel);
-		unfinish_lineage(c, named, named + n);
+		unfinish_lineage(c, n, named, named + n);
 		for (uint32_t k = 0; k < count; k++) {
 			sl_consumer_ref(c);
 			sl_loop_post(w->loop, cs->srv->workers[msgs[k]->cs->owner].loop,
