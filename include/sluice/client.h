@@ -531,7 +531,8 @@ void sluice_consumer_info_free(struct sluice_consumer_info *info);
 /*
  * Move a consumer's checkpoint: on one shard (shard_id 0..UINT32_MAX) or on all (-1). `to` is
  * any position (TRIM_HORIZON, LATEST, AT_SEQ, AFTER_SEQ, AT_TIMESTAMP); the consumer goes on
- * from there, redelivering or skipping records.
+ * from there, redelivering or skipping records. Across reshards a reset parent is delivered
+ * again before its children go on (docs/handlers.md, "Reset").
  */
 int sluice_consumer_reset(struct sluice_client *c, const char *name, int64_t shard_id,
 			  const struct sluice_position *to);

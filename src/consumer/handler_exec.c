@@ -57,9 +57,12 @@ struct sl_exec_handler {
 
 	pid_t pid;		 /* the running child, -1 when none; written under reap_mu */
 	pthread_mutex_t reap_mu; /* orders sl_exec_handler_kill with the reaping of the child */
-	int in_fd;		 /* our end of its stdin, -1 when closed */
-	int out_fd;		 /* our end of its stdout */
-	int pid_fd;		 /* pidfd of the child, -1 if the kernel has none */
+	/* Set (under reap_mu) by sl_exec_handler_kill, never cleared: a kill that lands before the
+	 * child is spawned must still keep the batch from reaching a handler. */
+	bool killed;
+	int in_fd;  /* our end of its stdin, -1 when closed */
+	int out_fd; /* our end of its stdout */
+	int pid_fd; /* pidfd of the child, -1 if the kernel has none */
 	uint32_t starts;
 
 	struct sl_buf event; /* the event line being sent */
@@ -254,6 +257,14 @@ static char **build_env(const struct sl_exec_handler *h, int timeout_ms, size_t 
 	return env;
 }
 
+static bool was_killed(struct sl_exec_handler *h)
+{
+	pthread_mutex_lock(&h->reap_mu);
+	bool killed = h->killed;
+	pthread_mutex_unlock(&h->reap_mu);
+	return killed;
+}
+
 static int spawn(struct sl_exec_handler *h, int timeout_ms)
 {
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
@@ -311,6 +322,11 @@ static int spawn(struct sl_exec_handler *h, int timeout_ms)
 
 	pthread_mutex_lock(&h->reap_mu);
 	h->pid = pid;
+	bool killed = h->killed;
+	if (killed) { /* killed while we spawned: it dies before it can read an event */
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
 	pthread_mutex_unlock(&h->reap_mu);
 	h->starts++;
 	h->in_fd = in_pipe[1];
@@ -324,6 +340,10 @@ static int spawn(struct sl_exec_handler *h, int timeout_ms)
 		fcntl(h->pid_fd, F_SETFD, FD_CLOEXEC);
 	sl_buf_reset(&h->in);
 	r = 0;
+	if (killed) {
+		terminate(h, 0, NULL);
+		r = -ECANCELED;
+	}
 out:
 	if (fa_ok)
 		posix_spawn_file_actions_destroy(&fa);
@@ -547,10 +567,14 @@ int sl_exec_handler_invoke(struct sl_exec_handler *h, const struct sluice_handle
 
 	struct pipe_guard guard;
 	sigpipe_block(&guard);
-	if (h->pid >= 0 && !ready(h))
+	if (h->pid >= 0 && (was_killed(h) || !ready(h)))
 		terminate(h, 0, NULL); /* out of step or gone between batches: a fresh one */
 	if (h->pid < 0) {
-		r = spawn(h, timeout_ms);
+		r = was_killed(h) ? -ECANCELED : spawn(h, timeout_ms);
+		if (r == -ECANCELED) {
+			fail_msg(ret, "handler stopped (sl_exec_handler_kill)");
+			goto out;
+		}
 		if (r < 0) {
 			fail_msg(ret, "cannot start handler: %s", strerror(-r));
 			goto out;
@@ -596,6 +620,7 @@ void sl_exec_handler_destroy(struct sl_exec_handler *h)
 void sl_exec_handler_kill(struct sl_exec_handler *h)
 {
 	pthread_mutex_lock(&h->reap_mu);
+	h->killed = true;
 	if (h->pid > 0) {
 		kill(-h->pid, SIGKILL);
 		kill(h->pid, SIGKILL);

@@ -50,6 +50,7 @@ int sl_exec_handler_create(const char *command, const char *consumer, const char
  *                        or could not be started (then -errno from pipe/posix_spawn instead)
  *   SLUICE_ERR_TIMEOUT   no answer within timeout_ms
  *   SLUICE_ERR_PROTOCOL  the answer was not a valid response line (lambda_event.h)
+ *   -ECANCELED           sl_exec_handler_kill was called: no process is started any more
  *   -ENOMEM
  */
 int sl_exec_handler_invoke(struct sl_exec_handler *h, const struct sluice_handler_batch *batch,
@@ -61,8 +62,11 @@ pid_t sl_exec_handler_pid(const struct sl_exec_handler *h);
 
 /*
  * From any thread, while another may be inside sl_exec_handler_invoke: SIGKILL the running child
- * and its process group (the call then returns at once with an error). For a consumer deleted or
- * a server stopping while its handler hangs: the child must not outlive them.
+ * and its process group (the call then returns at once with an error). For a consumer deleted,
+ * reset or a server stopping while its handler runs: the child must not outlive them, nor see
+ * the batch it was given after that. Final: a kill that comes before the child was started
+ * (or between two children) keeps every later invoke from starting one (-ECANCELED), so the
+ * batch in hand never reaches a handler process.
  */
 void sl_exec_handler_kill(struct sl_exec_handler *h);
 

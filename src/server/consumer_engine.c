@@ -633,10 +633,20 @@ static bool check_finished(struct sl_cshard *s)
 	if (!atomic_load(&sh->closed) || !s->resolved || s->window)
 		return false;
 	uint64_t end = atomic_load(&sh->end_seq);
-	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end ||
-	    atomic_load(&s->checkpoint_saved) < end)
+	uint64_t saved = atomic_load(&s->checkpoint_saved);
+	if (s->next_seq <= end || atomic_load(&s->st.checkpoint) < end || saved < end ||
+	    saved == CHECKPOINT_UNSAVED)
 		return false;
-	atomic_store(&s->finished, true);
+	/* Under the registry mutex, against a reset marking this lineage unfinished right now
+	 * (sl_consumers_reset): finished only with no reset pending and every parent finished. */
+	pthread_mutex_t *mu = &s->c->owner->mu;
+	pthread_mutex_lock(mu);
+	bool done = !atomic_load(&s->c->resets_pending) && parents_finished(s);
+	if (done)
+		atomic_store(&s->finished, true);
+	pthread_mutex_unlock(mu);
+	if (!done)
+		return false;
 	atomic_store_explicit(&s->st.lag_records, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
 	atomic_store_explicit(&s->st.buffered_bytes, 0, memory_order_relaxed);
@@ -648,14 +658,20 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 {
 	if (!s->shard->log || atomic_load(&s->c->deleted))
 		return;
+	/* A reset on its way to its shards' loops: nothing new goes out until all applied it. */
+	if (atomic_load_explicit(&s->c->resets_pending, memory_order_acquire))
+		return;
 	if (atomic_load_explicit(&s->finished, memory_order_relaxed))
 		return;
-	if (!s->started) {
-		if (!parents_finished(s)) {
-			sl_cshard_set_state(s, SL_CSHARD_WAITING_PARENTS);
-			return;
-		}
-		s->started = true;
+	/* Checked before every step, not only at the start: a reset of a parent (or of an
+	 * ancestor) holds back a child that was already delivering. */
+	if (!parents_finished(s)) {
+		s->waiting_parents = true;
+		sl_cshard_set_state(s, SL_CSHARD_WAITING_PARENTS);
+		return;
+	}
+	if (s->waiting_parents) {
+		s->waiting_parents = false;
 		sl_cshard_set_state(s, SL_CSHARD_IDLE);
 	}
 	if (s->window) {

@@ -22,6 +22,9 @@
 #define CHECKPOINT_INTERVAL_MS 100
 /* An exec handler enforces its own timeout; past this much more, the engine gives up on it. */
 #define EXEC_TIMEOUT_SLACK_MS 5000
+/* checkpoint_saved after a reset: the file holds a position the shard left, so the writer must
+ * store the new one (it never equals a checkpoint) before the shard can count as finished. */
+#define CHECKPOINT_UNSAVED UINT64_MAX
 
 struct sl_consumer;
 
@@ -50,12 +53,14 @@ struct sl_cshard {
 	unsigned owner;
 	uint32_t index;	    /* in c->shards (= the shard's position in the stream's view) */
 	int32_t parents[2]; /* indexes of the parent and adjacent parent in c->shards, -1: none */
-	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed,
-	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by the
-	 * owner, read by the children's owners. */
+	/* Lineage (like the KCL): a shard delivers only while every parent is finished, i.e.
+	 * closed, processed up to its end_seq (or its records expired), that checkpoint saved, and
+	 * its own parents finished. Set true by the owner (under the registry mutex, see
+	 * check_finished), read by the children's owners; set false by a reset (sl_consumers_reset,
+	 * under the same mutex) for the shards it names and all their descendants. */
 	atomic_bool finished;
 	/* owner loop only */
-	bool started; /* the parents were finished (or there are none) */
+	bool waiting_parents; /* held back by a parent not finished (WAITING_PARENTS) */
 	bool resolved;
 	uint64_t next_seq; /* the next record to fetch */
 	uint64_t epoch;
@@ -93,6 +98,11 @@ struct sl_consumer {
 	_Atomic uint32_t nshards;
 	atomic_int refs;
 	atomic_bool deleted;
+	/* Resets asked (sl_consumers_reset, under the registry mutex) whose owner loops have not
+	 * applied them yet. While not 0, no shard of the consumer starts a delivery or finishes:
+	 * a reset takes effect on every shard it names (abandoning their deliveries still out)
+	 * before any of them delivers from the new position. */
+	_Atomic uint32_t resets_pending;
 };
 
 struct sl_consumers {

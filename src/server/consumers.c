@@ -137,6 +137,7 @@ static int consumer_build(struct sl_consumers *cs, const struct sl_consumer_conf
 	sl_stream_ref(stream);
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->deleted, false);
+	atomic_init(&c->resets_pending, 0);
 	c->shards = calloc(SL_STREAM_SHARD_RECORDS_MAX, sizeof(*c->shards));
 	if (!c->shards) {
 		sl_consumer_unref(c);
@@ -470,29 +471,51 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 {
 	struct reset_msg *m = (struct reset_msg *)op;
 	struct sl_cshard *s = m->cs;
+	struct sl_consumer *c = s->c;
 	struct sl_shard *sh = s->shard;
-	if (sh->log && !atomic_load(&s->c->deleted)) {
+	if (sh->log && !atomic_load(&c->deleted)) {
 		uint64_t seq;
 		int r = sl_shard_log_seek(sh->log, &m->to, sl_wall_ms(), &seq);
 		if (r < 0) {
+			/* The shard stays unfinished where it was: it finishes again from there. */
 			sl_cshard_set_error(s, "reset failed: %s", sluice_strerror(r));
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
-			/* Judged again from the new position: a parent may no longer be finished, and
-			 * a child waits for its parents again. */
-			atomic_store(&s->finished, false);
-			s->started = false;
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);
-			sl_cshard_set_state(s, SL_CSHARD_IDLE);
-			SL_INFO("consumer %s shard %u reset to sequence number %llu",
-				s->c->cfg.name, sh->id, (unsigned long long)seq);
+			/* The saved file still holds the old position: finished only once the
+			 * writer stored the new one. */
+			atomic_store(&s->checkpoint_saved, CHECKPOINT_UNSAVED);
+			SL_INFO("consumer %s shard %u reset to sequence number %llu", c->cfg.name,
+				sh->id, (unsigned long long)seq);
 		}
 	}
-	sl_consumer_unref(s->c);
+	/* Last: the other shards go on once every shard of the reset got here. */
+	atomic_fetch_sub_explicit(&c->resets_pending, 1, memory_order_release);
+	sl_consumer_unref(c);
 	free(m);
+}
+
+/*
+ * Mark the shards a reset names (named[k] for c->shards[k], k < n), and every descendant of
+ * theirs (affected[] gets both), not finished. Under cs->mu, with resets_pending already
+ * raised: check_finished sets finished under the same mutex only when no reset is pending, so
+ * no owner can mark one of them finished again before the reset is applied. Parents come
+ * before their children in c->shards, so one pass sees each descendant after its parents.
+ */
+static void unfinish_lineage(struct sl_consumer *c, uint32_t n, const bool *named, bool *affected)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		const struct sl_cshard *s = c->shards[k];
+		affected[k] = named[k];
+		for (int p = 0; p < 2; p++)
+			if (s->parents[p] >= 0 && affected[s->parents[p]])
+				affected[k] = true;
+		if (affected[k])
+			atomic_store(&c->shards[k]->finished, false);
+	}
 }
 
 int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char *name,
@@ -507,8 +530,13 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 		return SLUICE_ERR_STREAM_NOT_FOUND;
 	}
 	struct sl_consumer *c = cs->list[i];
-	int r = SLUICE_ERR_SHARD_NOT_FOUND;
-	for (uint32_t k = 0; k < c->nshards; k++) {
+	uint32_t n = atomic_load_explicit(&c->nshards, memory_order_acquire);
+	/* Everything allocated before anything is marked: a reset applies whole or not at all. */
+	bool *named = calloc(2 * (size_t)(n ? n : 1), sizeof(*named));
+	struct reset_msg **msgs = calloc(n ? n : 1, sizeof(*msgs));
+	uint32_t count = 0;
+	int r = named && msgs ? 0 : -ENOMEM;
+	for (uint32_t k = 0; r == 0 && k < n; k++) {
 		struct sl_cshard *s = c->shards[k];
 		if (shard_id >= 0 && s->shard->id != (uint64_t)shard_id)
 			continue;
@@ -520,14 +548,31 @@ int sl_consumers_reset(struct sl_consumers *cs, struct sl_worker *w, const char 
 		m->cs = s;
 		m->to = *to;
 		m->op.complete = reset_on_owner;
-		sl_consumer_ref(c);
-		sl_loop_post(w->loop, cs->srv->workers[s->owner].loop, &m->op);
-		r = 0;
+		msgs[count++] = m;
+		named[k] = true;
 	}
-	pthread_mutex_unlock(&cs->mu);
+	if (r == 0 && count == 0)
+		r = SLUICE_ERR_SHARD_NOT_FOUND;
+	if (r == 0) {
+		atomic_fetch_add_explicit(&c->resets_pending, count, memory_order_acq_rel);
+		unfinish_lineage(c, n, named, named + n);
+		for (uint32_t k = 0; k < count; k++) {
+			sl_consumer_ref(c);
+			sl_loop_post(w->loop, cs->srv->workers[msgs[k]->cs->owner].loop,
+				     &msgs[k]->op);
+		}
+		count = 0;
+	}
 	if (r == SLUICE_ERR_SHARD_NOT_FOUND)
 		snprintf(err_msg, err_msg_len, "stream %s has no shard %lld", c->cfg.stream,
 			 (long long)shard_id);
+	else if (r < 0)
+		snprintf(err_msg, err_msg_len, "%s", sluice_strerror(r));
+	pthread_mutex_unlock(&cs->mu);
+	for (uint32_t k = 0; k < count; k++)
+		free(msgs[k]);
+	free(msgs);
+	free(named);
 	return r;
 }
 

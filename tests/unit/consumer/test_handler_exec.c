@@ -514,6 +514,48 @@ static void exec_lambda_shim(void **state)
 	batch_free(&t);
 }
 
+/*
+ * sl_exec_handler_kill is final: a kill that lands while no child runs (before the first batch,
+ * or between batches, as when a consumer reset abandons a runner that has just been handed a
+ * batch) keeps invoke from starting a process, so the batch never reaches a handler.
+ */
+static void exec_killed_starts_nothing(void **state)
+{
+	char marker[4200], body[8400];
+	snprintf(marker, sizeof(marker), "%s/saw-a-batch", tmp_dir);
+	unlink(marker);
+	snprintf(body, sizeof(body), "while IFS= read -r line; do : > '%s'; echo '{}'; done\n",
+		 marker);
+	struct test_batch t;
+	batch_make(&t, 2, NULL, 4);
+	struct sluice_handler_result res;
+
+	struct sl_exec_handler *h = make(script("marker.sh", body));
+	sl_exec_handler_kill(h); /* before the first batch: no child yet */
+	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 5000, &res), -ECANCELED);
+	assert_int_equal(res.status, SLUICE_HANDLER_ERROR);
+	assert_string_equal(res.message, "handler stopped (sl_exec_handler_kill)");
+	assert_int_equal(sl_exec_handler_pid(h), -1);
+	assert_int_equal(sl_exec_handler_starts(h), 0);
+	assert_int_equal(access(marker, F_OK), -1);
+	sl_exec_handler_destroy(h);
+
+	h = make(script("marker.sh", body));
+	assert_int_equal(sl_exec_handler_invoke(h, &t.b, 5000, &res), 0);
+	assert_int_equal(res.status, SLUICE_HANDLER_OK);
+	assert_int_equal(unlink(marker), 0);
+	pid_t first = sl_exec_handler_pid(h);
+	sl_exec_handler_kill(h); /* between batches: the child dies and is not replaced */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(sl_exec_handler_invoke(h, &t.b, 5000, &res), -ECANCELED);
+	assert_gone(first);
+	assert_int_equal(sl_exec_handler_pid(h), -1);
+	assert_int_equal(sl_exec_handler_starts(h), 1);
+	assert_int_equal(access(marker, F_OK), -1);
+	sl_exec_handler_destroy(h);
+	batch_free(&t);
+}
+
 static void exec_bad_command(void **state)
 {
 	struct sl_exec_handler *h = NULL;
@@ -555,6 +597,7 @@ int main(void)
 	    cmocka_unit_test_teardown(exec_destroy_stubborn, no_children),
 	    cmocka_unit_test_teardown(exec_lambda_shim, no_children),
 	    cmocka_unit_test_teardown(exec_bad_command, no_children),
+	    cmocka_unit_test_teardown(exec_killed_starts_nothing, no_children),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 	char cmd[256];
