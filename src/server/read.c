@@ -63,7 +63,8 @@ static void deliver(struct read_req *rr)
 	sl_conn_release(c, rr->hold_bytes);
 	sl_stream_unref(rr->stream);
 	sl_worker_request_end(rr->origin);
-	sl_buf_finish(&rr->resp);
+	/* The connection's previous (sent) output buffer, or this answer's if it was dropped. */
+	sl_buf_pool_give(&rr->origin->srv->read_answers, &rr->resp);
 	free(rr);
 }
 
@@ -153,6 +154,7 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 
 	size_t start;
 	sl_buf_reset(&rr->resp);
+	sl_buf_pool_take(&w->srv->read_answers, &rr->resp);
 	r = sl_proto_encode_response_head(&rr->resp, rr->h.opcode, rr->h.request_id, 0, &start);
 	r = r ?: sl_buf_put_u32(&rr->resp, sh->id);
 	r = r ?: sl_buf_put_u64(&rr->resp, next);
