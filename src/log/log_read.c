@@ -295,34 +295,38 @@ static int64_t expire_before(const struct sl_shard_log *log, int64_t now_ms)
 	return now_ms - log->cfg.retention_ms;
 }
 
+/* Both public reads: no records asked is refused; on any error the bytes are as they came. */
+static int read_checked(struct sl_shard_log *log, const struct read_spec *q,
+			struct sl_read_batch *out)
+{
+	out->count = 0;
+	out->data_bytes = 0;
+	out->next_seq = q->from_seq;
+	q->bytes->len = q->base;
+	if (q->max_records == 0)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	int r = read_impl(log, q, out);
+	if (r < 0)
+		q->bytes->len = q->base;
+	return r;
+}
+
 int sl_shard_log_read(struct sl_shard_log *log, uint64_t from_seq, uint32_t max_records,
 		      uint32_t max_bytes, int64_t now_ms, struct sl_read_batch *out)
 {
-	if (max_records == 0) {
-		out->count = 0;
-		out->data_bytes = 0;
-		sl_buf_reset(&out->bytes);
-		out->next_seq = from_seq;
-		return SLUICE_ERR_INVALID_ARGUMENT;
-	}
 	struct read_spec q = {.from_seq = from_seq,
 			      .below_seq = UINT64_MAX,
 			      .min_ts = expire_before(log, now_ms),
 			      .max_records = max_records,
 			      .max_bytes = max_bytes,
 			      .bytes = &out->bytes};
-	return read_impl(log, &q, out);
+	return read_checked(log, &q, out);
 }
 
 int sl_shard_log_read_frames(struct sl_shard_log *log, uint64_t from_seq, uint64_t below_seq,
 			     uint32_t max_records, uint32_t max_bytes, int64_t now_ms,
 			     struct sl_buf *frames, struct sl_read_batch *out)
 {
-	out->count = 0;
-	out->data_bytes = 0;
-	out->next_seq = from_seq;
-	if (max_records == 0)
-		return SLUICE_ERR_INVALID_ARGUMENT;
 	struct read_spec q = {.from_seq = from_seq,
 			      .below_seq = below_seq,
 			      .min_ts = expire_before(log, now_ms),
@@ -331,10 +335,7 @@ int sl_shard_log_read_frames(struct sl_shard_log *log, uint64_t from_seq, uint64
 			      .bytes = frames,
 			      .base = frames->len,
 			      .frames = true};
-	int r = read_impl(log, &q, out);
-	if (r < 0)
-		frames->len = q.base;
-	return r;
+	return read_checked(log, &q, out);
 }
 
 /* The first live record with seq >= from_seq and ts >= min_ts, or the tip. */

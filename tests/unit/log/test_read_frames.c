@@ -20,28 +20,54 @@
 #define HEAD "answer-head:"
 #define HEAD_BYTES (sizeof(HEAD) - 1)
 
-/* 300 records over several segments, a sparse index entry every ~256 bytes. */
-static struct sl_shard_log *open_filled(char **ret_dir)
+/* A log of 300 records over several segments (an index entry every ~256 bytes), a buffer, a batch.
+ */
+struct fx {
+	char *dir;
+	struct sl_shard_log *log;
+	struct sl_buf buf;
+	struct sl_read_batch b;
+};
+
+static int setup(void **state)
 {
-	char *dir = tmpdir_make();
-	struct sl_shard_log_config c = cfg_make(dir, SL_FSYNC_NEVER);
+	struct fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	f->dir = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(f->dir, SL_FSYNC_NEVER);
 	c.segment_bytes_max = 4096;
 	c.index_interval_bytes = 256;
-	struct sl_shard_log *log = NULL;
-	assert_int_equal(sl_shard_log_open(&c, &log), 0);
+	assert_int_equal(sl_shard_log_open(&c, &f->log), 0);
 	for (int i = 0; i < 30; i++)
-		assert_int_equal(append_n(log, 10, T0 + i, NULL, NULL), 0);
+		assert_int_equal(append_n(f->log, 10, T0 + i, NULL, NULL), 0);
 	struct sl_shard_log_stats st;
-	sl_shard_log_stats(log, &st);
+	sl_shard_log_stats(f->log, &st);
 	assert_true(st.segments > 3 && st.next_seq == 301);
-	*ret_dir = dir;
-	return log;
+	sl_buf_init(&f->buf);
+	sl_read_batch_init(&f->b);
+	*state = f;
+	return 0;
 }
 
-static void head(struct sl_buf *buf)
+static int teardown(void **state)
 {
-	sl_buf_reset(buf);
-	assert_int_equal(sl_buf_put(buf, HEAD, HEAD_BYTES), 0);
+	struct fx *f = *state;
+	sl_read_batch_finish(&f->b);
+	sl_buf_finish(&f->buf);
+	sl_shard_log_close(f->log);
+	tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A frame read into f->buf after a fresh head. */
+static int read_frames(struct fx *f, uint64_t from, uint64_t below, uint32_t max_records,
+		       uint32_t max_bytes)
+{
+	sl_buf_reset(&f->buf);
+	assert_int_equal(sl_buf_put(&f->buf, HEAD, HEAD_BYTES), 0);
+	return sl_shard_log_read_frames(f->log, from, below, max_records, max_bytes, T0, &f->buf,
+					&f->b);
 }
 
 /*
@@ -80,95 +106,61 @@ static void check_frames(struct sl_shard_log *log, const struct sl_buf *buf,
 
 static void frames_follow_the_head(void **state)
 {
-	char *dir;
-	struct sl_shard_log *log = open_filled(&dir);
-	struct sl_buf buf;
-	sl_buf_init(&buf);
-	struct sl_read_batch b;
-	sl_read_batch_init(&b);
+	struct fx *f = *state;
 	/* Everything, across segments. */
-	head(&buf);
-	assert_int_equal(
-	    sl_shard_log_read_frames(log, 1, UINT64_MAX, 10000, UINT32_MAX, T0, &buf, &b), 0);
-	assert_int_equal(b.count, 300);
-	assert_true(b.next_seq == 301);
-	check_frames(log, &buf, &b, 1, 10000, UINT32_MAX);
+	assert_int_equal(read_frames(f, 1, UINT64_MAX, 10000, UINT32_MAX), 0);
+	assert_int_equal(f->b.count, 300);
+	assert_true(f->b.next_seq == 301);
+	check_frames(f->log, &f->buf, &f->b, 1, 10000, UINT32_MAX);
 	/* From records that are not index entries: the frames before them are not sent. */
 	for (uint64_t from = 2; from < 300; from += 37) {
-		head(&buf);
-		assert_int_equal(
-		    sl_shard_log_read_frames(log, from, UINT64_MAX, 25, UINT32_MAX, T0, &buf, &b),
-		    0);
-		assert_true(b.count == 25 || b.count == 301 - from);
-		assert_true(b.records[0].seq == from);
-		check_frames(log, &buf, &b, from, 25, UINT32_MAX);
+		assert_int_equal(read_frames(f, from, UINT64_MAX, 25, UINT32_MAX), 0);
+		assert_true(f->b.count == 25 || f->b.count == 301 - from);
+		assert_true(f->b.records[0].seq == from);
+		check_frames(f->log, &f->buf, &f->b, from, 25, UINT32_MAX);
 	}
 	/* max_bytes, and one record even when it alone passes it. */
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 50, UINT64_MAX, 1000, 20, T0, &buf, &b), 0);
-	check_frames(log, &buf, &b, 50, 1000, 20);
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 50, UINT64_MAX, 1000, 1, T0, &buf, &b), 0);
-	assert_int_equal(b.count, 1);
-	check_frames(log, &buf, &b, 50, 1000, 1);
+	assert_int_equal(read_frames(f, 50, UINT64_MAX, 1000, 20), 0);
+	check_frames(f->log, &f->buf, &f->b, 50, 1000, 20);
+	assert_int_equal(read_frames(f, 50, UINT64_MAX, 1000, 1), 0);
+	assert_int_equal(f->b.count, 1);
+	check_frames(f->log, &f->buf, &f->b, 50, 1000, 1);
 	/* Zero records asked: refused, the head left alone. */
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 50, UINT64_MAX, 0, 1000, T0, &buf, &b),
-			 SLUICE_ERR_INVALID_ARGUMENT);
-	assert_int_equal(buf.len, HEAD_BYTES);
-	sl_read_batch_finish(&b);
-	sl_buf_finish(&buf);
-	sl_shard_log_close(log);
-	tmpdir_remove(dir);
+	assert_int_equal(read_frames(f, 50, UINT64_MAX, 0, 1000), SLUICE_ERR_INVALID_ARGUMENT);
+	assert_int_equal(f->buf.len, HEAD_BYTES);
 }
 
 /* Records at or past below_seq (not acknowledged yet) are never returned; next_seq is there. */
 static void stops_before_below_seq(void **state)
 {
-	char *dir;
-	struct sl_shard_log *log = open_filled(&dir);
-	struct sl_buf buf;
-	sl_buf_init(&buf);
-	struct sl_read_batch b;
-	sl_read_batch_init(&b);
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 10, 123, 10000, UINT32_MAX, T0, &buf, &b),
-			 0);
-	assert_int_equal(b.count, 113);
-	assert_true(b.records[112].seq == 122 && b.next_seq == 123);
-	check_frames(log, &buf, &b, 10, 113, UINT32_MAX);
+	struct fx *f = *state;
+	assert_int_equal(read_frames(f, 10, 123, 10000, UINT32_MAX), 0);
+	assert_int_equal(f->b.count, 113);
+	assert_true(f->b.records[112].seq == 122 && f->b.next_seq == 123);
+	check_frames(f->log, &f->buf, &f->b, 10, 113, UINT32_MAX);
 	/* Nothing below it: an empty read that continues there, only the head in buf. */
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 123, 123, 10000, UINT32_MAX, T0, &buf, &b),
-			 0);
-	assert_int_equal(b.count, 0);
-	assert_true(b.next_seq == 123);
-	assert_int_equal(buf.len, HEAD_BYTES);
+	assert_int_equal(read_frames(f, 123, 123, 10000, UINT32_MAX), 0);
+	assert_int_equal(f->b.count, 0);
+	assert_true(f->b.next_seq == 123);
+	assert_int_equal(f->buf.len, HEAD_BYTES);
 	/* The limit met before below_seq: continue after the last record. */
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 10, 123, 5, UINT32_MAX, T0, &buf, &b), 0);
-	assert_int_equal(b.count, 5);
-	assert_true(b.next_seq == 15);
-	sl_read_batch_finish(&b);
-	sl_buf_finish(&buf);
-	sl_shard_log_close(log);
-	tmpdir_remove(dir);
+	assert_int_equal(read_frames(f, 10, 123, 5, UINT32_MAX), 0);
+	assert_int_equal(f->b.count, 5);
+	assert_true(f->b.next_seq == 15);
 }
 
 /* A damaged frame fails the read with SLUICE_ERR_CORRUPT and leaves only the head. */
 static void corrupt_frame_fails_and_keeps_the_head(void **state)
 {
-	char *dir;
-	struct sl_shard_log *log = open_filled(&dir);
-	int fd = open(seg_path(dir, 1, "log"), O_RDWR);
-	assert_true(fd >= 0);
+	struct fx *f = *state;
 	/* The data of the 3rd record: 32 bytes of segment header + 2 frames + its header + key. */
-	struct sl_read_batch b;
-	sl_read_batch_init(&b);
-	assert_int_equal(sl_shard_log_read(log, 1, 3, UINT32_MAX, T0, &b), 0);
-	size_t f0 = sl_record_frame_bytes(b.records[0].key_len, false, b.records[0].data_len);
-	size_t f1 = sl_record_frame_bytes(b.records[1].key_len, false, b.records[1].data_len);
-	off_t at = (off_t)(32 + f0 + f1 + SL_RECORD_HEADER_BYTES + b.records[2].key_len);
+	assert_int_equal(sl_shard_log_read(f->log, 1, 3, UINT32_MAX, T0, &f->b), 0);
+	const struct sluice_record *r = f->b.records;
+	size_t f0 = sl_record_frame_bytes(r[0].key_len, false, r[0].data_len);
+	size_t f1 = sl_record_frame_bytes(r[1].key_len, false, r[1].data_len);
+	off_t at = (off_t)(32 + f0 + f1 + SL_RECORD_HEADER_BYTES + r[2].key_len);
+	int fd = open(seg_path(f->dir, 1, "log"), O_RDWR);
+	assert_true(fd >= 0);
 	uint8_t c;
 	assert_int_equal(pread(fd, &c, 1, at), 1);
 	c ^= 0xff;
@@ -177,34 +169,24 @@ static void corrupt_frame_fails_and_keeps_the_head(void **state)
 
 	struct msg_capture mc = {0};
 	msg_capture_install(&mc);
-	struct sl_buf buf;
-	sl_buf_init(&buf);
-	head(&buf);
-	assert_int_equal(
-	    sl_shard_log_read_frames(log, 1, UINT64_MAX, 10000, UINT32_MAX, T0, &buf, &b),
-	    SLUICE_ERR_CORRUPT);
-	assert_int_equal(b.count, 0);
-	assert_int_equal(buf.len, HEAD_BYTES);
-	assert_memory_equal(buf.data, HEAD, HEAD_BYTES);
+	assert_int_equal(read_frames(f, 1, UINT64_MAX, 10000, UINT32_MAX), SLUICE_ERR_CORRUPT);
+	assert_int_equal(f->b.count, 0);
+	assert_int_equal(f->buf.len, HEAD_BYTES);
+	assert_memory_equal(f->buf.data, HEAD, HEAD_BYTES);
 	/* Before it, the records are fine. */
-	head(&buf);
-	assert_int_equal(sl_shard_log_read_frames(log, 1, UINT64_MAX, 2, UINT32_MAX, T0, &buf, &b),
-			 0);
-	assert_int_equal(b.count, 2);
+	assert_int_equal(read_frames(f, 1, UINT64_MAX, 2, UINT32_MAX), 0);
+	assert_int_equal(f->b.count, 2);
 	msg_capture_uninstall();
 	assert_true(mc.errors >= 1);
-	sl_read_batch_finish(&b);
-	sl_buf_finish(&buf);
-	sl_shard_log_close(log);
-	tmpdir_remove(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(frames_follow_the_head),
-	    cmocka_unit_test(stops_before_below_seq),
-	    cmocka_unit_test(corrupt_frame_fails_and_keeps_the_head),
+	    cmocka_unit_test_setup_teardown(frames_follow_the_head, setup, teardown),
+	    cmocka_unit_test_setup_teardown(stops_before_below_seq, setup, teardown),
+	    cmocka_unit_test_setup_teardown(corrupt_frame_fails_and_keeps_the_head, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
