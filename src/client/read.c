@@ -1,6 +1,8 @@
 /* Reading: sluice_read (one READ request) and the shard reader built on it. */
 #include "client/client_internal.h"
 
+#include "log/record_format.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,17 +134,24 @@ static int read_answer(struct sluice_client *c, uint32_t shard_id, struct sl_rea
 		memcpy(ret->priv_data, body, left);
 		data = ret->priv_data;
 	}
-	sl_reader_init(&rd, data, left);
-	rd.off = 4 + 8 + 8 + 8 + 4;
+	/* The records are the log's frames as sluiced read (and checksummed) them: check their
+	 * structure, in order, and borrow key and data from the buffer. */
+	size_t off = 4 + 8 + 8 + 8 + 4;
+	uint64_t prev_seq = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		if (sl_proto_get_record_out(&rd, &ret->records[i]) < 0)
+		size_t flen;
+		struct sluice_record *rec = &ret->records[i];
+		if (sl_record_parse(data + off, left - off, rec, &flen) < 0 ||
+		    (i > 0 && rec->seq <= prev_seq))
 			return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed record %u", i);
+		prev_seq = rec->seq;
+		off += flen;
 	}
-	uint8_t flags;
-	if (!sl_reader_u8(&rd, &flags) || (flags & ~SL_READ_FLAG_SHARD_ENDED))
-		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "malformed READ answer flags");
-	if (sl_reader_left(&rd) != 0)
-		return sl_client_fail(c, SLUICE_ERR_PROTOCOL, "trailing bytes in READ answer");
+	if (left - off != 1 || (data[off] & ~SL_READ_FLAG_SHARD_ENDED))
+		return sl_client_fail(c, SLUICE_ERR_PROTOCOL,
+				      left - off == 1 ? "malformed READ answer flags"
+						      : "malformed READ answer end");
+	uint8_t flags = data[off];
 	ret->count = n;
 	ret->shard_id = rshard;
 	ret->next_seq = next_seq;

@@ -106,19 +106,43 @@ static int reserve_records(struct sl_read_batch *out)
 }
 
 /*
- * Records with seq >= from_seq and ts >= min_ts, up to the limits. While filling, the records'
- * key/data hold offsets into out->bytes (which may move as it grows); they become pointers at the
- * end. out->bytes keeps [0, keep) = frames up to the last record taken; bytes scanned past and
- * skipped are dropped when the buffer is refilled.
+ * What one read_impl call reads and where its frames go. Normal reads (sl_shard_log_read) decode
+ * into out->bytes from its start; frame reads (sl_shard_log_read_frames) append the taken frames
+ * contiguously after `base` bytes the caller already put into `bytes` (its answer head).
  */
-static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts,
-		     uint32_t max_records, uint32_t max_bytes, struct sl_read_batch *out)
+struct read_spec {
+	uint64_t from_seq;
+	uint64_t below_seq; /* stop before the first record with seq >= this */
+	int64_t min_ts;
+	uint32_t max_records;
+	uint32_t max_bytes;
+	struct sl_buf *bytes;
+	size_t base;
+	bool frames; /* only the taken frames, back to back, may end up after base */
+};
+
+/*
+ * Records with seq >= from_seq and ts >= min_ts, up to the limits. While filling, the records'
+ * key/data hold offsets into the byte buffer (which may move as it grows); they become pointers
+ * at the end. The buffer keeps [base, keep) = frames up to the last record taken; bytes scanned
+ * past and skipped are dropped when the buffer is refilled, or (frame reads, whose frames must be
+ * contiguous) moved over when the first record is taken.
+ */
+static int read_impl(struct sl_shard_log *log, const struct read_spec *q, struct sl_read_batch *out)
 {
+	uint64_t from_seq = q->from_seq;
+	int64_t min_ts = q->min_ts;
+	uint32_t max_records = q->max_records, max_bytes = q->max_bytes;
+	struct sl_buf *b = q->bytes;
 	out->count = 0;
 	out->data_bytes = 0;
-	sl_buf_reset(&out->bytes);
+	b->len = q->base;
 	if (max_records > SL_READ_RECORDS_MAX)
 		max_records = SL_READ_RECORDS_MAX;
+	if (from_seq >= q->below_seq) {
+		out->next_seq = from_seq;
+		return 0;
+	}
 
 	struct loc start, by_time;
 	int r = locate_seq(log, from_seq, &start);
@@ -135,7 +159,8 @@ static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts
 	/*
 	 * First pread: what max_records records of the shard's average frame size take (bounded by
 	 * max_bytes), so a read of 256 small records is one syscall of about their size rather than
-	 * a fixed large chunk; later preads of the same read double it.
+	 * a fixed large chunk; later preads of the same read double it. A frame read starts small:
+	 * the frames between the index entry and from_seq are moved over, so that move stays short.
 	 */
 	uint64_t span = log->next_seq - log->segs[0].first_seq;
 	uint64_t avg = span ? log->total_bytes / span + 1 : SL_RECORD_HEADER_BYTES;
@@ -143,14 +168,14 @@ static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts
 	uint64_t by_bytes = (uint64_t)max_bytes + (uint64_t)max_records * SL_RECORD_HEADER_BYTES;
 	if (chunk > by_bytes)
 		chunk = by_bytes;
-	if (chunk < SL_READ_CHUNK_BYTES_MIN)
+	if (chunk < SL_READ_CHUNK_BYTES_MIN || q->frames)
 		chunk = SL_READ_CHUNK_BYTES_MIN;
 	if (chunk > SL_READ_CHUNK_BYTES_MAX)
 		chunk = SL_READ_CHUNK_BYTES_MAX;
 
-	struct sl_buf *b = &out->bytes;
-	size_t keep = 0;
+	size_t keep = q->base;
 	uint64_t prev_seq = 0;
+	uint64_t stopped_at = 0; /* the first record at or past below_seq, when one stopped us */
 	bool full = false;
 	for (size_t si = start.seg; si < log->nsegs && !full; si++) {
 		struct sl_segment *seg = &log->segs[si];
@@ -205,6 +230,11 @@ static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts
 				cur += flen;
 				continue;
 			}
+			if (rec.seq >= q->below_seq) {
+				stopped_at = rec.seq;
+				full = true;
+				break;
+			}
 			size_t rec_bytes = (size_t)rec.key_len + rec.data_len;
 			if (out->count && out->data_bytes + rec_bytes > max_bytes) {
 				full = true;
@@ -213,6 +243,15 @@ static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts
 			r = reserve_records(out);
 			if (r < 0)
 				return r;
+			if (q->frames && cur > keep) {
+				/* Frames skipped before the first one taken: move over them. */
+				size_t gap = cur - keep;
+				memmove(b->data + keep, b->data + cur, b->len - cur);
+				b->len -= gap;
+				cur = keep;
+				rec.key -= gap;
+				rec.data -= gap;
+			}
 			/* Offsets for now: b->data may move when it grows. */
 			rec.key = (const char *)(uintptr_t)((const uint8_t *)rec.key - b->data);
 			rec.data = (const uint8_t *)(uintptr_t)(rec.data - b->data);
@@ -232,7 +271,9 @@ static int read_impl(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts
 		rec->key = (const char *)b->data + (uintptr_t)rec->key;
 		rec->data = b->data + (uintptr_t)rec->data;
 	}
-	if (out->count)
+	if (stopped_at)
+		out->next_seq = stopped_at;
+	else if (out->count)
 		out->next_seq = out->records[out->count - 1].seq + 1;
 	else
 		out->next_seq = from_seq > log->next_seq ? from_seq : log->next_seq;
@@ -243,7 +284,7 @@ corrupt:
 		 prev_seq);
 	out->count = 0;
 	out->data_bytes = 0;
-	sl_buf_reset(b);
+	b->len = q->base;
 	return SLUICE_ERR_CORRUPT;
 }
 
@@ -254,24 +295,59 @@ static int64_t expire_before(const struct sl_shard_log *log, int64_t now_ms)
 	return now_ms - log->cfg.retention_ms;
 }
 
+/* Both public reads: no records asked is refused; on any error the bytes are as they came. */
+static int read_checked(struct sl_shard_log *log, const struct read_spec *q,
+			struct sl_read_batch *out)
+{
+	out->count = 0;
+	out->data_bytes = 0;
+	out->next_seq = q->from_seq;
+	q->bytes->len = q->base;
+	if (q->max_records == 0)
+		return SLUICE_ERR_INVALID_ARGUMENT;
+	int r = read_impl(log, q, out);
+	if (r < 0)
+		q->bytes->len = q->base;
+	return r;
+}
+
 int sl_shard_log_read(struct sl_shard_log *log, uint64_t from_seq, uint32_t max_records,
 		      uint32_t max_bytes, int64_t now_ms, struct sl_read_batch *out)
 {
-	if (max_records == 0) {
-		out->count = 0;
-		out->data_bytes = 0;
-		sl_buf_reset(&out->bytes);
-		out->next_seq = from_seq;
-		return SLUICE_ERR_INVALID_ARGUMENT;
-	}
-	return read_impl(log, from_seq, expire_before(log, now_ms), max_records, max_bytes, out);
+	struct read_spec q = {.from_seq = from_seq,
+			      .below_seq = UINT64_MAX,
+			      .min_ts = expire_before(log, now_ms),
+			      .max_records = max_records,
+			      .max_bytes = max_bytes,
+			      .bytes = &out->bytes};
+	return read_checked(log, &q, out);
+}
+
+int sl_shard_log_read_frames(struct sl_shard_log *log, uint64_t from_seq, uint64_t below_seq,
+			     uint32_t max_records, uint32_t max_bytes, int64_t now_ms,
+			     struct sl_buf *frames, struct sl_read_batch *out)
+{
+	struct read_spec q = {.from_seq = from_seq,
+			      .below_seq = below_seq,
+			      .min_ts = expire_before(log, now_ms),
+			      .max_records = max_records,
+			      .max_bytes = max_bytes,
+			      .bytes = frames,
+			      .base = frames->len,
+			      .frames = true};
+	return read_checked(log, &q, out);
 }
 
 /* The first live record with seq >= from_seq and ts >= min_ts, or the tip. */
 static int first_from(struct sl_shard_log *log, uint64_t from_seq, int64_t min_ts,
 		      uint64_t *ret_seq)
 {
-	int r = read_impl(log, from_seq, min_ts, 1, 0, &log->seek_batch);
+	struct read_spec q = {.from_seq = from_seq,
+			      .below_seq = UINT64_MAX,
+			      .min_ts = min_ts,
+			      .max_records = 1,
+			      .bytes = &log->seek_batch.bytes};
+	int r = read_impl(log, &q, &log->seek_batch);
 	if (r < 0)
 		return r;
 	*ret_seq = log->seek_batch.count ? log->seek_batch.records[0].seq : log->next_seq;

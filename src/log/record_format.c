@@ -87,54 +87,13 @@ size_t sl_record_encode(uint8_t *out, const struct sluice_record *r)
 
 int sl_record_decode(const uint8_t *p, size_t len, struct sluice_record *out, size_t *ret_frame_len)
 {
-	*ret_frame_len = 0;
-	if (len < 4)
-		return -EAGAIN;
-	uint32_t frame_len = sl_load_u32(p);
-	if (frame_len < SL_RECORD_FRAME_BYTES_MIN || frame_len > SL_RECORD_FRAME_BYTES_MAX)
-		return SLUICE_ERR_CORRUPT;
-	if (len >= 8 && sl_load_u32(p + 4) != SL_RECORD_MAGIC)
-		return SLUICE_ERR_CORRUPT;
-	if (len < SL_RECORD_HEADER_BYTES) {
-		*ret_frame_len = frame_len;
-		return -EAGAIN;
-	}
-
-	/* The whole header is here: check it agrees with itself before trusting frame_len. */
-	uint16_t key_len = sl_load_u16(p + 24);
-	uint8_t flags = p[26];
-	uint32_t data_len = sl_load_u32(p + 28);
-	if (key_len < 1 || key_len > SLUICE_KEY_LEN_MAX)
-		return SLUICE_ERR_CORRUPT;
-	if ((flags & ~SL_RECORD_FLAG_HASH_KEY) != 0 || p[27] != 0)
-		return SLUICE_ERR_CORRUPT;
-	if (data_len > SLUICE_RECORD_BYTES_LIMIT)
-		return SLUICE_ERR_CORRUPT;
-	bool hk = (flags & SL_RECORD_FLAG_HASH_KEY) != 0;
-	if (sl_record_frame_bytes(key_len, hk, data_len) != frame_len)
-		return SLUICE_ERR_CORRUPT;
-	*ret_frame_len = frame_len;
-	if (len < frame_len)
-		return -EAGAIN;
-
-	size_t body = frame_len - SL_RECORD_TRAILER_BYTES;
+	struct sluice_record rec;
+	int r = sl_record_parse(p, len, &rec, ret_frame_len);
+	if (r < 0)
+		return r;
+	size_t body = *ret_frame_len - SL_RECORD_TRAILER_BYTES;
 	if (hash64(p, body) != sl_load_u64(p + body))
 		return SLUICE_ERR_CORRUPT;
-
-	size_t off = SL_RECORD_HEADER_BYTES;
-	out->seq = sl_load_u64(p + 8);
-	out->ts_ms = (int64_t)sl_load_u64(p + 16);
-	out->has_hash_key = hk;
-	if (hk) {
-		memcpy(out->hash_key.be, p + off, SL_RECORD_HASH_KEY_BYTES);
-		off += SL_RECORD_HASH_KEY_BYTES;
-	} else {
-		memset(out->hash_key.be, 0, sizeof(out->hash_key.be));
-	}
-	out->key = (const char *)(p + off);
-	out->key_len = key_len;
-	off += key_len;
-	out->data = p + off;
-	out->data_len = data_len;
+	*out = rec;
 	return 0;
 }

@@ -138,6 +138,18 @@ void sl_read_batch_finish(struct sl_read_batch *b);
 int sl_shard_log_read(struct sl_shard_log *log, uint64_t from_seq, uint32_t max_records,
 		      uint32_t max_bytes, int64_t now_ms, struct sl_read_batch *out);
 
+/*
+ * The same read for a caller that passes the frames on as stored (sluiced's READ answer): the
+ * frames of the records returned (record_format.h, checksums verified) are appended to `frames`
+ * back to back after the bytes it holds already (the caller's answer head), and nothing else is
+ * left there. Records stop before the first with seq >= below_seq (not acknowledged yet); then
+ * out->next_seq is that record's seq. out->records point into frames->data until frames
+ * changes; out->bytes is not used. On error frames is back to its length at entry.
+ */
+int sl_shard_log_read_frames(struct sl_shard_log *log, uint64_t from_seq, uint64_t below_seq,
+			     uint32_t max_records, uint32_t max_bytes, int64_t now_ms,
+			     struct sl_buf *frames, struct sl_read_batch *out);
+
 /* Resolve a position to the sequence number to read from (O(log n) via the sparse index). */
 int sl_shard_log_seek(struct sl_shard_log *log, const struct sluice_position *pos, int64_t now_ms,
 		      uint64_t *ret_seq);

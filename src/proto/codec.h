@@ -40,7 +40,7 @@
  *   READ            str8 stream, u32 shard_id, u8 position_type, u64 position_value,
  *                   u32 max_records, u32 max_bytes[, u32 wait_ms (optional, may be absent)]
  *                   -> u32 shard_id, u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n,
- *                      n x record_out, u8 flags (bit 0 SL_READ_FLAG_SHARD_ENDED: the shard is
+ *                      n x record_frame, u8 flags (bit 0 SL_READ_FLAG_SHARD_ENDED: the shard is
  *                      closed and next_seq is past its end_seq; other bits 0)
  *   STREAM_SPLIT    str8 name, u32 shard_id, 16 bytes new_start_hash_key (BE)
  *                   -> u32 child_id_low, u32 child_id_high
@@ -79,6 +79,10 @@
  *   record_in    = str16 key (1..256 bytes, UTF-8), u8 flags (bit 0: explicit hash key follows),
  *                  [16 bytes hash key, big-endian], u32 data_len, data
  *   record_out   = u64 seq, i64 ts_ms, str16 key, u8 flags, [16 bytes hash key], u32 data_len, data
+ *   record_frame = a shard log's record frame as stored (src/log/record_format.h: u32 frame_len,
+ *                  u32 magic, u64 seq, i64 ts_ms, u16 key_len, u8 flags, u8 0, u32 data_len,
+ *                  [16 bytes hash key], key, data, u64 XXH3 checksum): sluiced sends what it read
+ *                  from disk without re-encoding it (it verified the checksum on the way)
  *   stream_desc  = str8 name, u64 retention_ms, i64 created_ms, u8 status, u32 n, n x shard_desc
  *   shard_desc   = u32 shard_id, i32 parent_id (-1 none), i32 adjacent_parent_id (-1 none),
  *                  16 bytes start hash (BE), 16 bytes end hash (BE), u64 start_seq,
@@ -161,7 +165,7 @@
 /* READ response flags (the last byte of the answer). */
 #define SL_READ_FLAG_SHARD_ENDED 0x01
 /* record_in/record_out flags: bit 0 = a 16-byte explicit hash key follows. Other bits must be 0. */
-#define SL_RECORD_FLAG_HASH_KEY 0x01
+#define SL_RECORD_FLAG_HASH_KEY 0x01u
 
 enum sl_opcode {
 	SL_OP_PING = 0x01,

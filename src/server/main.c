@@ -147,7 +147,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	srv.workers = calloc(srv.nworkers, sizeof(*srv.workers));
-	if (!srv.workers)
+	if (!srv.workers || sl_buf_pool_init(&srv.read_answers, READ_ANSWERS_KEPT_MAX,
+					     READ_ANSWER_BYTES_KEPT_MAX) < 0)
 		return 1;
 	r = sl_consumers_open(&srv, &srv.consumers);
 	if (r < 0) {
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
 		close(srv.listen_fd);
 	sl_consumers_close(srv.consumers);
 	sl_server_destroy_workers(&srv);
+	sl_buf_pool_finish(&srv.read_answers);
 	sl_registry_close(srv.registry);
 	free(srv.workers);
 	SL_INFO("stopped cleanly");

@@ -1,9 +1,11 @@
 /*
  * READ: resolve a position in one shard and return a batch of records, on the shard's owner
- * loop (the only thread that touches its log). The owner encodes the whole response frame, so the
- * record bytes are copied once from the page cache into it; the origin loop only queues it, and
- * when the connection has nothing else queued the frame is sent from that buffer (sl_conn_queue
- * hands it over instead of copying).
+ * loop (the only thread that touches its log). The owner writes the answer's head and reads the
+ * records' frames from the log straight after it (the answer carries them as stored: one copy of
+ * each byte, from the page cache); the origin loop only queues the answer, and when the
+ * connection has nothing else queued it is sent from that buffer (sl_conn_queue hands it over
+ * instead of copying). Answer buffers come from and go back to the server's pool (read_answers),
+ * so their pages stay mapped from one answer to the next.
  *
  * Readers see only acknowledged records (below the log's durable_seq): a record a crash could
  * still take away is never shown.
@@ -33,6 +35,8 @@
 
 /* Parked reads per worker: each holds a request slot and up to max_bytes of its connection. */
 #define READS_PARKED_MAX 4096u
+/* u64 next_seq, u64 tip_seq, u64 millis_behind, u32 n: between shard_id and the frames. */
+#define READ_ANSWER_FIELDS_BYTES (8u + 8u + 8u + 4u)
 
 struct read_req {
 	struct sl_op op;
@@ -63,7 +67,8 @@ static void deliver(struct read_req *rr)
 	sl_conn_release(c, rr->hold_bytes);
 	sl_stream_unref(rr->stream);
 	sl_worker_request_end(rr->origin);
-	sl_buf_finish(&rr->resp);
+	/* The connection's previous (sent) output buffer, or this answer's if it was dropped. */
+	sl_buf_pool_give(&rr->origin->srv->read_answers, &rr->resp);
 	free(rr);
 }
 
@@ -107,29 +112,15 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 		encode_error(rr, r, msg);
 		return false;
 	}
-	struct sl_read_batch *b = &w->read_batch;
-	r = sl_shard_log_read(sh->log, seq, rr->q.max_records, rr->q.max_bytes, now, b);
-	if (r < 0) {
-		SL_ERROR("stream %s shard %u: read at %llu failed: %s", sh->stream->name, sh->id,
-			 (unsigned long long)seq, sluice_strerror(r));
-		encode_error(rr, r, "read failed");
-		return false;
-	}
-	/* Hide what is written but not yet acknowledged. */
-	size_t n = b->count;
-	uint64_t next = b->next_seq;
-	while (n && b->records[n - 1].seq >= st.durable_seq)
-		n--;
-	if (n < b->count)
-		next = b->records[n].seq;
-	/* A closed shard gets nothing more: such a read answers at once (SHARD_ENDED once past
+	/* Nothing acknowledged at seq yet: park (long poll) or answer empty, without reading.
+	 * A closed shard gets nothing more: such a read answers at once (SHARD_ENDED once past
 	 * end_seq). */
-	if (n == 0 && rr->q.wait_ms > 0 && w->reads_parked_n < READS_PARKED_MAX &&
+	if (seq >= st.durable_seq && rr->q.wait_ms > 0 && w->reads_parked_n < READS_PARKED_MAX &&
 	    !atomic_load(&sh->closed) &&
 	    !atomic_load_explicit(&w->srv->draining, memory_order_relaxed)) {
-		/* Pinned: whatever is acknowledged from `next` on is what this read returns. */
-		rr->q.position = (struct sluice_position){.type = SLUICE_POS_AT_SEQ, .value = next};
-		rr->wait_seq = next;
+		/* Pinned: whatever is acknowledged from `seq` on is what this read returns. */
+		rr->q.position = (struct sluice_position){.type = SLUICE_POS_AT_SEQ, .value = seq};
+		rr->wait_seq = seq;
 		rr->wait_deadline_ms = sl_mono_ms() + rr->q.wait_ms;
 		rr->q.wait_ms = 0; /* parks once: the next do_read answers */
 		rr->next_parked = w->reads_parked;
@@ -139,6 +130,34 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 		sl_loop_wake_by(w->loop, rr->wait_deadline_ms);
 		return true;
 	}
+
+	/* The head with room for next_seq, tip_seq, millis_behind and n, patched after the read,
+	 * which appends the records' frames straight after it (one copy, from the page cache). */
+	size_t start, fields;
+	sl_buf_reset(&rr->resp);
+	sl_buf_pool_take(&w->srv->read_answers, &rr->resp);
+	r = sl_proto_encode_response_head(&rr->resp, rr->h.opcode, rr->h.request_id, 0, &start);
+	r = r ?: sl_buf_put_u32(&rr->resp, sh->id);
+	fields = rr->resp.len;
+	r = r ?: sl_buf_reserve(&rr->resp, READ_ANSWER_FIELDS_BYTES);
+	if (r < 0) {
+		encode_error(rr, SLUICE_ERR_THROTTLED, "out of memory, retry later");
+		return false;
+	}
+	rr->resp.len += READ_ANSWER_FIELDS_BYTES;
+	struct sl_read_batch *b = &w->read_batch;
+	r = sl_shard_log_read_frames(sh->log, seq, st.durable_seq, rr->q.max_records,
+				     rr->q.max_bytes, now, &rr->resp, b);
+	if (r < 0) {
+		if (r != -ENOMEM)
+			SL_ERROR("stream %s shard %u: read at %llu failed: %s", sh->stream->name,
+				 sh->id, (unsigned long long)seq, sluice_strerror(r));
+		encode_error(rr, r == -ENOMEM ? SLUICE_ERR_THROTTLED : r,
+			     r == -ENOMEM ? "out of memory, retry later" : "read failed");
+		return false;
+	}
+	size_t n = b->count;
+	uint64_t next = b->next_seq;
 	uint64_t tip = st.durable_seq;
 	uint8_t flags = 0;
 	if (atomic_load(&sh->closed)) {
@@ -151,20 +170,12 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 	uint64_t behind_ms = 0;
 	if (n && next < tip && st.last_ts_ms > b->records[n - 1].ts_ms)
 		behind_ms = (uint64_t)(st.last_ts_ms - b->records[n - 1].ts_ms);
-
-	size_t start;
-	sl_buf_reset(&rr->resp);
-	r = sl_proto_encode_response_head(&rr->resp, rr->h.opcode, rr->h.request_id, 0, &start);
-	r = r ?: sl_buf_put_u32(&rr->resp, sh->id);
-	r = r ?: sl_buf_put_u64(&rr->resp, next);
-	r = r ?: sl_buf_put_u64(&rr->resp, tip);
-	r = r ?: sl_buf_put_u64(&rr->resp, behind_ms);
-	r = r ?: sl_buf_put_u32(&rr->resp, (uint32_t)n);
-	r = r ?: sl_buf_reserve(&rr->resp, b->data_bytes + n * 48);
-	for (size_t i = 0; r == 0 && i < n; i++)
-		r = sl_proto_put_record_out(&rr->resp, &b->records[i]);
-	r = r ?: sl_buf_put_u8(&rr->resp, flags);
-	if (r < 0) {
+	uint8_t *f = rr->resp.data + fields;
+	sl_store_u64(f, next);
+	sl_store_u64(f + 8, tip);
+	sl_store_u64(f + 16, behind_ms);
+	sl_store_u32(f + 24, (uint32_t)n);
+	if (sl_buf_put_u8(&rr->resp, flags) < 0) {
 		encode_error(rr, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return false;
 	}

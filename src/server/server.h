@@ -5,6 +5,7 @@
 #ifndef SL_SERVER_SERVER_H
 #define SL_SERVER_SERVER_H
 
+#include "common/buf_pool.h"
 #include "log/shard_log.h"
 #include "net/conn.h"
 #include "net/loop.h"
@@ -64,6 +65,14 @@ struct sl_worker {
 
 struct sl_consumers;
 
+/*
+ * READ answer buffers kept for reuse (sl_server.read_answers): enough for a few readers with a
+ * read-ahead each; a default 8 MiB answer sits in a 16 MiB buffer. Idle, the pool holds at most
+ * this much memory; it never raises the peak (it keeps only buffers that were in use together).
+ */
+#define READ_ANSWERS_KEPT_MAX 16u
+#define READ_ANSWER_BYTES_KEPT_MAX ((size_t)128 << 20)
+
 struct sl_server {
 	struct sl_server_config cfg;
 	struct sl_registry *registry;
@@ -74,8 +83,9 @@ struct sl_server {
 	char auth_token[512];
 	size_t auth_token_len;
 	int64_t started_ms;
-	struct sockaddr_in listen_addr; /* after bind: the real port */
-	int listen_fd;			/* shared by every worker's multishot accept */
+	struct sockaddr_in listen_addr;	 /* after bind: the real port */
+	int listen_fd;			 /* shared by every worker's multishot accept */
+	struct sl_buf_pool read_answers; /* READ answer buffers, reused (read.c) */
 };
 
 /* Per-connection state. */

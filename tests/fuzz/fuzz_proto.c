@@ -17,6 +17,7 @@
  */
 #include <sluice/errors.h>
 
+#include "log/record_format.h"
 #include "proto/codec.h"
 
 #include <errno.h>
@@ -337,6 +338,29 @@ static void records_out(struct sl_reader *r, uint32_t n, struct sl_buf *tmp)
 	}
 }
 
+/* READ answer records: the log's frames, checked as libsluice checks them (sl_record_parse). */
+static void record_frames(struct sl_reader *r, uint32_t n)
+{
+	for (uint32_t i = 0; i < n && r->ok; i++) {
+		struct sluice_record rec;
+		size_t flen;
+		size_t left = r->len - r->off;
+		int e = sl_record_parse(r->p + r->off, left, &rec, &flen);
+		if (e < 0) {
+			CHECK(e == -EAGAIN || e == SLUICE_ERR_CORRUPT);
+			r->ok = false;
+			break;
+		}
+		CHECK(flen <= left);
+		CHECK(flen == sl_record_frame_bytes(rec.key_len, rec.has_hash_key, rec.data_len));
+		CHECK((const uint8_t *)rec.key ==
+		      r->p + r->off + sl_record_prefix_bytes(rec.key_len, rec.has_hash_key) -
+			  rec.key_len);
+		CHECK(rec.data + rec.data_len + SL_RECORD_TRAILER_BYTES == r->p + r->off + flen);
+		r->off += flen;
+	}
+}
+
 /* ---- pushes (server -> client) ---- */
 
 static void push(uint8_t op, const uint8_t *body, size_t len, struct sl_buf *tmp)
@@ -499,7 +523,7 @@ static void response(uint8_t op, const uint8_t *body, size_t len, struct sl_buf 
 		sl_reader_u64(&r, &u64);
 		sl_reader_u64(&r, &u64);
 		sl_reader_u32(&r, &n);
-		records_out(&r, n, tmp);
+		record_frames(&r, n);
 		sl_reader_u8(&r, &u8);
 		break;
 	default:

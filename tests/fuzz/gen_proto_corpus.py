@@ -77,6 +77,18 @@ def record_out():
     return head + u8(0) + u32(len(d)) + d
 
 
+def record_frame():
+    """A READ answer's record: the log's frame (src/log/record_format.h). The same random draws
+    as record_out, so the seeds after it stay the same; the checksum is not computed (libsluice
+    does not check it: sluiced did when it read the frame from disk)."""
+    k, d = key(), data()
+    seq, ts = rng.randrange(1 << 40), 1790000000000 + rng.randrange(10 ** 6)
+    hk = hash_key() if rng.random() < 0.3 else b''
+    flen = 32 + len(hk) + len(k) + len(d) + 8
+    head = u32(flen) + u32(0x31524C53) + u64(seq) + i64(ts) + struct.pack('<H', len(k))
+    return head + u8(1 if hk else 0) + u8(0) + u32(len(d)) + hk + k + d + u64(0)
+
+
 def shard_desc(i, n):
     span = (1 << 128) // n
     start, end = i * span, ((i + 1) * span - 1 if i < n - 1 else (1 << 128) - 1)
@@ -130,7 +142,8 @@ def responses():
     yield frame(OP['PRODUCE'], ok(u32(n) + results), response=True)
     n = rng.choice([0, 1, 2, 3])
     head = u32(rng.randrange(4)) + u64(100) + u64(200) + u64(rng.randrange(10 ** 5)) + u32(n)
-    yield frame(OP['READ'], ok(head + b''.join(record_out() for _ in range(n))), response=True)
+    yield frame(OP['READ'], ok(head + b''.join(record_frame() for _ in range(n)) + u8(0)),
+                response=True)
     op = rng.choice(list(OP.values()))
     msg = rng.choice([b'', b'stream not found', b'invalid partition key: use 1-256 bytes of UTF-8',
                       'caf\u00e9 \u20ac'.encode()])

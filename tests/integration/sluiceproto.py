@@ -240,20 +240,8 @@ class Client:
         sid, next_seq, tip, behind, n = struct.unpack_from("<IQQQI", r)
         off, recs = 32, []
         for _ in range(n):
-            seq, ts, klen = struct.unpack_from("<QqH", r, off)
-            off += 18
-            key = r[off:off + klen]
-            off += klen
-            flags = r[off]
-            off += 1
-            hk = None
-            if flags & 1:
-                hk = int.from_bytes(r[off:off + 16], "big")
-                off += 16
-            (dlen,) = struct.unpack_from("<I", r, off)
-            off += 4
-            recs.append(dict(seq=seq, ts=ts, key=key, hash_key=hk, data=r[off:off + dlen]))
-            off += dlen
+            rec, off = parse_record_frame(r, off)
+            recs.append(rec)
         flags = r[off]
         off += 1
         assert flags & ~READ_FLAG_SHARD_ENDED == 0, ("unknown READ flags", flags)
@@ -467,6 +455,27 @@ class Client:
             d["shards"].append(st)
         assert off == len(r), ("trailing bytes in FIREHOSE_DESCRIBE response", off, len(r))
         return d
+
+
+RECORD_MAGIC = 0x31524C53  # "SLR1": a READ answer's records are the log's frames
+
+
+def parse_record_frame(r, off):
+    """One record frame (src/log/record_format.h) from r at off; returns (record, new offset).
+    Checks the structure as libsluice does (the checksum is sluiced's to verify)."""
+    flen, magic, seq, ts, klen, flags, zero, dlen = struct.unpack_from("<IIQqHBBI", r, off)
+    assert magic == RECORD_MAGIC and zero == 0 and flags & ~1 == 0, ("bad record frame", off)
+    p = off + 32
+    hk = None
+    if flags & 1:
+        hk = int.from_bytes(r[p:p + 16], "big")
+        p += 16
+    key = r[p:p + klen]
+    p += klen
+    data = r[p:p + dlen]
+    p += dlen + 8
+    assert flen == p - off and p <= len(r), ("record frame length", flen, p - off, len(r))
+    return dict(seq=seq, ts=ts, key=key, hash_key=hk, data=data), p
 
 
 def parse_records_out(r, off, n):

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "fake_server.h"
+#include "log/record_format.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,7 +72,15 @@ static void answer_read(struct sl_buf *out, const struct sl_frame_header *h, con
 					    .key_len = 1,
 					    .data = (const uint8_t *)data,
 					    .data_len = (uint32_t)dl};
-		assert_int_equal(sl_proto_put_record_out(out, &rec), 0);
+		/* The answer carries the records as the log stores them (real checksums). */
+		uint32_t flen = sl_record_frame_bytes(rec.key_len, false, rec.data_len);
+		assert_int_equal(sl_buf_reserve(out, flen), 0);
+		assert_int_equal(sl_record_encode(out->data + out->len, &rec), flen);
+		/* shard 13 answers a damaged second frame: a wrong magic, then a length that
+		 * does not match its header */
+		if (req.shard_id == 13 && i == 1)
+			out->data[out->len + ((first & 1) ? 0 : 4)] ^= 0x40;
+		out->len += flen;
 	}
 	/* shard 9 plays a closed shard read to its end */
 	sl_buf_put_u8(out, req.shard_id == 9 && n == 0 ? SL_READ_FLAG_SHARD_ENDED : 0);
@@ -383,6 +392,25 @@ static void read_and_shard_reader(void **state)
 	sluice_shard_reader_destroy(sr);
 }
 
+/* A READ answer whose record frame is damaged is a protocol error, not records. */
+static void read_refuses_a_damaged_frame(void **state)
+{
+	struct fixture *f = *state;
+	struct sluice_read_result res;
+	sluice_read_result_init(&res);
+	struct sluice_position pos = {.type = SLUICE_POS_AT_SEQ, .value = 2}; /* magic */
+	assert_int_equal(sluice_read(f->c, "orders", 13, &pos, 0, 0, &res), SLUICE_ERR_PROTOCOL);
+	assert_int_equal(res.count, 0);
+	assert_non_null(strstr(sluice_client_last_error_message(f->c), "malformed record 1"));
+	pos.value = 1; /* frame_len */
+	assert_int_equal(sluice_read(f->c, "orders", 13, &pos, 0, 0, &res), SLUICE_ERR_PROTOCOL);
+	assert_int_equal(res.count, 0);
+	/* The connection is still usable. */
+	assert_int_equal(sluice_read(f->c, "orders", 5, &pos, 0, 0, &res), 3);
+	assert_true(res.records[0].seq == 1);
+	sluice_read_result_finish(&res);
+}
+
 static void reshard_calls(void **state)
 {
 	struct fixture *f = *state;
@@ -547,6 +575,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(list_and_describe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(put_and_put_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_and_shard_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(read_refuses_a_damaged_frame, setup, teardown),
 	    cmocka_unit_test_setup_teardown(reshard_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(shard_reader_reads_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(read_wait_sends_wait_ms, setup, teardown),
