@@ -396,9 +396,17 @@ static void release_consumer(void *ctx)
 
 static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 {
+	if (l->runner && l->runner_background != s->background) {
+		/* A runner never raises its priority again (that needs privileges): a fresh one,
+		 * created by this loop, starts at the loop's priority. Idle here: no delivery out.
+		 */
+		sl_runner_destroy(l->runner);
+		l->runner = NULL;
+	}
 	if (l->runner)
 		return 0;
 	const struct sl_consumer_config *cfg = &s->c->cfg;
+	const struct sl_server_config *sc = &s->c->owner->srv->cfg;
 	struct sl_runner_config rc = {
 	    .kind = cfg->handler_kind,
 	    .target = cfg->handler_target,
@@ -408,8 +416,11 @@ static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 	    .timeout_ms = cfg->timeout_ms,
 	    .owner = owner_worker(s)->loop,
 	    .consumer_cfg = cfg,
-	    .data_dir = s->c->owner->srv->cfg.data_dir,
+	    .data_dir = sc->data_dir,
 	};
+	if (s->background)
+		rc.priority = sc->firehose_priority;
+	l->runner_background = s->background;
 	return sl_runner_create(&rc, &l->runner);
 }
 
@@ -493,6 +504,33 @@ static void resolve_start(struct sl_cshard *s, int64_t now)
 	s->resolved = true;
 	if (seq > 1)
 		sl_cshard_set_checkpoint(s, seq - 1);
+}
+
+/*
+ * Whether a firehose's next deliveries yield the CPU (--firehose-cpu-priority). A firehose that
+ * keeps up holds records for at most its buffering interval, so the lag that counts is the
+ * window's first record's age beyond that interval: past --firehose-background-lag the firehose
+ * stops yielding until it is back under half of it (the hysteresis keeps one at the bound from
+ * switching at every window). Archiving may thus fall behind while producers saturate the
+ * machine, but not without bound; the bound is capped at half the stream's retention so that
+ * yielding never lets records expire.
+ */
+static void update_background(struct sl_cshard *s, int64_t age_ms)
+{
+	const struct sl_server_config *sc = &s->c->owner->srv->cfg;
+	int64_t bound = sc->firehose_background_lag_ms;
+	if (bound > 0) {
+		int64_t retention = sl_stream_view(s->c->stream)->meta->retention_ms;
+		if (bound > retention / 2)
+			bound = retention / 2;
+		int64_t excess = age_ms - (int64_t)s->c->cfg.firehose.buffer_interval_ms;
+		if (excess > bound)
+			s->catching_up = true;
+		else if (excess <= bound / 2)
+			s->catching_up = false;
+	}
+	s->background = sl_cpu_priority_lowers(&sc->firehose_priority) && !s->catching_up;
+	atomic_store_explicit(&s->st.background, s->background, memory_order_relaxed);
 }
 
 /* Read the next window. Returns true when there is one. */
@@ -590,10 +628,10 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	uint64_t first = win->rb.records[0].seq;
 	if (first > s->next_seq) /* the records before first expired before we got to them */
 		atomic_fetch_add(&s->st.expired, first - s->next_seq);
-	atomic_store_explicit(
-	    &s->st.iterator_age_ms,
-	    (uint64_t)(now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms : 0),
-	    memory_order_relaxed);
+	int64_t age_ms = now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms : 0;
+	atomic_store_explicit(&s->st.iterator_age_ms, (uint64_t)age_ms, memory_order_relaxed);
+	if (firehose)
+		update_background(s, age_ms);
 	if (sl_window_arrange(win, s->nlanes) < 0) {
 		sl_window_unref(win);
 		return false;

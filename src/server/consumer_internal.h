@@ -42,6 +42,7 @@ struct sl_lane {
 	bool to_errors; /* firehose without on-failure stream: give-ups go to errors/ objects */
 	char give_up_error[256];
 	struct sl_runner *runner;
+	bool runner_background; /* the runner lowered its CPU priority (firehoses) */
 };
 
 struct sl_cshard {
@@ -51,8 +52,8 @@ struct sl_cshard {
 	uint32_t index;	    /* in c->shards (= the shard's position in the stream's view) */
 	int32_t parents[2]; /* indexes of the parent and adjacent parent in c->shards, -1: none */
 	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed,
-	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by the
-	 * owner, read by the children's owners. */
+	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by
+	 * the owner, read by the children's owners. */
 	atomic_bool finished;
 	/* owner loop only */
 	bool started; /* the parents were finished (or there are none) */
@@ -74,6 +75,8 @@ struct sl_cshard {
 	_Atomic uint64_t flush_until; /* firehoses: flush everything below this seq (FLUSH) */
 	bool pending_checked;	      /* firehoses: the pending range was looked for */
 	uint64_t pending_last;	      /* firehoses: rebuild the window up to here (0: none) */
+	bool background;	      /* firehoses: deliver on a runner of lowered CPU priority */
+	bool catching_up;	      /* firehoses: past the background lag bound, not yet back */
 };
 
 struct sl_remote;

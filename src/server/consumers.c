@@ -479,8 +479,8 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
-			/* Judged again from the new position: a parent may no longer be finished, and
-			 * a child waits for its parents again. */
+			/* Judged again from the new position: a parent may no longer be finished,
+			 * and a child waits for its parents again. */
 			atomic_store(&s->finished, false);
 			s->started = false;
 			s->next_seq = seq;
@@ -647,6 +647,9 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 	    M(expired, "counter", "Records given up on without an on-failure stream, or expired."),
 	    M(iterator_age_ms, "gauge", "How far behind the tip the consumer is, in ms."),
 	    M(lag_records, "gauge", "Acknowledged records not yet delivered."),
+	    M(background, "gauge",
+	      "1 while a firehose shard yields the CPU to the produce path "
+	      "(--firehose-cpu-priority), 0 at normal priority."),
 #undef M
 	};
 	pthread_mutex_lock(&cs->mu);

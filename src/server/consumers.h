@@ -59,6 +59,8 @@ struct sl_cshard_stats {
 	_Atomic int64_t last_flush_ms;
 	_Atomic uint64_t buffered_bytes; /* estimate of the bytes waiting */
 	_Atomic uint64_t upload_failures;
+	_Atomic uint64_t
+	    background; /* 1 while its runner yields the CPU (--firehose-cpu-priority) */
 };
 
 struct sl_consumers_config {
