@@ -533,6 +533,32 @@ static void update_background(struct sl_cshard *s, int64_t age_ms)
 	atomic_store_explicit(&s->st.background, s->background, memory_order_relaxed);
 }
 
+/* Records (and their estimated bytes, from the log's average frame size) acknowledged but not
+ * yet fetched: the lag that describe and /metrics show. Returns the records. */
+static uint64_t measure_lag(struct sl_cshard *s, const struct sl_shard_log_stats *st,
+			    uint64_t *ret_bytes)
+{
+	uint64_t avail = st->durable_seq > s->next_seq ? st->durable_seq - s->next_seq : 0;
+	uint64_t stored = st->next_seq > st->first_seq ? st->next_seq - st->first_seq : 0;
+	*ret_bytes = stored ? avail * (st->bytes / stored) : 0;
+	atomic_store_explicit(&s->st.lag_records, avail, memory_order_relaxed);
+	return avail;
+}
+
+/* While a window is out (a slow handler, or a firehose yielding the CPU), keep the lag and the
+ * iterator age current: they are how an operator sees a consumer fall behind. */
+static void refresh_lag(struct sl_cshard *s, int64_t now)
+{
+	struct sl_shard_log_stats st;
+	sl_shard_log_stats(s->shard->log, &st);
+	uint64_t bytes;
+	measure_lag(s, &st, &bytes);
+	atomic_store_explicit(&s->st.buffered_bytes, bytes, memory_order_relaxed);
+	int64_t oldest = s->window->rb.count ? s->window->rb.records[0].ts_ms : now;
+	atomic_store_explicit(&s->st.iterator_age_ms, (uint64_t)(now > oldest ? now - oldest : 0),
+			      memory_order_relaxed);
+}
+
 /* Read the next window. Returns true when there is one. */
 static bool fetch(struct sl_cshard *s, int64_t now)
 {
@@ -546,8 +572,8 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	struct sl_shard_log_stats st;
 	sl_shard_log_stats(sh->log, &st);
 	uint64_t tip = st.durable_seq;
-	uint64_t avail = tip > s->next_seq ? tip - s->next_seq : 0;
-	atomic_store_explicit(&s->st.lag_records, avail, memory_order_relaxed);
+	uint64_t avail_bytes;
+	uint64_t avail = measure_lag(s, &st, &avail_bytes);
 	if (avail == 0) {
 		atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->st.buffered_bytes, 0, memory_order_relaxed);
@@ -575,9 +601,6 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 				s->pending_last = last;
 		}
 	}
-	/* Bytes waiting, estimated from the log's average frame size. */
-	uint64_t stored = st.next_seq > st.first_seq ? st.next_seq - st.first_seq : 0;
-	uint64_t avail_bytes = stored ? avail * (st.bytes / stored) : 0;
 	atomic_store_explicit(&s->st.buffered_bytes, avail_bytes, memory_order_relaxed);
 	/* FLUSH covers everything acknowledged when it was asked, window after window. */
 	bool flush = s->next_seq < atomic_load(&s->flush_until) || s->pending_last;
@@ -715,6 +738,7 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			retrying |= l->attempt > 0 || l->give_up_reason != NULL;
 		}
 		if (!all_done) {
+			refresh_lag(s, now);
 			int st = atomic_load_explicit(&s->st.state, memory_order_relaxed);
 			if (st != SL_CSHARD_WAITING_REMOTE || busy)
 				sl_cshard_set_state(s, retrying ? SL_CSHARD_RETRYING
