@@ -8,6 +8,7 @@ scheduling policy), against the loops' own values (the test may itself run under
 """
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -186,7 +187,6 @@ def main():
         scenario_catch_up(check, os.path.join(dest, "catch-up"))
         scenario_bad_flags(check)
     finally:
-        import shutil
         shutil.rmtree(dest, ignore_errors=True)
     print("%d passed, %d failed" % (check.passed, check.failed))
     return 1 if check.failed else 0
