@@ -371,6 +371,7 @@ static int fh_describe(int fd, const char *name, struct fh_status *st)
 		const uint8_t *e = take(&d, el);
 		if (e && el)
 			snprintf(st->last_error, sizeof(st->last_error), "%.*s", (int)el, e);
+		take(&d, 8 + 1); /* lag_ms, background */
 		if (id < FH_SHARDS_MAX)
 			st->checkpoint[id] = cp;
 	}

@@ -614,6 +614,7 @@ int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_c
 		d->buffered_bytes = atomic_load(&s->st.buffered_bytes);
 		d->upload_failures = atomic_load(&s->st.upload_failures);
 		d->last_flush_ms = atomic_load(&s->st.last_flush_ms);
+		d->background = atomic_load(&s->st.background) != 0;
 		pthread_mutex_lock(&s->err_mu);
 		snprintf(d->last_error, sizeof(d->last_error), "%s", s->last_error);
 		snprintf(d->last_object_key, sizeof(d->last_object_key), "%s", s->last_object_key);

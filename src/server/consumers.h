@@ -102,6 +102,7 @@ struct sl_consumer_shard_info {
 	    sent_to_on_failure, expired;
 	int state;
 	char last_error[256];
+	bool background; /* firehoses: yielding the CPU */
 };
 struct sl_consumer_info {
 	struct sl_consumer_config cfg;

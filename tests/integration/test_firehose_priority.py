@@ -108,6 +108,8 @@ def scenario_default(check, dest):
               background_metric(port, "arch") == [1, 1], background_metric(port, "arch"))
         check("default: /metrics says the consumer does not",
               background_metric(port, "c") == [0, 0], background_metric(port, "c"))
+        d = [s["background"] for s in c.describe_firehose("arch")["shards"]]
+        check("default: firehose describe says the shards yield", d == [1, 1], d)
 
 
 def scenario_policy(check, dest, flag, want_policy, yields):
@@ -145,6 +147,9 @@ def scenario_catch_up(check, dest):
               fh == [(base, SCHED_OTHER)], (fh, base))
         check("catch-up: /metrics background 0", background_metric(port, "arch") == [0],
               background_metric(port, "arch"))
+        d = c.describe_firehose("arch")["shards"][0]
+        check("catch-up: describe background 0, nothing left waiting",
+              (d["background"], d["lag_ms"], d["buffered_records"]) == (0, 0, 0), d)
         # Fresh records are archived within milliseconds: back under half the bound, so the
         # firehose yields again (on a new thread). Produce until a window shows it (a loaded
         # machine may archive one late).
@@ -157,6 +162,8 @@ def scenario_catch_up(check, dest):
                 break
         check("catch-up: caught up, /metrics background 1", back,
               background_metric(port, "arch"))
+        d = c.describe_firehose("arch")["shards"][0]["background"]
+        check("catch-up: caught up, describe background 1", d == 1, d)
         fh = wait_until(lambda: of(s.pid, "sl-firehose") == [want] and [want], 10)
         check("catch-up: caught up, the firehose thread yields again",
               fh == [want], (of(s.pid, "sl-firehose"), want))
