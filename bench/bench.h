@@ -106,6 +106,9 @@ int bench_exe_sibling(const char *rel, char *out, size_t out_len);
 
 /* Start sluiced with its data in scratch/sluiced-MODE and wait for its `listening` line. */
 int bench_server_start(const char *scratch, enum bench_fsync mode, struct bench_server *s);
+/* The same with more flags for sluiced (NULL-terminated; NULL: none). */
+int bench_server_start_args(const char *scratch, enum bench_fsync mode, const char *const *extra,
+			    struct bench_server *s);
 /* SIGTERM, wait (then SIGKILL after a grace period). Accepts a never-started server. Returns
  * 0 when sluiced exited with status 0. */
 int bench_server_stop(struct bench_server *s);

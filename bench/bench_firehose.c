@@ -73,7 +73,8 @@ struct fh_opts {
 	uint32_t connections;
 	double seconds; /* bound per phase */
 	const char *dir;
-	const char *s3; /* NULL auto, "off", or an endpoint */
+	const char *s3;		  /* NULL auto, "off", or an endpoint */
+	const char *cpu_priority; /* sluiced --firehose-cpu-priority; NULL: its default */
 	bool json;
 	bool keep;
 };
@@ -370,6 +371,7 @@ static int fh_describe(int fd, const char *name, struct fh_status *st)
 		const uint8_t *e = take(&d, el);
 		if (e && el)
 			snprintf(st->last_error, sizeof(st->last_error), "%.*s", (int)el, e);
+		take(&d, 8 + 1); /* lag_ms, background */
 		if (id < FH_SHARDS_MAX)
 			st->checkpoint[id] = cp;
 	}
@@ -765,7 +767,9 @@ static int run_dest(const struct fh_opts *o, const char *scratch, const char *ki
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return bench_fail("mkdir %s: %s", dir, strerror(errno));
 	struct bench_server srv;
-	if (bench_server_start(dir, BENCH_FSYNC_NEVER, &srv) < 0)
+	const char *extra[] = {"--firehose-cpu-priority", o->cpu_priority, NULL};
+	if (bench_server_start_args(dir, BENCH_FSYNC_NEVER, o->cpu_priority ? extra : NULL, &srv) <
+	    0)
 		return -1;
 	int ret = -1, fd = -1;
 	char dest[PATH_MAX + 32];
@@ -853,8 +857,11 @@ static void report(const struct fh_opts *o, const struct dest_result *r, const s
 			   : 0;
 	double zstd_core = c->ok && c->cpu_seconds > 0 ? c->record_bytes / 1e6 / c->cpu_seconds : 0;
 	FILE *f = o->json ? stderr : stdout;
-	fprintf(f, "\n%s destination (%u shards, %u producers, %u B records, %llu records)\n",
-		r->kind, o->shards, o->connections, o->size, (unsigned long long)r->records);
+	fprintf(f,
+		"\n%s destination (%u shards, %u producers, %u B records, %llu records, "
+		"firehose CPU priority %s)\n",
+		r->kind, o->shards, o->connections, o->size, (unsigned long long)r->records,
+		o->cpu_priority ? o->cpu_priority : "default");
 	fprintf(f, "  produce, no firehose      %10.0f rec/s  %8.1f MB/s\n", base_rps,
 		base_rps * mb);
 	fprintf(f, "  produce, firehose on      %10.0f rec/s  %8.1f MB/s  (%+.1f%% vs without)\n",
@@ -880,6 +887,7 @@ static void report(const struct fh_opts *o, const struct dest_result *r, const s
 		struct bench_json j;
 		bench_json_begin(&j, "firehose");
 		bench_json_str(&j, "dest", r->kind);
+		bench_json_str(&j, "cpu_priority", o->cpu_priority ? o->cpu_priority : "default");
 		bench_json_u64(&j, "records", r->records);
 		bench_json_u64(&j, "size", o->size);
 		bench_json_u64(&j, "shards", o->shards);
@@ -912,6 +920,8 @@ static const char fh_usage[] =
     "                     from AWS_* or S3RVER); default: start s3rver from tests/node_modules\n"
     "                     when installed\n"
     "  --dir DIR          scratch folder parent (default .)\n"
+    "  --cpu-priority P   sluiced's --firehose-cpu-priority (nice:N | idle | normal;\n"
+    "                     default: sluiced's default)\n"
     "  --json, --keep\n";
 
 int bench_firehose_main(int argc, char **argv)
@@ -954,6 +964,8 @@ int bench_firehose_main(int argc, char **argv)
 			o.s3 = v;
 		else if (!strcmp(f, "--dir"))
 			o.dir = v;
+		else if (!strcmp(f, "--cpu-priority"))
+			o.cpu_priority = v;
 		else {
 			bench_fail("bad flag or value: %s %s (see --help)", f, v);
 			return 2;

@@ -77,6 +77,15 @@ static int64_t now_ms(void)
 
 int bench_server_start(const char *scratch, enum bench_fsync mode, struct bench_server *s)
 {
+	return bench_server_start_args(scratch, mode, NULL, s);
+}
+
+/* Flags bench_server_start_args passes on, at most (each flag and value count as one). */
+#define EXTRA_ARGS_MAX 16
+
+int bench_server_start_args(const char *scratch, enum bench_fsync mode, const char *const *extra,
+			    struct bench_server *s)
+{
 	memset(s, 0, sizeof(*s));
 	const char *mname = bench_fsync_name(mode);
 	snprintf(s->data_dir, sizeof(s->data_dir), "%s/sluiced-%s", scratch, mname);
@@ -112,7 +121,7 @@ int bench_server_start(const char *scratch, enum bench_fsync mode, struct bench_
 		signal(SIGPIPE, SIG_DFL);
 		if (dup2(pfd[1], STDOUT_FILENO) < 0 || dup2(logfd, STDERR_FILENO) < 0)
 			_exit(127);
-		char *args[] = {
+		char *args[10 + EXTRA_ARGS_MAX + 1] = {
 		    (char *)(path ? path : "sluiced"),
 		    "--data-dir",
 		    s->data_dir,
@@ -122,8 +131,9 @@ int bench_server_start(const char *scratch, enum bench_fsync mode, struct bench_
 		    "off",
 		    "--fsync",
 		    (char *)mname,
-		    NULL,
 		};
+		for (size_t i = 0; extra && extra[i] && i < EXTRA_ARGS_MAX; i++)
+			args[9 + i] = (char *)extra[i];
 		if (path)
 			execv(path, args);
 		else

@@ -696,6 +696,9 @@ struct sluice_firehose_shard_status {
 	uint64_t expired;	     /* records given up on because they expired */
 	int state;	  /* enum sluice_firehose_state; other values from newer servers */
 	char *last_error; /* "" when none */
+	uint64_t lag_ms;  /* age of the oldest record not yet archived; 0: none waiting */
+	bool background;  /* its thread yields the CPU to producers (sluiced
+			     --firehose-cpu-priority); false while catching up */
 };
 
 struct sluice_firehose_info {

@@ -298,6 +298,8 @@ int sluice_firehose_describe(struct sluice_client *c, const char *name,
 		d->sent_to_on_failure = s.sent_to_on_failure;
 		d->expired = s.expired;
 		d->state = s.state;
+		d->lag_ms = s.lag_ms;
+		d->background = s.background != 0;
 	}
 	if (sl_reader_left(&rest) != 0) {
 		r = malformed(c);

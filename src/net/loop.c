@@ -4,7 +4,6 @@
 #include "common/logging.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -32,11 +31,12 @@ struct sl_loop {
 	/* Posts to ourselves and posts that failed with -EOVERFLOW wait here for the next tick. */
 	struct sl_op **deferred;
 	size_t deferred_len, deferred_cap;
-	/* Messages from threads that have no ring: a locked list and an eventfd to wake us. Only
-	 * handler threads use it, once per batch, so the lock is never on the produce path. */
-	pthread_mutex_t ext_mu;
-	struct sl_op **ext;
-	size_t ext_len, ext_cap;
+	/* Messages from threads that have no ring (handler threads, once per batch): a lock-free
+	 * stack (posters push with a CAS, the loop takes it all with one exchange) and an eventfd
+	 * to wake us. No lock, because firehose threads run at a lowered CPU priority: one
+	 * preempted while holding a lock the loop needs would stall the loop, and the produce path
+	 * with it, until it got the CPU back. Taking the whole list at once rules out ABA. */
+	_Atomic(struct sl_op *) ext_head;
 	int ext_fd;
 	uint64_t ext_counter;
 	struct sl_op ext_op;
@@ -48,18 +48,21 @@ static void arm_external(struct sl_loop *loop);
 static void external_ready(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
 {
 	loop->ext_armed = false;
-	pthread_mutex_lock(&loop->ext_mu);
-	struct sl_op **list = loop->ext;
-	size_t n = loop->ext_len;
-	loop->ext = NULL;
-	loop->ext_len = 0;
-	loop->ext_cap = 0;
-	pthread_mutex_unlock(&loop->ext_mu);
-	for (size_t i = 0; i < n; i++) {
-		list[i]->post_target = NULL;
-		list[i]->complete(loop, list[i], 0, 0);
+	struct sl_op *stack = atomic_exchange_explicit(&loop->ext_head, NULL, memory_order_acquire);
+	struct sl_op *fifo = NULL;
+	while (stack) { /* newest first: reverse, so ops complete in the order they were posted */
+		struct sl_op *next = stack->ext_next;
+		stack->ext_next = fifo;
+		fifo = stack;
+		stack = next;
 	}
-	free(list);
+	while (fifo) {
+		struct sl_op *next = fifo->ext_next; /* complete() may free the op */
+		fifo->post_target = NULL;
+		fifo->ext_next = NULL;
+		fifo->complete(loop, fifo, 0, 0);
+		fifo = next;
+	}
 	arm_external(loop);
 }
 
@@ -74,20 +77,11 @@ static void arm_external(struct sl_loop *loop)
 
 void sl_loop_post_external(struct sl_loop *to, struct sl_op *op)
 {
-	pthread_mutex_lock(&to->ext_mu);
-	if (to->ext_len == to->ext_cap) {
-		size_t cap = to->ext_cap ? to->ext_cap * 2 : 16;
-		struct sl_op **n = realloc(to->ext, cap * sizeof(*n));
-		if (!n) {
-			pthread_mutex_unlock(&to->ext_mu);
-			SL_ERROR("out of memory queueing a message to a loop");
-			abort();
-		}
-		to->ext = n;
-		to->ext_cap = cap;
-	}
-	to->ext[to->ext_len++] = op;
-	pthread_mutex_unlock(&to->ext_mu);
+	struct sl_op *head = atomic_load_explicit(&to->ext_head, memory_order_relaxed);
+	do
+		op->ext_next = head;
+	while (!atomic_compare_exchange_weak_explicit(&to->ext_head, &head, op,
+						      memory_order_release, memory_order_relaxed));
 	uint64_t one = 1;
 	if (write(to->ext_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		SL_ERROR("cannot wake loop %u: %s", to->id, strerror(errno));
@@ -115,7 +109,7 @@ int sl_loop_create(const struct sl_loop_config *cfg, struct sl_loop **ret)
 	loop->tick_ctx = cfg->tick_ctx;
 	loop->tick_interval_ms = cfg->tick_interval_ms > 0 ? cfg->tick_interval_ms : 100;
 	atomic_init(&loop->stop, false);
-	pthread_mutex_init(&loop->ext_mu, NULL);
+	atomic_init(&loop->ext_head, NULL);
 	loop->ext_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->ext_fd < 0) {
 		r = -errno;
@@ -136,8 +130,6 @@ void sl_loop_destroy(struct sl_loop *loop)
 	io_uring_queue_exit(&loop->ring);
 	if (loop->ext_fd >= 0)
 		close(loop->ext_fd);
-	pthread_mutex_destroy(&loop->ext_mu);
-	free(loop->ext);
 	free(loop->deferred);
 	free(loop);
 }

@@ -25,6 +25,7 @@ typedef void (*sl_op_fn)(struct sl_loop *loop, struct sl_op *op, int res, uint32
 struct sl_op {
 	sl_op_fn complete;
 	struct sl_loop *post_target; /* for sl_loop_post retries */
+	struct sl_op *ext_next;	     /* sl_loop_post_external's list */
 };
 
 /* Called once per loop iteration after the CQEs were handled (group commit runs here). */
@@ -58,7 +59,9 @@ void sl_loop_post(struct sl_loop *from, struct sl_loop *to, struct sl_op *op);
 
 /*
  * Send op to a loop from a thread that is not a loop (handler threads, the checkpoint writer).
- * Thread-safe; op->complete(loop, op, 0, 0) runs on the target's thread soon after.
+ * Thread-safe and lock-free (a poster at a lowered CPU priority never holds up the loop); ops
+ * from one thread complete in the order they were posted, op->complete(loop, op, 0, 0) on the
+ * target's thread soon after.
  */
 void sl_loop_post_external(struct sl_loop *to, struct sl_op *op);
 

@@ -132,7 +132,9 @@
  *                  u64 buffered_bytes, i64 last_flush_ms (0: never), str16 last_object_key,
  *                  u64 objects_written, u64 records_archived, u64 bytes_written (compressed),
  *                  u64 upload_failures, u64 sent_to_on_failure, u64 expired,
- *                  u8 state (enum sl_proto_firehose_state), str16 last_error
+ *                  u8 state (enum sl_proto_firehose_state), str16 last_error,
+ *                  u64 lag_ms (age of the oldest record not yet archived; 0: none waiting),
+ *                  u8 background (1: its thread yields the CPU, --firehose-cpu-priority)
  */
 #ifndef SL_PROTO_CODEC_H
 #define SL_PROTO_CODEC_H
@@ -580,7 +582,7 @@ int sl_proto_get_consumer_batch_head(struct sl_reader *r, struct sl_consumer_bat
 #define SL_PROTO_FIREHOSE_CREDENTIALS_FILE_MAX 511
 #define SL_PROTO_FIREHOSE_PROFILE_MAX 63
 /* The smallest firehose_shard_status (empty key and error): bounds a count against the body. */
-#define SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN (4 + 8 + 8 + 8 + 8 + 2 + 6 * 8 + 1 + 2)
+#define SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN (4 + 8 + 8 + 8 + 8 + 2 + 6 * 8 + 1 + 2 + 8 + 1)
 
 enum sl_proto_firehose_compression { /* values of enum sl_firehose_compression */
 				     SL_PROTO_FIREHOSE_COMPRESSION_NONE = 0,
@@ -635,6 +637,8 @@ struct sl_firehose_shard_status {
 	uint64_t expired;
 	uint8_t state; /* enum sl_proto_firehose_state; decoders accept any value (newer servers) */
 	struct sl_str last_error;
+	uint64_t lag_ms;    /* age of the oldest record not yet archived */
+	uint8_t background; /* nonzero: the shard's thread yields the CPU (1 sent) */
 };
 
 /*

@@ -151,6 +151,8 @@ int sl_proto_put_firehose_shard_status(struct sl_buf *out, const struct sl_fireh
 	sl_buf_put_u64(out, s->expired);
 	sl_buf_put_u8(out, s->state);
 	sl_proto_put_str16(out, s->last_error.p, s->last_error.len);
+	sl_buf_put_u64(out, s->lag_ms);
+	sl_buf_put_u8(out, s->background);
 	return 0;
 }
 
@@ -172,6 +174,8 @@ int sl_proto_get_firehose_shard_status(struct sl_reader *r, struct sl_firehose_s
 	rd_u64(r, &s.expired);
 	rd_u8(r, &s.state);
 	rd_str16(r, &s.last_error);
+	rd_u64(r, &s.lag_ms);
+	rd_u8(r, &s.background);
 	if (!r->ok)
 		return SLUICE_ERR_PROTOCOL;
 	*ret = s;

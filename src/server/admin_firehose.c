@@ -143,6 +143,8 @@ static void describe(struct sl_worker *w, struct sl_conn *c, const struct sl_fra
 		    .expired = d->expired,
 		    .state = state_of(d->state),
 		    .last_error = {d->last_error, strlen(d->last_error)},
+		    .lag_ms = d->lag_ms,
+		    .background = d->background,
 		};
 		r = sl_proto_put_firehose_shard_status(out, &st);
 	}

@@ -30,6 +30,11 @@ static const char usage[] =
     "  --segment-bytes SIZE      log segment size (default 128MiB)\n"
     "  --auth-token-file FILE    require this token from clients\n"
     "  --log-level LEVEL         debug | info (default) | warn | error\n"
+    "  --firehose-cpu-priority P nice:N (N 1..19, default nice:10) | idle | normal: the\n"
+    "                            firehoses' compression yields the CPU to the produce path\n"
+    "  --firehose-background-lag DURATION  past this lag (beyond the buffering interval) a\n"
+    "                            firehose runs at normal priority until it caught up (default\n"
+    "                            60s; 0 = always at --firehose-cpu-priority)\n"
     "  --config FILE             read KEY = VALUE lines (the flags above without --)\n"
     "  --help, --version\n";
 
@@ -46,6 +51,9 @@ void sl_server_config_defaults(struct sl_server_config *cfg)
 	cfg->max_inflight_bytes = SL_MAX_INFLIGHT_BYTES_DEFAULT;
 	cfg->segment_bytes = SL_SEGMENT_BYTES_DEFAULT;
 	cfg->log_level = SL_MSG_INFO;
+	cfg->firehose_priority =
+	    (struct sl_cpu_priority){.cls = SL_CPU_PRIORITY_NICE, .nice = SL_FIREHOSE_NICE_DEFAULT};
+	cfg->firehose_background_lag_ms = SL_FIREHOSE_BACKGROUND_LAG_MS_DEFAULT;
 }
 
 int sl_parse_fsync(const char *s, enum sl_fsync_mode *ret_mode, int64_t *ret_interval_ms)
@@ -161,6 +169,15 @@ static int apply(struct sl_server_config *cfg, const char *key, const char *v)
 	}
 	if (strcmp(key, "auth-token-file") == 0)
 		return set_string(cfg->auth_token_file, sizeof(cfg->auth_token_file), v);
+	if (strcmp(key, "firehose-cpu-priority") == 0)
+		return sl_cpu_priority_parse(v, &cfg->firehose_priority);
+	if (strcmp(key, "firehose-background-lag") == 0) {
+		int64_t ms;
+		if (sl_parse_duration_ms(v, &ms) < 0 || ms < 0)
+			return -EINVAL;
+		cfg->firehose_background_lag_ms = ms;
+		return 0;
+	}
 	if (strcmp(key, "log-level") == 0) {
 		static const char *levels[] = {"debug", "info", "warn", "error"};
 		for (int i = 0; i < 4; i++)

@@ -7,6 +7,7 @@
 #define SL_SERVER_CONFIG_H
 
 #include "log/shard_log.h"
+#include "server/thread_priority.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -18,6 +19,10 @@
  * stops reading from it. 64 MiB keeps a pipelining producer busy without unbounded memory. */
 #define SL_MAX_INFLIGHT_BYTES_DEFAULT (64ull << 20)
 #define SL_RETENTION_DEFAULT_MS (24ll * 3600 * 1000)
+/* A firehose more than this behind (beyond its buffering interval) stops yielding the CPU until
+ * it is back under half of it: archiving may lag while producers saturate the machine, but not
+ * forever (docs/firehose.md, "CPU priority"). */
+#define SL_FIREHOSE_BACKGROUND_LAG_MS_DEFAULT (60ll * 1000)
 /* A config file is a few dozen short lines; these bound what sluiced reads and parses. */
 #define SL_SERVER_CONFIG_LINE_BYTES_MAX 8191u
 #define SL_SERVER_CONFIG_FILE_BYTES_MAX (1u << 20)
@@ -38,6 +43,9 @@ struct sl_server_config {
 	uint64_t segment_bytes;
 	char auth_token_file[4096];
 	int log_level; /* enum sl_msg_level */
+	/* Firehose runner threads' CPU priority, and the lag up to which it applies (0: always). */
+	struct sl_cpu_priority firehose_priority;
+	int64_t firehose_background_lag_ms;
 };
 
 void sl_server_config_defaults(struct sl_server_config *cfg);

@@ -396,9 +396,17 @@ static void release_consumer(void *ctx)
 
 static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 {
+	if (l->runner && l->runner_background != s->background) {
+		/* A runner never raises its priority again (that needs privileges): a fresh one,
+		 * created by this loop, starts at the loop's priority. Idle here: no delivery out.
+		 */
+		sl_runner_destroy(l->runner);
+		l->runner = NULL;
+	}
 	if (l->runner)
 		return 0;
 	const struct sl_consumer_config *cfg = &s->c->cfg;
+	const struct sl_server_config *sc = &s->c->owner->srv->cfg;
 	struct sl_runner_config rc = {
 	    .kind = cfg->handler_kind,
 	    .target = cfg->handler_target,
@@ -408,8 +416,11 @@ static int ensure_runner(struct sl_cshard *s, struct sl_lane *l)
 	    .timeout_ms = cfg->timeout_ms,
 	    .owner = owner_worker(s)->loop,
 	    .consumer_cfg = cfg,
-	    .data_dir = s->c->owner->srv->cfg.data_dir,
+	    .data_dir = sc->data_dir,
 	};
+	if (s->background)
+		rc.priority = sc->firehose_priority;
+	l->runner_background = s->background;
 	return sl_runner_create(&rc, &l->runner);
 }
 
@@ -495,6 +506,59 @@ static void resolve_start(struct sl_cshard *s, int64_t now)
 		sl_cshard_set_checkpoint(s, seq - 1);
 }
 
+/*
+ * Whether a firehose's next deliveries yield the CPU (--firehose-cpu-priority). A firehose that
+ * keeps up holds records for at most its buffering interval, so the lag that counts is the
+ * window's first record's age beyond that interval: past --firehose-background-lag the firehose
+ * stops yielding until it is back under half of it (the hysteresis keeps one at the bound from
+ * switching at every window). Archiving may thus fall behind while producers saturate the
+ * machine, but not without bound; the bound is capped at half the stream's retention so that
+ * yielding never lets records expire.
+ */
+static void update_background(struct sl_cshard *s, int64_t age_ms)
+{
+	const struct sl_server_config *sc = &s->c->owner->srv->cfg;
+	int64_t bound = sc->firehose_background_lag_ms;
+	if (bound > 0) {
+		int64_t retention = sl_stream_view(s->c->stream)->meta->retention_ms;
+		if (bound > retention / 2)
+			bound = retention / 2;
+		int64_t excess = age_ms - (int64_t)s->c->cfg.firehose.buffer_interval_ms;
+		if (excess > bound)
+			s->catching_up = true;
+		else if (excess <= bound / 2)
+			s->catching_up = false;
+	}
+	s->background = sl_cpu_priority_lowers(&sc->firehose_priority) && !s->catching_up;
+	atomic_store_explicit(&s->st.background, s->background, memory_order_relaxed);
+}
+
+/* Records (and their estimated bytes, from the log's average frame size) acknowledged but not
+ * yet fetched: the lag that describe and /metrics show. Returns the records. */
+static uint64_t measure_lag(struct sl_cshard *s, const struct sl_shard_log_stats *st,
+			    uint64_t *ret_bytes)
+{
+	uint64_t avail = st->durable_seq > s->next_seq ? st->durable_seq - s->next_seq : 0;
+	uint64_t stored = st->next_seq > st->first_seq ? st->next_seq - st->first_seq : 0;
+	*ret_bytes = stored ? avail * (st->bytes / stored) : 0;
+	atomic_store_explicit(&s->st.lag_records, avail, memory_order_relaxed);
+	return avail;
+}
+
+/* While a window is out (a slow handler, or a firehose yielding the CPU), keep the lag and the
+ * iterator age current: they are how an operator sees a consumer fall behind. */
+static void refresh_lag(struct sl_cshard *s, int64_t now)
+{
+	struct sl_shard_log_stats st;
+	sl_shard_log_stats(s->shard->log, &st);
+	uint64_t bytes;
+	measure_lag(s, &st, &bytes);
+	atomic_store_explicit(&s->st.buffered_bytes, bytes, memory_order_relaxed);
+	int64_t oldest = s->window->rb.count ? s->window->rb.records[0].ts_ms : now;
+	atomic_store_explicit(&s->st.iterator_age_ms, (uint64_t)(now > oldest ? now - oldest : 0),
+			      memory_order_relaxed);
+}
+
 /* Read the next window. Returns true when there is one. */
 static bool fetch(struct sl_cshard *s, int64_t now)
 {
@@ -508,8 +572,8 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	struct sl_shard_log_stats st;
 	sl_shard_log_stats(sh->log, &st);
 	uint64_t tip = st.durable_seq;
-	uint64_t avail = tip > s->next_seq ? tip - s->next_seq : 0;
-	atomic_store_explicit(&s->st.lag_records, avail, memory_order_relaxed);
+	uint64_t avail_bytes;
+	uint64_t avail = measure_lag(s, &st, &avail_bytes);
 	if (avail == 0) {
 		atomic_store_explicit(&s->st.iterator_age_ms, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->st.buffered_bytes, 0, memory_order_relaxed);
@@ -537,9 +601,6 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 				s->pending_last = last;
 		}
 	}
-	/* Bytes waiting, estimated from the log's average frame size. */
-	uint64_t stored = st.next_seq > st.first_seq ? st.next_seq - st.first_seq : 0;
-	uint64_t avail_bytes = stored ? avail * (st.bytes / stored) : 0;
 	atomic_store_explicit(&s->st.buffered_bytes, avail_bytes, memory_order_relaxed);
 	/* FLUSH covers everything acknowledged when it was asked, window after window. */
 	bool flush = s->next_seq < atomic_load(&s->flush_until) || s->pending_last;
@@ -590,10 +651,10 @@ static bool fetch(struct sl_cshard *s, int64_t now)
 	uint64_t first = win->rb.records[0].seq;
 	if (first > s->next_seq) /* the records before first expired before we got to them */
 		atomic_fetch_add(&s->st.expired, first - s->next_seq);
-	atomic_store_explicit(
-	    &s->st.iterator_age_ms,
-	    (uint64_t)(now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms : 0),
-	    memory_order_relaxed);
+	int64_t age_ms = now > win->rb.records[0].ts_ms ? now - win->rb.records[0].ts_ms : 0;
+	atomic_store_explicit(&s->st.iterator_age_ms, (uint64_t)age_ms, memory_order_relaxed);
+	if (firehose)
+		update_background(s, age_ms);
 	if (sl_window_arrange(win, s->nlanes) < 0) {
 		sl_window_unref(win);
 		return false;
@@ -693,6 +754,7 @@ static void poll_shard(struct sl_worker *w, struct sl_cshard *s, int64_t now)
 			retrying |= l->attempt > 0 || l->give_up_reason != NULL;
 		}
 		if (!all_done) {
+			refresh_lag(s, now);
 			int st = atomic_load_explicit(&s->st.state, memory_order_relaxed);
 			if (st != SL_CSHARD_WAITING_REMOTE || busy)
 				sl_cshard_set_state(s, retrying ? SL_CSHARD_RETRYING

@@ -45,6 +45,7 @@ struct sl_lane {
 	bool to_errors; /* firehose without on-failure stream: give-ups go to errors/ objects */
 	char give_up_error[256];
 	struct sl_runner *runner;
+	bool runner_background; /* the runner lowered its CPU priority (firehoses) */
 };
 
 struct sl_cshard {
@@ -58,6 +59,9 @@ struct sl_cshard {
 	 * its own parents finished. Set true by the owner (under the registry mutex, see
 	 * check_finished), read by the children's owners; set false by a reset (sl_consumers_reset,
 	 * under the same mutex) for the shards it names and all their descendants. */
+	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed,
+	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by
+	 * the owner, read by the children's owners. */
 	atomic_bool finished;
 	/* owner loop only */
 	bool waiting_parents; /* held back by a parent not finished (WAITING_PARENTS) */
@@ -79,6 +83,8 @@ struct sl_cshard {
 	_Atomic uint64_t flush_until; /* firehoses: flush everything below this seq (FLUSH) */
 	bool pending_checked;	      /* firehoses: the pending range was looked for */
 	uint64_t pending_last;	      /* firehoses: rebuild the window up to here (0: none) */
+	bool background;	      /* firehoses: deliver on a runner of lowered CPU priority */
+	bool catching_up;	      /* firehoses: past the background lag bound, not yet back */
 };
 
 struct sl_remote;

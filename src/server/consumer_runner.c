@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,12 +120,19 @@ void sl_batch_destroy(struct sl_batch *b)
 	free(b);
 }
 
+/*
+ * The loop hands a batch over without taking the runner's lock (sl_runner_submit stores the job
+ * and posts the semaphore): a firehose runner runs at a lowered CPU priority and may be
+ * preempted inside its lock for as long as the machine is busy, which must not stall the loop.
+ * The lock only orders the end of a call against sl_runner_abandon (rare: timeouts, resets,
+ * deletes, priority changes).
+ */
 struct sl_runner {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct sl_batch *job;
-	bool busy;
+	sem_t wake; /* one post per submitted job, and one to stop */
+	_Atomic(struct sl_batch *) job;
+	atomic_bool busy;
 	bool stop;
 	bool abandoned;
 	enum sl_handler_kind kind;
@@ -132,6 +140,7 @@ struct sl_runner {
 	uint32_t shard_id;
 	uint32_t timeout_ms;
 	struct sl_loop *owner;
+	struct sl_cpu_priority priority;
 	struct sl_exec_handler *exec;
 	struct sl_plugin_handler *plugin;
 	struct sl_consumer_config cfg; /* a copy: an abandoned runner may outlive its consumer */
@@ -157,7 +166,7 @@ static void runner_free(struct sl_runner *r)
 	sl_firehose_sink_destroy(r->sink);
 	free(r->data_dir);
 	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	sem_destroy(&r->wake);
 	free(r->target);
 	free(r->consumer);
 	free(r->stream);
@@ -226,18 +235,32 @@ static void invoke(struct sl_runner *r, struct sl_batch *b)
 static void *runner_main(void *arg)
 {
 	struct sl_runner *r = arg;
+	/* Named so that top -H, perf and /proc/PID/task/TID/comm tell them from the loops. */
+	pthread_setname_np(pthread_self(),
+			   r->kind == SL_HANDLER_FIREHOSE ? "sl-firehose" : "sl-handler");
+	int e = sl_thread_lower_priority(&r->priority);
+	if (e < 0) {
+		char p[SL_CPU_PRIORITY_TEXT_LEN];
+		sl_cpu_priority_format(&r->priority, p);
+		SL_WARN("%s shard %u: cannot lower the thread's CPU priority to %s: %s",
+			r->consumer, r->shard_id, p, strerror(-e));
+	}
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->job && !r->stop)
-			pthread_cond_wait(&r->cv, &r->mu);
-		if (!r->job)
+		struct sl_batch *b;
+		while (!(b = atomic_load(&r->job)) && !r->stop) {
+			pthread_mutex_unlock(&r->mu);
+			while (sem_wait(&r->wake) < 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&r->mu);
+		}
+		if (!b)
 			break;
-		struct sl_batch *b = r->job;
 		pthread_mutex_unlock(&r->mu);
 		invoke(r, b);
 		pthread_mutex_lock(&r->mu);
-		r->job = NULL;
-		r->busy = false;
+		atomic_store(&r->job, NULL);
+		atomic_store(&r->busy, false);
 		if (r->abandoned) {
 			/* The loop gave up on this call and moved on: the batch is ours to free. */
 			sl_batch_destroy(b);
@@ -259,7 +282,7 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
+	sem_init(&r->wake, 0, 0);
 	r->kind = cfg->kind;
 	r->target = strdup(cfg->target);
 	r->consumer = strdup(cfg->consumer);
@@ -267,6 +290,7 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 	r->shard_id = cfg->shard_id;
 	r->timeout_ms = cfg->timeout_ms;
 	r->owner = cfg->owner;
+	r->priority = cfg->priority;
 	if (cfg->consumer_cfg)
 		r->cfg = *cfg->consumer_cfg;
 	r->data_dir = strdup(cfg->data_dir ? cfg->data_dir : ".");
@@ -301,24 +325,23 @@ int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret)
 
 void sl_runner_submit(struct sl_runner *r, struct sl_batch *b)
 {
-	pthread_mutex_lock(&r->mu);
-	r->job = b;
-	r->busy = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	/* The runner is idle (the previous batch came back): it only reads job after the post. */
+	atomic_store(&r->busy, true);
+	atomic_store(&r->job, b);
+	sem_post(&r->wake);
 }
 
 void sl_runner_abandon(struct sl_runner *r)
 {
 	pthread_mutex_lock(&r->mu);
-	if (r->busy) {
+	if (atomic_load(&r->busy)) {
 		r->abandoned =
 		    true;    /* the thread frees the batch and itself when the call returns */
 		if (r->exec) /* a hung child must not outlive its consumer (or sluiced) */
 			sl_exec_handler_kill(r->exec);
 	}
 	r->stop = true;
-	pthread_cond_signal(&r->cv);
+	sem_post(&r->wake);
 	pthread_mutex_unlock(&r->mu);
 }
 

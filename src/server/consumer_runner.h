@@ -14,6 +14,7 @@
 #include "consumer/consumer_config.h"
 #include "log/shard_log.h"
 #include "net/loop.h"
+#include "server/thread_priority.h"
 
 #include <sluice/handler.h>
 
@@ -81,6 +82,10 @@ struct sl_runner_config {
 	uint32_t shard_id;
 	uint32_t timeout_ms;
 	struct sl_loop *owner;
+	/* The thread lowers its own CPU priority to this when it starts (firehoses in the
+	 * background; zero-initialised: normal, as handlers are user work). A runner never goes
+	 * back up: the engine replaces it by a fresh one to run at normal priority again. */
+	struct sl_cpu_priority priority;
 };
 
 int sl_runner_create(const struct sl_runner_config *cfg, struct sl_runner **ret);

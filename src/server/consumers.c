@@ -482,6 +482,10 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
+			/* Judged again from the new position: a parent may no longer be finished,
+			 * and a child waits for its parents again. */
+			atomic_store(&s->finished, false);
+			s->started = false;
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);
@@ -659,6 +663,7 @@ int sl_consumers_describe(struct sl_consumers *cs, const char *name, struct sl_c
 		d->buffered_bytes = atomic_load(&s->st.buffered_bytes);
 		d->upload_failures = atomic_load(&s->st.upload_failures);
 		d->last_flush_ms = atomic_load(&s->st.last_flush_ms);
+		d->background = atomic_load(&s->st.background) != 0;
 		pthread_mutex_lock(&s->err_mu);
 		snprintf(d->last_error, sizeof(d->last_error), "%s", s->last_error);
 		snprintf(d->last_object_key, sizeof(d->last_object_key), "%s", s->last_object_key);
@@ -692,6 +697,9 @@ void sl_consumers_render_metrics(struct sl_consumers *cs, struct sl_buf *out)
 	    M(expired, "counter", "Records given up on without an on-failure stream, or expired."),
 	    M(iterator_age_ms, "gauge", "How far behind the tip the consumer is, in ms."),
 	    M(lag_records, "gauge", "Acknowledged records not yet delivered."),
+	    M(background, "gauge",
+	      "1 while a firehose shard yields the CPU to the produce path "
+	      "(--firehose-cpu-priority), 0 at normal priority."),
 #undef M
 	};
 	pthread_mutex_lock(&cs->mu);

@@ -59,6 +59,8 @@ struct sl_cshard_stats {
 	_Atomic int64_t last_flush_ms;
 	_Atomic uint64_t buffered_bytes; /* estimate of the bytes waiting */
 	_Atomic uint64_t upload_failures;
+	_Atomic uint64_t
+	    background; /* 1 while its runner yields the CPU (--firehose-cpu-priority) */
 };
 
 struct sl_consumers_config {
@@ -100,6 +102,7 @@ struct sl_consumer_shard_info {
 	    sent_to_on_failure, expired;
 	int state;
 	char last_error[256];
+	bool background; /* firehoses: yielding the CPU */
 };
 struct sl_consumer_info {
 	struct sl_consumer_config cfg;

@@ -476,6 +476,10 @@ static void *worker_main(void *arg)
 {
 	struct sl_worker *w = arg;
 	current_worker = w;
+	/* Named so that top -H, perf and /proc/PID/task/TID/comm tell loops from runner threads. */
+	char name[16];
+	snprintf(name, sizeof(name), "sl-loop-%u", w->id);
+	pthread_setname_np(pthread_self(), name);
 	sl_loop_run(w->loop);
 	return NULL;
 }

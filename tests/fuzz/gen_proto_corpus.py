@@ -272,7 +272,7 @@ def firehose_shard_status(i):
     return (u32(i) + u64(rng.randrange(1 << 40)) + u64(rng.randrange(1000))
             + u64(rng.randrange(1 << 24)) + i64(rng.choice([0, 1790000000000])) + str16(key)
             + b''.join(u64(rng.randrange(10 ** 6)) for _ in range(6)) + u8(rng.randrange(4))
-            + str16(err))
+            + str16(err) + u64(1500 * i) + u8(i % 2))  # lag_ms, background: no rng draw
 
 
 def firehose_requests():

@@ -452,6 +452,8 @@ class Client:
             st["state"] = FIREHOSE_STATES.get(state, "UNKNOWN(%d)" % state)
             st["last_error"] = r[off:off + elen].decode(errors="replace")
             off += elen
+            st["lag_ms"], st["background"] = struct.unpack_from("<QB", r, off)
+            off += 9
             d["shards"].append(st)
         assert off == len(r), ("trailing bytes in FIREHOSE_DESCRIBE response", off, len(r))
         return d

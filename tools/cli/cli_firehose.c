@@ -352,7 +352,7 @@ static int describe_json(const char *what, const struct sluice_firehose_info *in
 		    shards,
 		    json_pack(
 			"{s:s, s:s, s:o, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, "
-			"s:s}",
+			"s:s, s:I, s:b}",
 			"shard", id, "state", sluice_firehose_state_name(s->state),
 			"checkpoint_seq", u64_json(s->checkpoint_seq), "buffered_records",
 			(json_int_t)s->buffered_records, "buffered_bytes",
@@ -365,7 +365,8 @@ static int describe_json(const char *what, const struct sluice_firehose_info *in
 			(json_int_t)s->bytes_written, "upload_failures",
 			(json_int_t)s->upload_failures, "sent_to_on_failure",
 			(json_int_t)s->sent_to_on_failure, "expired", (json_int_t)s->expired,
-			"last_error", s->last_error));
+			"last_error", s->last_error, "lag_ms", (json_int_t)s->lag_ms, "background",
+			s->background));
 	}
 	json_t *j = json_pack(
 	    "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:s, s:s, s:I, s:o, s:s, s:I, s:s, s:o}",
@@ -424,21 +425,25 @@ static int describe_text(const struct sluice_firehose_info *info)
 	printf("Start:              %s\n", start);
 	printf("Created:            %s\n", created);
 	printf("Shards:             %zu\n\n", info->shard_count);
-	printf("%-20s  %-15s  %10s  %10s  %10s  %-24s  %8s  %10s  %12s  %8s  %10s  %8s  %s  %s\n",
-	       "SHARD", "STATE", "CHECKPOINT", "BUF REC", "BUF BYTES", "LAST FLUSH", "OBJECTS",
-	       "RECORDS", "BYTES", "FAILURES", "ON-FAILURE", "EXPIRED", "LAST OBJECT KEY",
-	       "LAST ERROR");
+	printf(
+	    "%-20s  %-15s  %10s  %10s  %10s  %8s  %-10s  %-24s  %8s  %10s  %12s  %8s  %10s  %8s  "
+	    "%s  %s\n",
+	    "SHARD", "STATE", "CHECKPOINT", "BUF REC", "BUF BYTES", "LAG", "CPU", "LAST FLUSH",
+	    "OBJECTS", "RECORDS", "BYTES", "FAILURES", "ON-FAILURE", "EXPIRED", "LAST OBJECT KEY",
+	    "LAST ERROR");
 	for (size_t i = 0; i < info->shard_count; i++) {
 		const struct sluice_firehose_shard_status *s = &info->shards[i];
-		char id[24], flushed[64] = "never";
+		char id[24], flushed[64] = "never", lag[32];
 		shard_name(s->shard_id, id);
 		if (s->last_flush_ms)
 			sl_format_timestamp(s->last_flush_ms, flushed, sizeof(flushed));
-		printf("%-20s  %-15s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %-24s  %8" PRIu64
-		       "  %10" PRIu64 "  %12" PRIu64 "  %8" PRIu64 "  %10" PRIu64 "  %8" PRIu64
-		       "  ",
+		sl_format_duration((int64_t)s->lag_ms, lag, sizeof(lag));
+		printf("%-20s  %-15s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64
+		       "  %8s  %-10s  %-24s  %8" PRIu64 "  %10" PRIu64 "  %12" PRIu64 "  %8" PRIu64
+		       "  %10" PRIu64 "  %8" PRIu64 "  ",
 		       id, sluice_firehose_state_name(s->state), s->checkpoint_seq,
-		       s->buffered_records, s->buffered_bytes, flushed, s->objects_written,
+		       s->buffered_records, s->buffered_bytes, lag,
+		       s->background ? "background" : "normal", flushed, s->objects_written,
 		       s->records_archived, s->bytes_written, s->upload_failures,
 		       s->sent_to_on_failure, s->expired);
 		print_one_line(s->last_object_key);

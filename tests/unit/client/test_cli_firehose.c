@@ -127,6 +127,8 @@ handler(void *ctx, unsigned conn, const struct sl_frame_header *h, const uint8_t
 			    .upload_failures = 3 * i,
 			    .state = i ? SL_PROTO_FIREHOSE_RETRYING : SL_PROTO_FIREHOSE_IDLE,
 			    .last_error = i ? S("PUT s3://b/k: HTTP 503\nSlowDown") : S(""),
+			    .lag_ms = i ? 90000 : 0,
+			    .background = i ? 0 : 1,
 			};
 			sl_proto_put_firehose_shard_status(out, &s);
 		}
@@ -308,6 +310,8 @@ static void other_commands(void **state)
 	assert_non_null(l1);
 	assert_non_null(strstr(l0, "IDLE"));
 	assert_true(strstr(l0, "never") < l1);
+	assert_true(strstr(l0, "  0ms  background  ") < l1);
+	assert_non_null(strstr(l1, "  90s  normal  "));
 	assert_non_null(strstr(l1, "RETRYING"));
 	assert_non_null(strstr(l1, "2025-11-28T01:02:03.250Z"));
 	assert_non_null(
@@ -327,7 +331,9 @@ static void other_commands(void **state)
 	assert_non_null(strstr(out, "\"last_flush_ms\":0,\"last_flush\":null,"
 				    "\"last_object_key\":null,"));
 	assert_non_null(strstr(out, "\"upload_failures\":3,"));
-	assert_non_null(strstr(out, "\"last_error\":\"PUT s3://b/k: HTTP 503\\nSlowDown\"}"));
+	assert_non_null(strstr(out, "\"last_error\":\"PUT s3://b/k: HTTP 503\\nSlowDown\","
+				    "\"lag_ms\":90000,\"background\":false}"));
+	assert_non_null(strstr(out, "\"lag_ms\":0,\"background\":true}"));
 	assert_string_equal(strchr(out, '\n'), "\n");
 	fake_server_stop(fs);
 }

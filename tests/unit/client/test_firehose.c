@@ -99,6 +99,8 @@ answer_describe(struct fh_state *st, struct sl_buf *out, const struct sl_frame_h
 		    .expired = 4,
 		    .state = i ? SL_PROTO_FIREHOSE_RETRYING : SL_PROTO_FIREHOSE_IDLE,
 		    .last_error = i ? S("PUT s3://b/k: HTTP 503 SlowDown") : S(""),
+		    .lag_ms = 2500 * i,
+		    .background = i ? 7 : 0, /* nonzero from a newer server: true */
 		};
 		assert_int_equal(sl_proto_put_firehose_shard_status(out, &s), 0);
 	}
@@ -431,6 +433,8 @@ static void admin_calls(void **state)
 	assert_string_equal(s0->last_object_key, "");
 	assert_string_equal(s0->last_error, "");
 	assert_int_equal(s0->state, SLUICE_FIREHOSE_IDLE);
+	assert_int_equal(s0->lag_ms, 0);
+	assert_false(s0->background);
 	assert_int_equal(s1->shard_id, 1);
 	assert_int_equal(s1->checkpoint_seq, 2041);
 	assert_int_equal(s1->buffered_records, 17);
@@ -443,6 +447,8 @@ static void admin_calls(void **state)
 	assert_int_equal(s1->upload_failures, 2);
 	assert_int_equal(s1->sent_to_on_failure, 1);
 	assert_int_equal(s1->expired, 4);
+	assert_int_equal(s1->lag_ms, 2500);
+	assert_true(s1->background);
 	assert_int_equal(s1->state, SLUICE_FIREHOSE_RETRYING);
 	assert_string_equal(s1->last_error, "PUT s3://b/k: HTTP 503 SlowDown");
 	sluice_firehose_info_free(info);

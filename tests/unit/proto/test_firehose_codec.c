@@ -90,7 +90,7 @@ static void opcodes(void **state)
 	assert_false(sl_proto_opcode_known(0x3f));
 	assert_false(sl_proto_opcode_known(0x45));
 	assert_false(sl_proto_opcode_known(0x38));
-	assert_int_equal(SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN, 89); /* docs/protocol.md */
+	assert_int_equal(SL_PROTO_FIREHOSE_SHARD_STATUS_BYTES_MIN, 98); /* docs/protocol.md */
 }
 
 /* ---- firehose_config ---- */
@@ -288,6 +288,8 @@ static struct sl_firehose_shard_status sample_status(void)
 	    .expired = 4,
 	    .state = SL_PROTO_FIREHOSE_RETRYING,
 	    .last_error = S("PUT s3://b/k: HTTP 503 SlowDown: reduce your request rate"),
+	    .lag_ms = 61500,
+	    .background = 1,
 	};
 	return s;
 }
@@ -319,8 +321,11 @@ static void shard_status_round_trip(void **state)
 	assert_int_equal(s2.expired, 4);
 	assert_int_equal(s2.state, SL_PROTO_FIREHOSE_RETRYING);
 	assert_sl_str_equal(s2.last_error, s.last_error);
-	/* The state byte sits right before last_error. */
-	assert_int_equal(b.data[b.len - 2 - s.last_error.len - 1], SL_PROTO_FIREHOSE_RETRYING);
+	assert_int_equal(s2.lag_ms, 61500);
+	assert_int_equal(s2.background, 1);
+	/* The state byte sits right before last_error, lag_ms and background after it. */
+	assert_int_equal(b.data[b.len - 9 - 2 - s.last_error.len - 1], SL_PROTO_FIREHOSE_RETRYING);
+	assert_int_equal(b.data[b.len - 1], 1);
 	for (size_t n = 0; n < b.len; n++) {
 		uint8_t *cut = dup_bytes(b.data, n);
 		sl_reader_init(&r, cut, n);
