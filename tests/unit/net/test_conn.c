@@ -76,6 +76,19 @@ static void put_frame(struct sl_buf *out, uint8_t opcode, uint32_t request_id, s
 	sl_proto_finish_frame(out, start);
 }
 
+struct frame_spec {
+	uint8_t opcode; /* SL_OP_RESTORE_APPEND frames are taken by the handler */
+	size_t body_len;
+};
+
+/* Frames with request ids first_id, first_id + 1, ... */
+static void put_frames(struct sl_buf *out, uint32_t first_id, const struct frame_spec *specs,
+		       size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put_frame(out, specs[i].opcode, first_id + (uint32_t)i, specs[i].body_len);
+}
+
 static bool body_matches(const uint8_t *body, size_t len, uint32_t request_id)
 {
 	for (size_t i = 0; i < len; i++)
@@ -215,12 +228,15 @@ static void run_until_stop(struct fixture *f)
 static void test_take_keeps_body_and_later_frames(void **state)
 {
 	struct fixture *f = *state;
-	put_frame(&f->first, SL_OP_RESTORE_APPEND, 1, SMALL_BODY_BYTES); /* taken, bytes follow */
-	put_frame(&f->first, SL_OP_PING, 2, SMALL_BODY_BYTES);
-	put_frame(&f->first, SL_OP_RESTORE_APPEND, 3, BIG_BODY_BYTES);
-	put_frame(&f->first, SL_OP_PING, 4, SMALL_BODY_BYTES);
-	put_frame(&f->first, SL_OP_RESTORE_APPEND, 5, BIG_BODY_BYTES);
-	put_frame(&f->first, SL_OP_PING, 6, 0);
+	const struct frame_spec specs[] = {
+	    {SL_OP_RESTORE_APPEND, SMALL_BODY_BYTES}, /* taken, with the next frames after it */
+	    {SL_OP_PING, SMALL_BODY_BYTES},
+	    {SL_OP_RESTORE_APPEND, BIG_BODY_BYTES},
+	    {SL_OP_PING, SMALL_BODY_BYTES},
+	    {SL_OP_RESTORE_APPEND, BIG_BODY_BYTES},
+	    {SL_OP_PING, 0},
+	};
+	put_frames(&f->first, 1, specs, 6);
 	f->stop_at_id = 6;
 	run_until_stop(f);
 	assert_int_equal(f->n_seen, 6);
@@ -247,9 +263,10 @@ static void test_recycled_buffer_receives_next_large_frame(void **state)
 	struct fixture *f = *state;
 	f->hold_taken = true;
 	f->recycle_by_post = true;
-	put_frame(&f->first, SL_OP_RESTORE_APPEND, 1, BIG_BODY_BYTES);
-	put_frame(&f->second, SL_OP_PING, 2, BIG_BODY_BYTES);
-	put_frame(&f->second, SL_OP_PING, 3, 0);
+	const struct frame_spec taken[] = {{SL_OP_RESTORE_APPEND, BIG_BODY_BYTES}};
+	const struct frame_spec after[] = {{SL_OP_PING, BIG_BODY_BYTES}, {SL_OP_PING, 0}};
+	put_frames(&f->first, 1, taken, 1);
+	put_frames(&f->second, 2, after, 2); /* sent once the first is given back */
 	f->stop_at_id = 3;
 	run_until_stop(f);
 	assert_int_equal(f->n_seen, 3);
