@@ -11,7 +11,8 @@
  * 3. The append cost: the same records appended in-process to shard logs (sl_shard_log, batches
  *    of 10,000, one sync per batch: the durability a RESTORE_APPEND waits for).
  * 4. restore: a private sluiced (--fsync group by default) and `sluice restore` (the CLI from the
- *    build tree) timed end to end; its peak RSS from wait4 (ru_maxrss) and sluiced's VmHWM.
+ *    build tree) timed end to end; its CPU time and peak RSS from wait4 (ru_maxrss), sluiced's
+ *    CPU time over the restore (/proc/PID/stat) and its VmHWM.
  *    The restored stream is checked: every shard's next_seq equals the archive's.
  * 5. replay: `sluice replay bench --from trim-horizon --into copy --keep-keys` on that server.
  *
@@ -314,6 +315,28 @@ static uint64_t proc_hwm_kib(pid_t pid)
 	return v;
 }
 
+/*
+ * CPU time (user + system) a process has used so far, from /proc/PID/stat; -1 if unreadable.
+ * sluiced's share of a restore is the server side of the work (receive, append, fsync).
+ */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name (which may hold spaces): state is field 3, utime 14. */
+	const char *p = strrchr(buf, ')');
+	unsigned long long utime, stime;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+			 &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* zstd -d on every object, in command lines of ZSTD_ARGS_MAX objects. */
 static int zstd_ceiling(const struct gen *g, struct child_result *total)
 {
@@ -529,8 +552,10 @@ int bench_replay_main(int argc, char **argv)
 	char *rargv[] = {cli,	     "--server", srv.addr,     "restore", "--from", from,
 			 "--stream", STREAM,	 "--parallel", par,	  NULL};
 	struct child_result rs;
+	double server_cpu0 = proc_cpu_s(srv.pid);
 	if (run_child(rargv, NULL, err_path, &rs) < 0)
 		goto out;
+	double server_cpu_s = proc_cpu_s(srv.pid) - server_cpu0;
 	if (rs.status != 0) {
 		bench_fail("sluice restore exited %d (see %s)", rs.status, err_path);
 		o.keep = true;
@@ -544,9 +569,10 @@ int bench_replay_main(int argc, char **argv)
 	double restore_rate = (double)o.records / rs.wall_s;
 	double combined = 1.0 / (1.0 / zstd_rate + 1.0 / append_rate);
 	fprintf(out,
-		"restore:        %.2fs (CLI %.2fs CPU, peak RSS %.1f MiB): %.0f records/s, %.1f "
-		"MB/s of data; %.0f%% of zstd -d, %.0f%% of zstd -d + append (target 80%%)\n",
-		rs.wall_s, rs.cpu_s, rs.maxrss_kib / 1024.0, restore_rate,
+		"restore:        %.2fs (CLI %.2fs CPU, peak RSS %.1f MiB; sluiced %.2fs CPU): %.0f "
+		"records/s, %.1f MB/s of data; %.0f%% of zstd -d, %.0f%% of zstd -d + append "
+		"(target 80%%)\n",
+		rs.wall_s, rs.cpu_s, rs.maxrss_kib / 1024.0, server_cpu_s, restore_rate,
 		g.data_bytes / 1e6 / rs.wall_s, restore_rate / zstd_rate * 100,
 		restore_rate / combined * 100);
 	struct child_result rp = {0};
@@ -592,6 +618,7 @@ int bench_replay_main(int argc, char **argv)
 		bench_json_num(&j, "restore_vs_zstd", restore_rate / zstd_rate);
 		bench_json_num(&j, "restore_vs_zstd_plus_append", restore_rate / combined);
 		bench_json_u64(&j, "restore_cli_peak_rss_kib", rs.maxrss_kib);
+		bench_json_num(&j, "restore_sluiced_cpu_s", server_cpu_s);
 		bench_json_u64(&j, "restored_records", stored);
 		if (!o.no_replay) {
 			bench_json_num(&j, "replay_records_per_s", (double)o.records / rp.wall_s);

@@ -15,6 +15,12 @@
 #define RBUF_INITIAL_BYTES (256u << 10)
 /* Above this, an idle receive buffer is shrunk back so that one big frame does not pin memory. */
 #define RBUF_KEEP_BYTES (1u << 20)
+/*
+ * A frame larger than this is received up to its last byte and no further, so that it ends its
+ * receive buffer and a handler can take that buffer (sl_conn_take_frame) without copying the
+ * start of the next frame; smaller frames are received many at a time.
+ */
+#define RBUF_EXACT_FRAME_BYTES RBUF_INITIAL_BYTES
 
 static atomic_uint live_conns;
 
@@ -26,6 +32,10 @@ struct sl_conn {
 	void *userdata;
 
 	struct sl_buf rbuf;
+	struct sl_buf spare;	 /* a taken buffer given back (sl_conn_recycle), for reuse */
+	size_t frame_rest_bytes; /* of a large partial frame at the start of rbuf: bytes missing */
+	size_t frame_end;	 /* during on_frame: offset in rbuf just past the frame */
+	bool frame_taken;	 /* during on_frame: the handler took rbuf */
 	struct sl_op recv_op;
 	bool recv_armed;
 
@@ -75,6 +85,7 @@ static void maybe_free(struct sl_conn *c)
 	if (c->refs || c->recv_armed || c->send_armed || !c->fd_closed)
 		return;
 	sl_buf_finish(&c->rbuf);
+	sl_buf_finish(&c->spare);
 	sl_buf_finish(&c->out);
 	sl_buf_finish(&c->sending);
 	if (c->handler->on_free)
@@ -128,6 +139,7 @@ static bool over_limit(const struct sl_conn *c)
 }
 
 static int process_frames(struct sl_conn *c);
+static int reserve_frame(struct sl_conn *c, size_t *off, size_t missing);
 
 static void maybe_resume(struct sl_conn *c)
 {
@@ -161,6 +173,7 @@ static int process_frames(struct sl_conn *c)
 {
 	size_t off = 0;
 	int r = 0;
+	c->frame_rest_bytes = 0;
 	while (!c->closed && !over_limit(c)) {
 		struct sl_frame_header h;
 		r = sl_proto_parse_header(c->rbuf.data + off, c->rbuf.len - off, &h);
@@ -177,20 +190,77 @@ static int process_frames(struct sl_conn *c)
 		}
 		if (c->rbuf.len - off < frame_bytes) {
 			/* Incomplete: make room for the whole frame. */
-			if (sl_buf_reserve(&c->rbuf, frame_bytes - (c->rbuf.len - off)) < 0) {
-				r = -ENOMEM;
-				break;
-			}
+			size_t missing = frame_bytes - (c->rbuf.len - off);
+			r = reserve_frame(c, &off, missing);
+			if (r == 0 && frame_bytes > RBUF_EXACT_FRAME_BYTES)
+				c->frame_rest_bytes = missing;
 			break;
 		}
+		c->frame_end = off + frame_bytes;
 		r = c->handler->on_frame(c, &h, c->rbuf.data + off + SL_FRAME_HEADER_BYTES,
 					 frame_bytes - SL_FRAME_HEADER_BYTES);
-		off += frame_bytes;
+		if (c->frame_taken) /* rbuf is a new buffer that starts with the next frame */
+			off = 0;
+		else
+			off += frame_bytes;
+		c->frame_taken = false;
+		c->frame_end = 0;
 		if (r < 0)
 			break;
 	}
 	sl_buf_consume(&c->rbuf, off);
 	return r;
+}
+
+/*
+ * Room for the missing bytes of the partial frame at *off. A spare buffer big enough for the
+ * whole frame replaces a smaller rbuf (the partial frame moves over to its start: *off becomes
+ * 0), so that consecutive large frames land in memory that is mapped already.
+ */
+static int reserve_frame(struct sl_conn *c, size_t *off, size_t missing)
+{
+	size_t have = c->rbuf.len - *off;
+	if (c->rbuf.cap - c->rbuf.len < missing && c->spare.cap >= have + missing) {
+		memcpy(c->spare.data, c->rbuf.data + *off, have);
+		c->spare.len = have;
+		sl_buf_finish(&c->rbuf);
+		c->rbuf = c->spare;
+		sl_buf_init(&c->spare);
+		*off = 0;
+		return 0;
+	}
+	return sl_buf_reserve(&c->rbuf, missing) < 0 ? -ENOMEM : 0;
+}
+
+int sl_conn_take_frame(struct sl_conn *c, struct sl_buf *ret)
+{
+	if (!c->dispatching || c->frame_end == 0 || c->frame_taken)
+		return -EINVAL;
+	size_t after = c->rbuf.len - c->frame_end;
+	struct sl_buf next;
+	sl_buf_init(&next);
+	if (sl_buf_reserve(&next, after > RBUF_INITIAL_BYTES ? after : RBUF_INITIAL_BYTES) < 0)
+		return -ENOMEM;
+	if (after)
+		memcpy(next.data, c->rbuf.data + c->frame_end, after);
+	next.len = after;
+	*ret = c->rbuf;
+	ret->len = c->frame_end;
+	c->rbuf = next;
+	c->frame_taken = true;
+	return 0;
+}
+
+void sl_conn_recycle(struct sl_conn *c, struct sl_buf *b)
+{
+	if (!c->closed && c->spare.cap < b->cap) {
+		sl_buf_finish(&c->spare);
+		c->spare = *b;
+		c->spare.len = 0;
+	} else {
+		sl_buf_finish(b);
+	}
+	sl_buf_init(b);
 }
 
 static void recv_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
@@ -219,6 +289,8 @@ static void recv_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 			sl_buf_finish(&c->rbuf);
 			sl_buf_reserve(&c->rbuf, RBUF_INITIAL_BYTES);
 		}
+		if (c->rbuf.len == 0 && c->inflight_bytes == 0)
+			sl_buf_finish(&c->spare); /* no large frame in sight */
 		maybe_resume(c);
 	}
 	c->refs--;
@@ -233,6 +305,8 @@ static void arm_recv(struct sl_conn *c)
 		return;
 	}
 	size_t room = c->rbuf.cap - c->rbuf.len;
+	if (c->frame_rest_bytes && c->frame_rest_bytes < room)
+		room = c->frame_rest_bytes; /* stop at the end of a large frame */
 	struct io_uring_sqe *sqe = sl_loop_sqe(c->loop, &c->recv_op);
 	io_uring_prep_recv(sqe, c->fd, c->rbuf.data + c->rbuf.len, room, 0);
 	c->recv_armed = true;

@@ -58,6 +58,25 @@ void sl_conn_flush(struct sl_conn *c);
  */
 int sl_conn_queue(struct sl_conn *c, struct sl_buf *b);
 
+/*
+ * Only inside on_frame: take ownership of the receive buffer that holds the frame, instead of
+ * copying a large body. The body pointer given to on_frame stays valid (same memory) until the
+ * caller frees *ret (sl_buf_finish) or hands it back with sl_conn_recycle; the conn goes on with
+ * another buffer holding the bytes received after the frame. Returns 0, or -ENOMEM (nothing
+ * changed: the body is still only borrowed), or -EINVAL outside on_frame.
+ */
+int sl_conn_take_frame(struct sl_conn *c, struct sl_buf *ret);
+/*
+ * Give back a buffer taken with sl_conn_take_frame (on the conn's loop, before the request's
+ * sl_conn_release): the conn keeps one as a spare receive buffer for the next large frame, so a
+ * stream of large requests reuses memory that is already mapped instead of faulting in fresh
+ * pages for every frame. The spare is freed when a receive leaves the conn with nothing in
+ * flight and no partial frame (the client went on to small requests), and at close; so an idle
+ * conn holds at most one frame's worth until its client sends again or goes. *b is left empty
+ * either way.
+ */
+void sl_conn_recycle(struct sl_conn *c, struct sl_buf *b);
+
 /* References held by requests; the in-flight byte count drives backpressure. */
 void sl_conn_hold(struct sl_conn *c, uint64_t inflight_bytes);
 void sl_conn_release(struct sl_conn *c, uint64_t inflight_bytes);

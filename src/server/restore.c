@@ -8,6 +8,10 @@
  * records below the shard's next_seq are skipped (counted, so a re-run of a restore is
  * idempotent), the rest must strictly increase (the log refuses anything else), so at worst a
  * restore into a live shard leaves a hole before the restored records, never a changed record.
+ *
+ * A RESTORE_APPEND body is megabytes (a batch of the restore CLI is up to 8 MiB of data): the
+ * request takes the connection's receive buffer that holds it (sl_conn_take_frame) rather than
+ * copying it, and gives it back for the next frame once answered (sl_conn_recycle).
  */
 #include "server/server.h"
 
@@ -35,7 +39,7 @@ struct restore_req {
 	uint64_t next_seq;
 	uint64_t hold_bytes;
 	struct sl_record_in *recs;
-	uint8_t *body;
+	struct sl_buf frame; /* the receive buffer the records point into, taken from the conn */
 };
 
 static void answer(struct restore_req *rq)
@@ -61,6 +65,7 @@ static void answer(struct restore_req *rq)
 			}
 		}
 	}
+	sl_conn_recycle(c, &rq->frame);
 	sl_conn_release(c, rq->hold_bytes);
 	sl_stream_unref(rq->stream);
 	sl_worker_request_end(rq->origin);
@@ -178,10 +183,9 @@ static void handle_append(struct sl_worker *w, struct sl_conn *c, const struct s
 			       s->name, q.shard_id);
 		return;
 	}
-	/* One allocation: the request, its record array and a copy of the body they point into. */
+	/* One allocation: the request and its record array, which points into the body. */
 	size_t off_recs = (sizeof(struct restore_req) + 7) & ~(size_t)7;
-	size_t off_body = off_recs + (size_t)q.count * sizeof(struct sl_record_in);
-	uint8_t *block = malloc(off_body + len);
+	uint8_t *block = malloc(off_recs + (size_t)q.count * sizeof(struct sl_record_in));
 	if (!block) {
 		sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return;
@@ -189,9 +193,6 @@ static void handle_append(struct sl_worker *w, struct sl_conn *c, const struct s
 	struct restore_req *rq = (struct restore_req *)block;
 	memset(rq, 0, sizeof(*rq));
 	rq->recs = (struct sl_record_in *)(block + off_recs);
-	rq->body = block + off_body;
-	memcpy(rq->body, body, len);
-	sl_proto_decode_restore_append(rq->body, len, &q); /* again, from the copy */
 	uint64_t prev = 0;
 	for (uint32_t i = 0; i < q.count; i++) {
 		struct sl_restore_record_view v;
@@ -225,6 +226,12 @@ static void handle_append(struct sl_worker *w, struct sl_conn *c, const struct s
 		free(block);
 		sl_reply_error(c, h, SLUICE_ERR_PROTOCOL,
 			       "RESTORE_APPEND has bytes after its last record");
+		return;
+	}
+	/* The body stays where it is: rq->recs point into it, rq->frame owns it from here. */
+	if (sl_conn_take_frame(c, &rq->frame) < 0) {
+		free(block);
+		sl_reply_error(c, h, SLUICE_ERR_THROTTLED, "out of memory, retry later");
 		return;
 	}
 	rq->conn = c;

@@ -399,6 +399,50 @@ static void fast_and_slow_paths_agree(void **state)
 	collected_free(&c);
 }
 
+/*
+ * The fast path scans strings eight bytes at a time for escapes and control characters: one at
+ * any offset of a long data field must still send the line to jansson, which decodes an escaped
+ * slash ("\/", valid JSON and base64 after decoding) and refuses a raw control character.
+ */
+static void escapes_at_every_offset(void **state)
+{
+	(void)state;
+	/* 40 base64 chars (30 bytes of digits); one of them becomes a '/', escaped or not. */
+	const char *b64 = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5";
+	size_t n = strlen(b64);
+	for (size_t at = 0; at < n; at++) {
+		char data[64], line[300];
+		snprintf(data, sizeof(data), "%.*s\\/%s", (int)at, b64, b64 + at + 1);
+		snprintf(line, sizeof(line),
+			 LINE("1", "5", "k", "%s", "shardId-000000000001", "s") "\n", data);
+		struct collected c = {0};
+		char msg[200] = "";
+		assert_int_equal(sl_archive_read((const uint8_t *)line, strlen(line),
+						 SL_ARCHIVE_NONE, collect, &c, msg, sizeof(msg)),
+				 1);
+		char plain[64];
+		snprintf(plain, sizeof(plain), "%.*s/%s", (int)at, b64, b64 + at + 1);
+		/* The same text unescaped, through the fast path: the same bytes. */
+		char line2[300];
+		snprintf(line2, sizeof(line2),
+			 LINE("1", "5", "k", "%s", "shardId-000000000001", "s") "\n", plain);
+		struct collected c2 = {0};
+		assert_int_equal(sl_archive_read((const uint8_t *)line2, strlen(line2),
+						 SL_ARCHIVE_NONE, collect, &c2, msg, sizeof(msg)),
+				 1);
+		assert_int_equal(c.data_len[0], c2.data_len[0]);
+		assert_memory_equal(c.data[0], c2.data[0], c2.data_len[0]);
+		collected_free(&c);
+		collected_free(&c2);
+
+		/* A raw control character at `at`: not JSON. */
+		snprintf(data, sizeof(data), "%.*s\x01%s", (int)at, b64, b64 + at + 1);
+		snprintf(line, sizeof(line), LINE("2", "5", "k", "%s", "shardId-000000000001", "s"),
+			 data);
+		expect_corrupt(line, "not JSON");
+	}
+}
+
 static void corrupt_lines(void **state)
 {
 	expect_corrupt("not json", "not JSON");
@@ -587,11 +631,17 @@ static void large_records(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(roundtrip),      cmocka_unit_test(exact_line),
-	    cmocka_unit_test(writer_rejects), cmocka_unit_test(empty_object),
-	    cmocka_unit_test(raw_format),     cmocka_unit_test(zstd_truncated),
-	    cmocka_unit_test(corrupt_lines),  cmocka_unit_test(fast_and_slow_paths_agree),
-	    cmocka_unit_test(keys),	      cmocka_unit_test(large_records),
+	    cmocka_unit_test(roundtrip),
+	    cmocka_unit_test(exact_line),
+	    cmocka_unit_test(writer_rejects),
+	    cmocka_unit_test(empty_object),
+	    cmocka_unit_test(raw_format),
+	    cmocka_unit_test(zstd_truncated),
+	    cmocka_unit_test(corrupt_lines),
+	    cmocka_unit_test(fast_and_slow_paths_agree),
+	    cmocka_unit_test(escapes_at_every_offset),
+	    cmocka_unit_test(keys),
+	    cmocka_unit_test(large_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
