@@ -59,9 +59,6 @@ struct sl_cshard {
 	 * its own parents finished. Set true by the owner (under the registry mutex, see
 	 * check_finished), read by the children's owners; set false by a reset (sl_consumers_reset,
 	 * under the same mutex) for the shards it names and all their descendants. */
-	/* Lineage (like the KCL): a shard starts once every parent is finished, i.e. closed,
-	 * processed up to its end_seq (or its records expired) and that checkpoint saved. Set by
-	 * the owner, read by the children's owners. */
 	atomic_bool finished;
 	/* owner loop only */
 	bool waiting_parents; /* held back by a parent not finished (WAITING_PARENTS) */

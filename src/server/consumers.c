@@ -482,10 +482,6 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 		} else {
 			/* Results of deliveries still out are dropped when they come back. */
 			sl_cshard_clear(s);
-			/* Judged again from the new position: a parent may no longer be finished,
-			 * and a child waits for its parents again. */
-			atomic_store(&s->finished, false);
-			s->started = false;
 			s->next_seq = seq;
 			s->resolved = true;
 			atomic_store(&s->st.checkpoint, seq ? seq - 1 : 0);
