@@ -113,6 +113,18 @@ static void assert_meta_equal(const struct sl_stream_meta *a, const struct sl_st
 }
 
 /* The open shards cover [0, 2^128 - 1] with no gap and no overlap. */
+/* m -> JSON -> a meta equal to m; returns the JSON (free() it) and its length. */
+static char *assert_json_roundtrip(const struct sl_stream_meta *m, size_t *len)
+{
+	char *json, msg[SL_STREAM_MSG_LEN];
+	assert_int_equal(sl_stream_meta_to_json(m, &json, len), 0);
+	struct sl_stream_meta *back;
+	assert_int_equal(sl_stream_meta_from_json(json, *len, &back, msg, sizeof(msg)), 0);
+	assert_meta_equal(m, back);
+	sl_stream_meta_destroy(back);
+	return json;
+}
+
 static void assert_exact_cover(const struct sl_stream_meta *m)
 {
 	sl_u128 next = 0;
@@ -415,15 +427,11 @@ static void reshard_times(void **state)
 	assert_int_equal(sl_stream_meta_find_shard(m, 0)->closed_ms, NOW_MS + 10);
 
 	/* The times survive JSON; metadata without them (older versions) reads as unknown. */
-	char *json;
 	size_t len;
-	assert_int_equal(sl_stream_meta_to_json(m, &json, &len), 0);
-	struct sl_stream_meta *back;
-	assert_int_equal(sl_stream_meta_from_json(json, len, &back, msg, sizeof(msg)), 0);
-	assert_meta_equal(m, back);
-	sl_stream_meta_destroy(back);
+	char *json = assert_json_roundtrip(m, &len);
 	json_t *root = json_loadb(json, len, 0, NULL);
 	free(json);
+	struct sl_stream_meta *back;
 	json_t *shards = json_object_get(root, "shards");
 	for (size_t i = 0; i < json_array_size(shards); i++) {
 		json_object_del(json_array_get(shards, i), "created_ms");
@@ -486,14 +494,8 @@ static void merge(void **state)
 	assert_exact_cover(m);
 
 	/* The whole history survives JSON. */
-	char *json;
 	size_t len;
-	assert_int_equal(sl_stream_meta_to_json(m, &json, &len), 0);
-	struct sl_stream_meta *back;
-	assert_int_equal(sl_stream_meta_from_json(json, len, &back, msg, sizeof(msg)), 0);
-	assert_meta_equal(m, back);
-	free(json);
-	sl_stream_meta_destroy(back);
+	free(assert_json_roundtrip(m, &len));
 	sl_stream_meta_destroy(m);
 }
 
