@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,17 @@
 #define CHECKPOINT_FILE_BYTES_MAX 38
 #define SEQ_DIGITS_MAX 20
 #define HASH_DIGITS 16
+/* Stripes of the save locks: enough that unrelated shards rarely wait on each other. */
+#define SAVE_LOCK_STRIPES 64
+
+static pthread_mutex_t save_locks[SAVE_LOCK_STRIPES] = {[0 ... SAVE_LOCK_STRIPES - 1] =
+							    PTHREAD_MUTEX_INITIALIZER};
+
+pthread_mutex_t *sl_checkpoint_lock(const char *consumer, uint32_t shard_id)
+{
+	uint64_t h = XXH3_64bits_withSeed(consumer, strlen(consumer), shard_id);
+	return &save_locks[h % SAVE_LOCK_STRIPES];
+}
 
 /* DATA/checkpoints/CONSUMER into buf; 0, SLUICE_ERR_INVALID_NAME or -ENAMETOOLONG. */
 static int consumer_dir_path(const char *data_dir, const char *consumer, char *buf, size_t len)
@@ -87,6 +99,16 @@ static int open_consumer_dir(const char *data_dir, const char *consumer, bool cr
 }
 
 int sl_checkpoint_save(const char *data_dir, const char *consumer, uint32_t shard_id, uint64_t seq)
+{
+	pthread_mutex_t *mu = sl_checkpoint_lock(consumer, shard_id);
+	pthread_mutex_lock(mu);
+	int r = sl_checkpoint_save_locked(data_dir, consumer, shard_id, seq);
+	pthread_mutex_unlock(mu);
+	return r;
+}
+
+int sl_checkpoint_save_locked(const char *data_dir, const char *consumer, uint32_t shard_id,
+			      uint64_t seq)
 {
 	char text[CHECKPOINT_FILE_BYTES_MAX + 1];
 	int digits = snprintf(text, sizeof(text), "%" PRIu64, seq);

@@ -384,6 +384,13 @@ static void batch_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t
 		l->cap = sl_consumer_delivery_cap(&s->c->cfg); /* bisected region behind us */
 	}
 	update_checkpoint(s);
+	if (ok == count && s->c->cfg.handler_kind == SL_HANDLER_FIREHOSE) {
+		/* The sink saved this checkpoint itself once the object was stored: the writer
+		 * need not save it again (checkpoint_saved is stored after the checkpoint). */
+		uint64_t last = b->hb.records[count - 1].seq;
+		if (atomic_load(&s->st.checkpoint) == last)
+			atomic_store(&s->checkpoint_saved, last);
+	}
 	sl_batch_destroy(b);
 }
 

@@ -267,17 +267,26 @@ static void write_checkpoints(struct sl_consumers *cs)
 		uint32_t nsh = atomic_load_explicit(&c->nshards, memory_order_acquire);
 		for (uint32_t k = 0; k < nsh && !atomic_load(&c->deleted); k++) {
 			struct sl_cshard *s = c->shards[k];
-			uint64_t cp = atomic_load_explicit(&s->st.checkpoint, memory_order_relaxed);
-			if (cp == atomic_load_explicit(&s->checkpoint_saved, memory_order_relaxed))
-				continue;
-			int r = sl_checkpoint_save(cs->srv->cfg.data_dir, c->cfg.name, s->shard->id,
-						   cp);
-			if (r < 0) {
+			/*
+			 * Under the shard's save lock, and checkpoint_saved read before the
+			 * checkpoint: a firehose's sink saves its own checkpoint once the object is
+			 * stored and then the engine records both values (checkpoint first), so
+			 * this order never mistakes an older checkpoint for one still to save.
+			 */
+			pthread_mutex_t *mu = sl_checkpoint_lock(c->cfg.name, s->shard->id);
+			pthread_mutex_lock(mu);
+			uint64_t saved = atomic_load(&s->checkpoint_saved);
+			uint64_t cp = atomic_load(&s->st.checkpoint);
+			int r = cp == saved
+				    ? 0
+				    : sl_checkpoint_save_locked(cs->srv->cfg.data_dir, c->cfg.name,
+								s->shard->id, cp);
+			if (r == 0)
+				atomic_store(&s->checkpoint_saved, cp);
+			pthread_mutex_unlock(mu);
+			if (r < 0)
 				SL_ERROR("consumer %s shard %u: cannot save checkpoint: %s",
 					 c->cfg.name, s->shard->id, sluice_strerror(r));
-				continue;
-			}
-			atomic_store_explicit(&s->checkpoint_saved, cp, memory_order_relaxed);
 		}
 		sl_consumer_unref(c);
 	}

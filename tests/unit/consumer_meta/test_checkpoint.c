@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,56 @@ static void remove_all(void **state)
 	free(dir);
 }
 
+/* Two threads saving the same shard (a firehose's sink and the checkpoint writer do). */
+struct saver {
+	const char *dir;
+	uint64_t base;
+	int failures;
+	int first_error;
+};
+
+#define SAVES_PER_THREAD 200
+
+static void *save_many(void *arg)
+{
+	struct saver *sv = arg;
+	for (uint64_t i = 0; i < SAVES_PER_THREAD; i++) {
+		int r = sl_checkpoint_save(sv->dir, "fh", 3, sv->base + i);
+		if (r < 0 && sv->failures++ == 0)
+			sv->first_error = r;
+	}
+	return NULL;
+}
+
+static void concurrent_saves_of_one_shard(void **state)
+{
+	(void)state;
+	char *dir = make_tmpdir();
+	struct saver a = {.dir = dir, .base = 1000}, b = {.dir = dir, .base = 5000};
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, save_many, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, save_many, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	/* Without the save lock one thread renames the shared temp file away from the other. */
+	if (a.failures || b.failures)
+		fail_msg("saves failed: %d and %d (first: %d, %d)", a.failures, b.failures,
+			 a.first_error, b.first_error);
+	uint64_t seq = 0;
+	assert_int_equal(sl_checkpoint_load(dir, "fh", 3, &seq), 0);
+	assert_true(seq == a.base + SAVES_PER_THREAD - 1 || seq == b.base + SAVES_PER_THREAD - 1);
+	/* A thread that holds the lock decides and saves without another save in between. */
+	pthread_mutex_t *mu = sl_checkpoint_lock("fh", 3);
+	assert_ptr_equal(mu, sl_checkpoint_lock("fh", 3));
+	pthread_mutex_lock(mu);
+	assert_int_equal(sl_checkpoint_save_locked(dir, "fh", 3, 42), 0);
+	pthread_mutex_unlock(mu);
+	assert_int_equal(sl_checkpoint_load(dir, "fh", 3, &seq), 0);
+	assert_int_equal(seq, 42);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +333,7 @@ int main(void)
 	    cmocka_unit_test(hand_edited_and_corrupt),
 	    cmocka_unit_test(names_that_escape),
 	    cmocka_unit_test(remove_all),
+	    cmocka_unit_test(concurrent_saves_of_one_shard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
