@@ -30,6 +30,10 @@ struct sl_registry {
 	size_t count, cap;
 	char (*deleting)[SLUICE_NAME_LEN_MAX + 1];
 	size_t deleting_count, deleting_cap;
+	/* deleted streams whose files a reaper thread is removing (under mu; reaped signalled
+	 * when one is done: sl_registry_close waits for them) */
+	size_t reaping;
+	pthread_cond_t reaped;
 	/* replaced views waiting until no reader can use them (see registry.h) */
 	_Atomic uint64_t view_epoch;
 	_Atomic uint64_t *reader_epoch; /* loops + 1; UINT64_MAX: offline */
@@ -421,6 +425,7 @@ int sl_registry_open(const struct sl_registry_config *cfg, struct sl_registry **
 	if (!reg)
 		return -ENOMEM;
 	pthread_mutex_init(&reg->mu, NULL);
+	pthread_cond_init(&reg->reaped, NULL);
 	snprintf(reg->data_dir, sizeof(reg->data_dir), "%s", cfg->data_dir);
 	snprintf(reg->meta_dir, sizeof(reg->meta_dir), "%s/meta", cfg->data_dir);
 	reg->loops = cfg->loops ? cfg->loops : 1;
@@ -433,6 +438,7 @@ int sl_registry_open(const struct sl_registry_config *cfg, struct sl_registry **
 	reg->reader_epoch = calloc(reg->readers, sizeof(*reg->reader_epoch));
 	if (!reg->reader_epoch) {
 		pthread_mutex_destroy(&reg->retired_mu);
+		pthread_cond_destroy(&reg->reaped);
 		pthread_mutex_destroy(&reg->mu);
 		free(reg);
 		return -ENOMEM;
@@ -461,6 +467,11 @@ void sl_registry_close(struct sl_registry *reg)
 {
 	if (!reg)
 		return;
+	/* Deleted streams' files still being removed: their reapers use the registry. */
+	pthread_mutex_lock(&reg->mu);
+	while (reg->reaping)
+		pthread_cond_wait(&reg->reaped, &reg->mu);
+	pthread_mutex_unlock(&reg->mu);
 	for (size_t i = 0; i < reg->count; i++)
 		stream_free(reg->streams[i]);
 	while (reg->retired) { /* the loops have stopped: nobody reads views any more */
@@ -473,6 +484,7 @@ void sl_registry_close(struct sl_registry *reg)
 	pthread_mutex_destroy(&reg->retired_mu);
 	free(reg->streams);
 	free(reg->deleting);
+	pthread_cond_destroy(&reg->reaped);
 	pthread_mutex_destroy(&reg->mu);
 	free(reg);
 }
@@ -701,18 +713,21 @@ void sl_stream_ref(struct sl_stream *s)
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 }
 
-void sl_stream_unref(struct sl_stream *s)
+/*
+ * Remove a deleted stream's files and free it; then its name may be created again. Runs on a
+ * reaper thread of its own (sl_stream_unref), or inline when no thread could be started.
+ */
+static void reap_stream(struct sl_stream *s)
 {
-	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	/* Last reference: only a deleted stream gets here (the registry holds live ones). */
 	struct sl_registry *reg = s->registry;
-	char dir[4096 + 256];
+	char dir[4096 + 256], name[SLUICE_NAME_LEN_MAX + 1];
 	snprintf(dir, sizeof(dir), "%s/streams/%s", reg->data_dir, s->name);
+	snprintf(name, sizeof(name), "%s", s->name);
 	remove_tree(dir);
+	stream_free(s);
 	pthread_mutex_lock(&reg->mu);
 	for (size_t i = 0; i < reg->deleting_count; i++) {
-		if (strcmp(reg->deleting[i], s->name) == 0) {
+		if (strcmp(reg->deleting[i], name) == 0) {
 			memmove(reg->deleting[i], reg->deleting[i + 1],
 				(reg->deleting_count - i - 1) * sizeof(*reg->deleting));
 			reg->deleting_count--;
@@ -720,7 +735,44 @@ void sl_stream_unref(struct sl_stream *s)
 		}
 	}
 	pthread_mutex_unlock(&reg->mu);
-	stream_free(s);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct sl_stream *s = arg;
+	struct sl_registry *reg = s->registry;
+	reap_stream(s);
+	pthread_mutex_lock(&reg->mu);
+	reg->reaping--;
+	pthread_cond_broadcast(&reg->reaped);
+	pthread_mutex_unlock(&reg->mu);
+	return NULL;
+}
+
+void sl_stream_unref(struct sl_stream *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	/*
+	 * Last reference: only a deleted stream gets here (the registry holds live ones), often
+	 * on a loop thread (its last shard closed on its owner). Removing a large stream's
+	 * segments takes a while (hundreds of ms per gigabyte on ext4), so a thread of its own
+	 * does it: the loop goes on serving the other streams.
+	 */
+	struct sl_registry *reg = s->registry;
+	pthread_mutex_lock(&reg->mu);
+	reg->reaping++;
+	pthread_mutex_unlock(&reg->mu);
+	pthread_attr_t attr;
+	pthread_t th;
+	bool started = false;
+	if (pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&th, &attr, reaper_main, s) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started)
+		reaper_main(s);
 }
 
 struct sl_shard *sl_view_shard(const struct sl_stream_view *v, uint32_t shard_id, uint32_t *ret_pos)
