@@ -1,5 +1,6 @@
 /* The archive object format: see archive_format.h for the layout and the reader's checks. */
 #include "archive/archive_format.h"
+#include "archive/base64.h"
 #include "common/utf8.h"
 
 #include "common/buf.h"
@@ -8,7 +9,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <pthread.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -63,55 +63,6 @@ static bool name_valid(const char *s, size_t len)
 	return true;
 }
 
-/* ---- base64 (RFC 4648 section 4, with padding) ---- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t b64_encoded_len(size_t n)
-{
-	return (n + 2) / 3 * 4;
-}
-
-/* Two output characters per table entry: one lookup per 12 bits instead of per 6. */
-static char b64_pairs[4096][2];
-static pthread_once_t b64_pairs_once = PTHREAD_ONCE_INIT;
-
-static void b64_pairs_init(void)
-{
-	for (int i = 0; i < 4096; i++) {
-		b64_pairs[i][0] = b64_alphabet[i >> 6];
-		b64_pairs[i][1] = b64_alphabet[i & 63];
-	}
-}
-
-static size_t b64_encode(char *out, const uint8_t *in, size_t n)
-{
-	pthread_once(&b64_pairs_once, b64_pairs_init);
-	char *o = out;
-	size_t i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		memcpy(o, b64_pairs[v >> 12], 2);
-		memcpy(o + 2, b64_pairs[v & 4095], 2);
-		o += 4;
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		*o++ = b64_alphabet[v >> 18];
-		*o++ = b64_alphabet[(v >> 12) & 63];
-		*o++ = b64_alphabet[(v >> 6) & 63];
-		*o++ = '=';
-	}
-	return (size_t)(o - out);
-}
-
 /* Decimal digits of v at p (no NUL); returns the count. */
 static size_t put_u64(char *p, uint64_t v)
 {
@@ -124,91 +75,6 @@ static size_t put_u64(char *p, uint64_t v)
 	for (size_t i = 0; i < n; i++)
 		p[i] = tmp[n - 1 - i];
 	return n;
-}
-
-static int8_t b64_value_slow(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (int8_t)(c - 'A');
-	if (c >= 'a' && c <= 'z')
-		return (int8_t)(c - 'a' + 26);
-	if (c >= '0' && c <= '9')
-		return (int8_t)(c - '0' + 52);
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* One table lookup per character: decoding is most of what a restore spends per byte. */
-static int8_t b64_values[256];
-static pthread_once_t b64_values_once = PTHREAD_ONCE_INIT;
-
-static void b64_values_init(void)
-{
-	for (int c = 0; c < 256; c++)
-		b64_values[c] = b64_value_slow((uint8_t)c);
-}
-
-static inline int8_t b64_value(uint8_t c)
-{
-	return b64_values[c];
-}
-
-/* Decode into out (reset first). 0, -ENOMEM, or -EINVAL for anything but padded base64. */
-static int b64_decode(const char *in, size_t n, struct sl_buf *out)
-{
-	sl_buf_reset(out);
-	pthread_once(&b64_values_once, b64_values_init);
-	if (n % 4 != 0)
-		return -EINVAL;
-	if (n == 0)
-		return 0;
-	if (sl_buf_reserve(out, n / 4 * 3) < 0)
-		return -ENOMEM;
-	uint8_t *o = out->data;
-	const uint8_t *p = (const uint8_t *)in;
-	/* Full groups first, without the padding checks. */
-	size_t full = n - 4;
-	for (size_t i = 0; i < full; i += 4) {
-		int8_t a = b64_value(p[i]), b = b64_value(p[i + 1]);
-		int8_t c = b64_value(p[i + 2]), d = b64_value(p[i + 3]);
-		if ((a | b | c | d) < 0)
-			return -EINVAL;
-		o[0] = (uint8_t)(a << 2 | b >> 4);
-		o[1] = (uint8_t)(b << 4 | c >> 2);
-		o[2] = (uint8_t)(c << 6 | d);
-		o += 3;
-	}
-	for (size_t i = full; i < n; i += 4) {
-		bool last = i + 4 == n;
-		int8_t a = b64_value(p[i]), b = b64_value(p[i + 1]);
-		if (a < 0 || b < 0)
-			return -EINVAL;
-		if (last && p[i + 2] == '=') {
-			if (p[i + 3] != '=')
-				return -EINVAL;
-			*o++ = (uint8_t)(a << 2 | b >> 4);
-			break;
-		}
-		int8_t c = b64_value(p[i + 2]);
-		if (c < 0)
-			return -EINVAL;
-		if (last && p[i + 3] == '=') {
-			*o++ = (uint8_t)(a << 2 | b >> 4);
-			*o++ = (uint8_t)(b << 4 | c >> 2);
-			break;
-		}
-		int8_t d = b64_value(p[i + 3]);
-		if (d < 0)
-			return -EINVAL;
-		*o++ = (uint8_t)(a << 2 | b >> 4);
-		*o++ = (uint8_t)(b << 4 | c >> 2);
-		*o++ = (uint8_t)(c << 6 | d);
-	}
-	out->len = (size_t)(o - out->data);
-	return 0;
 }
 
 /* ---- writer ---- */
@@ -360,7 +226,7 @@ static int render(struct sl_archive_writer *w, const struct sluice_record *rec)
 	}
 	/* head + seq(20) + `","ts":` + ts(20) + `,"key":"` + key*6 + `","data":"` + b64 + `"}\n` */
 	size_t need = w->head_len + 20 + 8 + 20 + 9 + 6 * (size_t)rec->key_len + 11 +
-		      b64_encoded_len(rec->data_len) + 3;
+		      sl_base64_encoded_len(rec->data_len) + 3;
 	if (sl_buf_reserve(l, need) < 0)
 		return -ENOMEM;
 	char *p = (char *)l->data + l->len;
@@ -376,7 +242,7 @@ static int render(struct sl_archive_writer *w, const struct sluice_record *rec)
 	p = json_escape(p, (const uint8_t *)rec->key, rec->key_len);
 	memcpy(p, "\",\"data\":\"", 10);
 	p += 10;
-	p += b64_encode(p, rec->data, rec->data_len);
+	p += sl_base64_encode(p, rec->data, rec->data_len);
 	memcpy(p, "\"}\n", 3);
 	p += 3;
 	assert((size_t)(p - line_start) <= need);
@@ -674,7 +540,7 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 		CORRUPT(rd, "key is not a string of 1..%d bytes", SLUICE_KEY_LEN_MAX);
 	if (!f.data)
 		CORRUPT(rd, "data is not a string");
-	int d = b64_decode(f.data, f.data_len, &rd->data);
+	int d = sl_base64_decode(f.data, f.data_len, &rd->data);
 	if (d == -ENOMEM) {
 		r = -ENOMEM;
 		goto out;

@@ -122,6 +122,25 @@ struct read_spec {
 };
 
 /*
+ * Frame bytes a read may still need beyond the `buffered` bytes it holds, estimated from the
+ * shard's average frame (avg): what its limits still allow (records, or key + data bytes, each
+ * frame carrying about avg - header - trailer of those), plus one frame for the record that
+ * crosses the byte limit. Bounds every pread, so that a read that stops at max_bytes does not
+ * copy megabytes it leaves behind out of the page cache: a firehose window of 8 MiB of records
+ * read ~16 MiB before this bound (a full second chunk for its last few hundred frames).
+ */
+static uint64_t frames_left_bytes(uint64_t avg, uint32_t records_left, uint64_t bytes_left,
+				  size_t buffered)
+{
+	const uint64_t overhead = SL_RECORD_HEADER_BYTES + SL_RECORD_TRAILER_BYTES;
+	uint64_t payload = avg > overhead ? avg - overhead : 1;
+	uint64_t by_records = (uint64_t)records_left * avg;
+	uint64_t by_bytes = (bytes_left / payload + 1) * avg;
+	uint64_t need = (by_records < by_bytes ? by_records : by_bytes) + avg;
+	return need > buffered ? need - buffered : 0;
+}
+
+/*
  * Records with seq >= from_seq and ts >= min_ts, up to the limits. While filling, the records'
  * key/data hold offsets into the byte buffer (which may move as it grows); they become pointers
  * at the end. The buffer keeps [base, keep) = frames up to the last record taken; bytes scanned
@@ -161,6 +180,8 @@ static int read_impl(struct sl_shard_log *log, const struct read_spec *q, struct
 	 * max_bytes), so a read of 256 small records is one syscall of about their size rather than
 	 * a fixed large chunk; later preads of the same read double it. A frame read starts small:
 	 * the frames between the index entry and from_seq are moved over, so that move stays short.
+	 * No pread asks for much more than the limits still need (frames_left_bytes), nor less than
+	 * SL_READ_CHUNK_BYTES_MIN.
 	 */
 	uint64_t span = log->next_seq - log->segs[0].first_seq;
 	uint64_t avg = span ? log->total_bytes / span + 1 : SL_RECORD_HEADER_BYTES;
@@ -204,6 +225,14 @@ static int read_impl(struct sl_shard_log *log, const struct read_spec *q, struct
 				b->len = keep + tail;
 				cur = keep;
 				uint64_t want = chunk;
+				uint64_t left = frames_left_bytes(
+				    avg, max_records - (uint32_t)out->count,
+				    max_bytes > out->data_bytes ? max_bytes - out->data_bytes : 0,
+				    tail);
+				if (want > left)
+					want = left;
+				if (want < SL_READ_CHUNK_BYTES_MIN)
+					want = SL_READ_CHUNK_BYTES_MIN;
 				if (flen > tail && flen - tail > want)
 					want = flen - tail;
 				if (want > end - fpos)

@@ -79,6 +79,20 @@ static int mkdirs_durable(const char *dir)
 	return 0;
 }
 
+/*
+ * An object just made durable is not read again by the writer (a firehose writes each once; a
+ * restore reads objects in another process, long after): drop its pages from the page cache.
+ * Clean pages go back to the allocator at once, so the next object's write reuses memory that is
+ * already mapped and warm instead of taking fresh pages, which cost ~10x the copy itself
+ * (measured 7.3 vs 0.8 ms of CPU per 2.6 MB object on a VM whose free memory the host reclaims:
+ * 10-18% of a firehose's CPU); and archives no longer push the logs' pages out of the cache.
+ * Only a hint: the data is on disk already, a failure changes nothing.
+ */
+static void drop_cached(int fd)
+{
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+}
+
 static int file_put(struct sl_objstore *base, const char *key, const void *data, size_t len,
 		    struct sl_objstore_error *err)
 {
@@ -107,6 +121,8 @@ static int file_put(struct sl_objstore *base, const char *key, const void *data,
 		what = "fdatasync";
 		r = io->fdatasync(fd);
 	}
+	if (r == 0 && len)
+		drop_cached(fd);
 	int c = io->close(fd);
 	if (r == 0 && c < 0) {
 		what = "close";

@@ -231,7 +231,10 @@ static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
 		if (i < nfiles)
 			files[i].preads++;
 	}
-	return sl_log_io_real.pread(fd, buf, n, off);
+	ssize_t got = sl_log_io_real.pread(fd, buf, n, off);
+	if (got > 0)
+		state.pread_bytes += (uint64_t)got;
+	return got;
 }
 
 static int f_fdatasync(int fd)

@@ -40,6 +40,7 @@ struct fault_io {
 	int pwritev_calls;
 	int fdatasync_calls;
 	int pread_calls;
+	uint64_t pread_bytes; /* bytes the preads returned */
 	int open_calls;
 };
 

@@ -286,6 +286,53 @@ static void open_reads_only_the_newest_segment(void **state)
 	assert_int_equal(reads[0], reads[1]);
 }
 
+/*
+ * A read that stops at its byte limit copies little more than it returns out of the file: every
+ * pread is bounded by what the limits still need (a firehose window of 8 MiB once read ~16 MiB).
+ * 3000 records of 1000 bytes in one segment, read 1 MiB and then 200 KiB at a time.
+ */
+static void read_stops_near_its_byte_limit(void **state)
+{
+	char *dir = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(dir, SL_FSYNC_NEVER);
+	c.segment_bytes_max = 64u << 20;
+	struct sl_shard_log *log = open_log(&c);
+	static uint8_t data[1000];
+	memset(data, 'x', sizeof(data));
+	struct sl_record_in recs[100];
+	for (int i = 0; i < 100; i++)
+		recs[i] = (struct sl_record_in){
+		    .key = (const uint8_t *)"key", .key_len = 3, .data = data, .data_len = 1000};
+	for (int b = 0; b < 30; b++)
+		assert_int_equal(sl_shard_log_append(log, recs, 100, T0, NULL, NULL, NULL), 0);
+	const uint64_t frame = 32 + 3 + 1000 + 8;
+	struct sl_read_batch rb;
+	sl_read_batch_init(&rb);
+	uint32_t limits[] = {1u << 20, 200u << 10};
+	for (int k = 0; k < 2; k++) {
+		uint64_t from = 1, returned = 0;
+		fault_io_reset();
+		while (from <= 3000) {
+			assert_int_equal(sl_shard_log_read(log, from, 65536, limits[k], T0, &rb),
+					 0);
+			assert_true(rb.count > 0);
+			assert_true(rb.records[0].seq == from);
+			assert_true(rb.data_bytes <= limits[k]);
+			returned += rb.count * frame;
+			from = rb.next_seq;
+		}
+		assert_true(from == 3001);
+		/* Each read may overshoot by its minimum chunk and a frame or two, not by
+		 * megabytes. */
+		uint64_t reads = (3000 * frame + limits[k] - 1) / limits[k] + 1;
+		assert_true(fio->pread_bytes >= returned);
+		assert_true(fio->pread_bytes <= returned + reads * ((64u << 10) + 2 * frame));
+	}
+	sl_read_batch_finish(&rb);
+	sl_shard_log_close(log);
+	tmpdir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +343,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(failed_sync_fails_waiting_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_sync_at_roll_fails_the_log, setup, teardown),
 	    cmocka_unit_test_setup_teardown(open_reads_only_the_newest_segment, setup, teardown),
+	    cmocka_unit_test_setup_teardown(read_stops_near_its_byte_limit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
