@@ -753,12 +753,17 @@ struct dest_result {
 	struct prod_result base, with;
 	double sustained_seconds; /* first send with the firehose on -> all archived */
 	double drain_seconds, drain_cpu;
+	/* CPU of the object store server this run started (s3rver; 0: none) while the producers
+	 * ran with the firehose on: on a shared machine, CPU the producers could not have */
+	double with_store_cpu;
+	bool store_measured;
 	struct fh_status drain_st;
 	uint64_t records;
 };
 
 static int run_dest(const struct fh_opts *o, const char *scratch, const char *kind,
-		    const char *dest_base, const char *endpoint, struct dest_result *res)
+		    const char *dest_base, const char *endpoint, pid_t store_pid,
+		    struct dest_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	res->kind = kind;
@@ -788,8 +793,14 @@ static int run_dest(const struct fh_opts *o, const char *scratch, const char *ki
 	if (fh_create(fd, "fh-with", "with", dest, endpoint) < 0)
 		goto out;
 	int64_t t0 = sl_mono_ns();
-	if (produce(o, srv.addr, "with", &res->with) < 0 ||
-	    fh_simple(fd, FH_OP_FLUSH, "fh-with") < 0)
+	double store0 = store_pid > 0 ? proc_cpu_seconds(store_pid) : 0;
+	if (produce(o, srv.addr, "with", &res->with) < 0)
+		goto out;
+	if (store_pid > 0) {
+		res->with_store_cpu = proc_cpu_seconds(store_pid) - store0;
+		res->store_measured = true;
+	}
+	if (fh_simple(fd, FH_OP_FLUSH, "fh-with") < 0)
 		goto out;
 	/* FIREHOSE_FLUSH closes only the next window of each shard (docs/benchmarks.md): repeat it
 	 * until the backlog is archived, or the last window would wait for the 60 s interval. */
@@ -866,6 +877,12 @@ static void report(const struct fh_opts *o, const struct dest_result *r, const s
 		base_rps * mb);
 	fprintf(f, "  produce, firehose on      %10.0f rec/s  %8.1f MB/s  (%+.1f%% vs without)\n",
 		with_rps, with_rps * mb, (with_rps / base_rps - 1) * 100);
+	if (r->store_measured)
+		fprintf(f,
+			"    the object store server (this run's s3rver) used %.2fs CPU meanwhile, "
+			"%.0f%% of a core\n",
+			r->with_store_cpu,
+			r->with.seconds > 0 ? r->with_store_cpu / r->with.seconds * 100 : 0);
 	fprintf(f,
 		"  sustained into %-8s   %10.0f rec/s  %8.1f MB/s  (first send -> all archived)\n",
 		r->kind, sus_rps, sus_rps * mb);
@@ -894,6 +911,8 @@ static void report(const struct fh_opts *o, const struct dest_result *r, const s
 		bench_json_u64(&j, "connections", o->connections);
 		bench_json_num(&j, "produce_rps_without", base_rps);
 		bench_json_num(&j, "produce_rps_with", with_rps);
+		if (r->store_measured)
+			bench_json_num(&j, "store_cpu_s_while_producing", r->with_store_cpu);
 		bench_json_num(&j, "sustained_rps", sus_rps);
 		bench_json_num(&j, "sustained_mbps", sus_rps * mb);
 		bench_json_num(&j, "drain_rps", drain_rps);
@@ -999,7 +1018,7 @@ int bench_firehose_main(int argc, char **argv)
 	char dest[PATH_MAX + 16];
 	if (ret == 0) {
 		snprintf(dest, sizeof(dest), "file://%s/objects", abs);
-		ret = run_dest(&o, abs, "file", dest, "", &r);
+		ret = run_dest(&o, abs, "file", dest, "", 0, &r);
 		if (ret == 0)
 			report(&o, &r, &c);
 	}
@@ -1024,7 +1043,8 @@ int bench_firehose_main(int argc, char **argv)
 			fprintf(o.json ? stderr : stdout,
 				"\ns3: no --s3 and no tests/node_modules s3rver: skipped\n");
 		else {
-			ret = run_dest(&o, abs, "s3", "s3://" FH_BUCKET "/bench", endpoint, &r);
+			ret = run_dest(&o, abs, "s3", "s3://" FH_BUCKET "/bench", endpoint, s3.pid,
+				       &r);
 			if (ret == 0)
 				report(&o, &r, &c);
 		}
