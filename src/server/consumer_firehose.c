@@ -1,6 +1,7 @@
 #include "server/consumer_firehose.h"
 
 #include "archive/archive_format.h"
+#include "common/file.h"
 #include "common/logging.h"
 #include "consumer/checkpoint.h"
 #include "objstore/objstore.h"
@@ -76,9 +77,13 @@ static int pending_save(const struct sl_firehose_sink *s, uint64_t first, uint64
 	close(fd);
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
-	if (r < 0)
+	if (r < 0) {
 		unlink(tmp);
-	return r;
+		return r;
+	}
+	/* The rename is durable only with its folder: without this a power loss before the
+	 * checkpoint's own save could bring back the previous range after the upload. */
+	return sl_fsync_dir(dir);
 }
 
 int sl_firehose_sink_create(const struct sl_consumer_config *cfg, uint32_t shard_id,
