@@ -36,5 +36,7 @@ int sl_base64_vectorized(void);
  * anything else (a length not a multiple of 4, a character outside the alphabet, misplaced '=').
  */
 int sl_base64_decode(const char *in, size_t n, struct sl_buf *out);
+/* The scalar decoder alone (sl_base64_decode takes an AVX2 path where the CPU has it): tests. */
+int sl_base64_decode_scalar(const char *in, size_t n, struct sl_buf *out);
 
 #endif
