@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/types.h>
 #include <time.h>
+/* ZSTD_decompressBound: in the static-only section, exported by libzstd since 1.4.0. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #define SHARD_ID_PREFIX "shardId-"
@@ -493,9 +495,16 @@ static bool fast_fields(const char *p, size_t len, struct line_fields *f)
 	if (p == t || (p - t > 1 && *t == '0') || (p < end && *p >= '0' && *p <= '9'))
 		return false;
 	if (!lit(&p, end, ",\"key\":\"", 8) || !plain_string(&p, end, &f->key, &f->key_len) ||
-	    !sl_utf8_valid(f->key, f->key_len) || !lit(&p, end, ",\"data\":\"", 9) ||
-	    !plain_string(&p, end, &f->data, &f->data_len) || !lit(&p, end, "}", 1) || p != end)
+	    !sl_utf8_valid(f->key, f->key_len) || !lit(&p, end, ",\"data\":\"", 9) || end - p < 2 ||
+	    end[-2] != '"' || end[-1] != '}')
 		return false;
+	/*
+	 * data runs to the line's closing `"}` and is not scanned here: base64 has no quote,
+	 * backslash nor control character, so a data field that decodes is a plain JSON string, and
+	 * one that does not goes to jansson (read_line). Saves two passes over the longest field.
+	 */
+	f->data = p;
+	f->data_len = (size_t)(end - 2 - p);
 	f->ts_ok = true;
 	f->ts = (int64_t)ts;
 	return true;
@@ -505,8 +514,17 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 {
 	int r = 0;
 	json_t *o = NULL;
-	struct line_fields f = {0};
-	if (!fast_fields(p, len, &f)) {
+	struct line_fields f; /* every field is set by fast_fields or the jansson path */
+	int d = -EINVAL;
+	if (fast_fields(p, len, &f))
+		d = sl_base64_decode(f.data, f.data_len, &rd->data);
+	if (d == -ENOMEM) {
+		r = -ENOMEM;
+		goto out;
+	}
+	bool decoded = d == 0;
+	if (!decoded) {
+		/* Not the writer's plain line, or data needs unescaping (or is bad): jansson. */
 		json_error_t jerr;
 		o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 		if (!o)
@@ -540,7 +558,7 @@ static int read_line(struct reader *rd, const char *p, size_t len)
 		CORRUPT(rd, "key is not a string of 1..%d bytes", SLUICE_KEY_LEN_MAX);
 	if (!f.data)
 		CORRUPT(rd, "data is not a string");
-	int d = sl_base64_decode(f.data, f.data_len, &rd->data);
+	d = decoded ? 0 : sl_base64_decode(f.data, f.data_len, &rd->data);
 	if (d == -ENOMEM) {
 		r = -ENOMEM;
 		goto out;
@@ -717,26 +735,105 @@ int sl_archive_read(const uint8_t *obj, size_t len, enum sl_archive_compression 
 	return rd.records > INT32_MAX ? INT32_MAX : (int)rd.records;
 }
 
-struct collect_sink {
-	size_t max_bytes;
-	size_t total;
-	struct sl_buf *out;
-	char *err_msg;
-	size_t err_msg_len;
-};
-
-static ssize_t collect_chunk(void *ctx, const uint8_t *p, size_t len)
+/*
+ * The streaming path (zstd_whole's fallback: truncated frames, bounds over max_bytes): straight
+ * into out, with no staging buffer. The output window is capped at one byte past max_bytes, so an
+ * oversized object is caught without writing more than that.
+ */
+static int zstd_streamed(const uint8_t *obj, size_t len, size_t max_bytes, struct sl_buf *out,
+			 char *err_msg, size_t err_msg_len)
 {
-	struct collect_sink *s = ctx;
-	if (len > s->max_bytes - s->total) {
-		set_err(s->err_msg, s->err_msg_len, "decompressed object over %zu bytes",
-			s->max_bytes);
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	if (!dctx)
+		return -ENOMEM;
+	int r = 0;
+	ZSTD_inBuffer in = {obj, len, 0};
+	size_t start = out->len, step = ZSTD_DStreamOutSize();
+	unsigned long long hint = ZSTD_getFrameContentSize(obj, len);
+	if (hint != ZSTD_CONTENTSIZE_UNKNOWN && hint != ZSTD_CONTENTSIZE_ERROR && hint < max_bytes)
+		step = (size_t)hint + 1 > step ? (size_t)hint + 1 : step;
+	for (;;) {
+		size_t produced = out->len - start;
+		if (produced > max_bytes) {
+			set_err(err_msg, err_msg_len, "decompressed object over %zu bytes",
+				max_bytes);
+			r = SLUICE_ERR_CORRUPT;
+			break;
+		}
+		if (out->cap - out->len < ZSTD_DStreamOutSize() &&
+		    sl_buf_reserve(out, produced > step ? produced : step) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		size_t room = out->cap - out->len, allowed = max_bytes - produced;
+		allowed += allowed < SIZE_MAX; /* one byte past the cap, without wrapping */
+		ZSTD_outBuffer ob = {out->data + out->len, room < allowed ? room : allowed, 0};
+		size_t z = ZSTD_decompressStream(dctx, &ob, &in);
+		if (ZSTD_isError(z)) {
+			set_err(err_msg, err_msg_len, "zstd: %s", ZSTD_getErrorName(z));
+			r = SLUICE_ERR_CORRUPT;
+			break;
+		}
+		out->len += ob.pos;
+		if (z == 0) {
+			if (out->len - start > max_bytes) {
+				set_err(err_msg, err_msg_len, "decompressed object over %zu bytes",
+					max_bytes);
+				r = SLUICE_ERR_CORRUPT;
+			} else if (in.pos != in.size) {
+				set_err(err_msg, err_msg_len,
+					"%zu bytes after the end of the zstd frame",
+					in.size - in.pos);
+				r = SLUICE_ERR_CORRUPT;
+			}
+			break;
+		}
+		if (in.pos == in.size && ob.pos < ob.size) {
+			/* No more input, and the decoder could not fill its output: cut short. */
+			set_err(err_msg, err_msg_len, "truncated zstd frame (%zu bytes)", len);
+			r = SLUICE_ERR_CORRUPT;
+			break;
+		}
+	}
+	ZSTD_freeDCtx(dctx);
+	if (r < 0)
+		out->len = start;
+	return r;
+}
+
+/*
+ * The common case: one well-formed frame whose decompressed size is bounded (by its content
+ * size, or by its block count x 128 KiB) below max_bytes. Decoded in one call straight into out:
+ * the streaming decoder would decode into its window buffer and copy from there, a second pass
+ * over every byte. Anything else (truncated, bound over max_bytes) takes the streaming path,
+ * which enforces the cap as it goes and says precisely what is wrong.
+ */
+static int zstd_whole(const uint8_t *obj, size_t len, size_t max_bytes, struct sl_buf *out,
+		      char *err_msg, size_t err_msg_len)
+{
+	size_t frame = ZSTD_findFrameCompressedSize(obj, len);
+	unsigned long long bound =
+	    ZSTD_isError(frame) ? ZSTD_CONTENTSIZE_ERROR : ZSTD_decompressBound(obj, frame);
+	if (bound == ZSTD_CONTENTSIZE_ERROR || bound > max_bytes)
+		return zstd_streamed(obj, len, max_bytes, out, err_msg, err_msg_len);
+	if (frame != len) {
+		set_err(err_msg, err_msg_len, "%zu bytes after the end of the zstd frame",
+			len - frame);
 		return SLUICE_ERR_CORRUPT;
 	}
-	if (sl_buf_put(s->out, p, len) < 0)
+	if (sl_buf_reserve(out, (size_t)bound) < 0)
 		return -ENOMEM;
-	s->total += len;
-	return (ssize_t)len;
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	if (!dctx)
+		return -ENOMEM;
+	size_t z = ZSTD_decompressDCtx(dctx, out->data + out->len, (size_t)bound, obj, len);
+	ZSTD_freeDCtx(dctx);
+	if (ZSTD_isError(z)) {
+		set_err(err_msg, err_msg_len, "zstd: %s", ZSTD_getErrorName(z));
+		return SLUICE_ERR_CORRUPT;
+	}
+	out->len += z;
+	return 0;
 }
 
 int sl_archive_decompress(const uint8_t *obj, size_t len, enum sl_archive_compression compression,
@@ -751,12 +848,7 @@ int sl_archive_decompress(const uint8_t *obj, size_t len, enum sl_archive_compre
 	}
 	if (compression != SL_ARCHIVE_ZSTD)
 		return SLUICE_ERR_INVALID_ARGUMENT;
-	struct sl_buf pending;
-	sl_buf_init(&pending);
-	struct collect_sink s = {max_bytes, 0, out, err_msg, err_msg_len};
-	int r = zstd_stream(obj, len, &pending, collect_chunk, &s, err_msg, err_msg_len);
-	sl_buf_finish(&pending);
-	return r;
+	return zstd_whole(obj, len, max_bytes, out, err_msg, err_msg_len);
 }
 
 /* ---- object keys ---- */

@@ -628,6 +628,77 @@ static void large_records(void **state)
 	sl_archive_writer_destroy(w);
 }
 
+/*
+ * sl_archive_decompress, as restore uses it: the same bytes as the streaming reader sees, on the
+ * one-call path (bound under the cap) and the streaming one (bound over it); every truncation,
+ * trailing bytes and the cap are errors on both; out is left as it was on failure.
+ */
+static void decompress_whole(void **state)
+{
+	(void)state;
+	struct sl_archive_writer *w = writer(SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD);
+	for (uint64_t s = 1; s <= 300; s++) {
+		char data[64];
+		int n = snprintf(data, sizeof(data), "record number %llu", (unsigned long long)s);
+		add(w, s, TS + (int64_t)s, "key", 3, data, (size_t)n);
+	}
+	const uint8_t *obj;
+	size_t len;
+	assert_int_equal(sl_archive_writer_finish(w, &obj, &len), 0);
+	char msg[200];
+	struct sl_buf big, exact;
+	sl_buf_init(&big);
+	sl_buf_init(&exact);
+	/* Under a generous cap: one call. */
+	assert_int_equal(
+	    sl_archive_decompress(obj, len, SL_ARCHIVE_ZSTD, 1 << 30, &big, msg, sizeof(msg)), 0);
+	size_t n = 0;
+	assert_int_equal(
+	    sl_archive_read(big.data, big.len, SL_ARCHIVE_NONE, count_only, &n, msg, sizeof(msg)),
+	    300);
+	/* A cap of exactly the size is below the block bound (128 KiB): the streaming path. */
+	assert_true(big.len < (128u << 10));
+	assert_int_equal(
+	    sl_archive_decompress(obj, len, SL_ARCHIVE_ZSTD, big.len, &exact, msg, sizeof(msg)), 0);
+	assert_int_equal(exact.len, big.len);
+	assert_memory_equal(exact.data, big.data, big.len);
+	sl_buf_reset(&exact);
+	msg[0] = '\0';
+	assert_int_equal(
+	    sl_archive_decompress(obj, len, SL_ARCHIVE_ZSTD, big.len - 1, &exact, msg, sizeof(msg)),
+	    SLUICE_ERR_CORRUPT);
+	assert_non_null(strstr(msg, "over"));
+	assert_int_equal(exact.len, 0);
+	/* Appends after what out holds; a failure leaves that alone. */
+	assert_int_equal(sl_buf_put(&exact, "x", 1), 0);
+	for (size_t cut = 0; cut < len; cut++) {
+		msg[0] = '\0';
+		/* No cap at all (SIZE_MAX) must not wrap the streaming path's window. */
+		size_t cap = cut % 2 ? SIZE_MAX : 1u << 30;
+		assert_int_equal(
+		    sl_archive_decompress(obj, cut, SL_ARCHIVE_ZSTD, cap, &exact, msg, sizeof(msg)),
+		    SLUICE_ERR_CORRUPT);
+		assert_true(msg[0] != '\0');
+		assert_int_equal(exact.len, 1);
+	}
+	uint8_t *more = malloc(len + 1);
+	memcpy(more, obj, len);
+	more[len] = 0;
+	assert_int_equal(sl_archive_decompress(more, len + 1, SL_ARCHIVE_ZSTD, 1 << 30, &exact, msg,
+					       sizeof(msg)),
+			 SLUICE_ERR_CORRUPT);
+	assert_non_null(strstr(msg, "after the end"));
+	assert_int_equal(exact.len, 1);
+	assert_int_equal(
+	    sl_archive_decompress(obj, len, SL_ARCHIVE_ZSTD, 1 << 30, &exact, msg, sizeof(msg)), 0);
+	assert_int_equal(exact.len, 1 + big.len);
+	assert_memory_equal(exact.data + 1, big.data, big.len);
+	free(more);
+	sl_buf_finish(&big);
+	sl_buf_finish(&exact);
+	sl_archive_writer_destroy(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -637,6 +708,7 @@ int main(void)
 	    cmocka_unit_test(empty_object),
 	    cmocka_unit_test(raw_format),
 	    cmocka_unit_test(zstd_truncated),
+	    cmocka_unit_test(decompress_whole),
 	    cmocka_unit_test(corrupt_lines),
 	    cmocka_unit_test(fast_and_slow_paths_agree),
 	    cmocka_unit_test(escapes_at_every_offset),
