@@ -91,11 +91,17 @@ int sl_proto_put_restore_record(struct sl_buf *out, const struct sluice_record *
 	int r = sl_buf_reserve(out, RESTORE_RECORD_BYTES_MIN + rec->key_len + rec->data_len);
 	if (r < 0)
 		return r;
-	sl_buf_put_u64(out, rec->seq);
-	sl_buf_put_u64(out, (uint64_t)rec->ts_ms);
-	sl_proto_put_str16(out, rec->key, rec->key_len);
-	sl_buf_put_u32(out, rec->data_len);
+	/* Room is reserved: plain stores, not a checked put per field (this runs per record). */
+	uint8_t *p = out->data + out->len;
+	sl_store_u64(p, rec->seq);
+	sl_store_u64(p + 8, (uint64_t)rec->ts_ms);
+	sl_store_u16(p + 16, rec->key_len);
+	if (rec->key_len)
+		memcpy(p + 18, rec->key, rec->key_len);
+	p += 18 + rec->key_len;
+	sl_store_u32(p, rec->data_len);
 	if (rec->data_len)
-		sl_buf_put(out, rec->data, rec->data_len);
+		memcpy(p + 4, rec->data, rec->data_len);
+	out->len += RESTORE_RECORD_BYTES_MIN + rec->key_len + rec->data_len;
 	return 0;
 }
