@@ -84,7 +84,8 @@ struct job {
 	const struct sl_archive_plan *plan;
 	const struct sluice_stream_info *info;
 	atomic_size_t next_shard; /* index into info->shards */
-	atomic_int workers_done;
+	int workers_done;	  /* under mu; done_cv signals a change */
+	pthread_cond_t done_cv;	  /* CLOCK_MONOTONIC */
 	atomic_int failed;
 	/* totals */
 	_Atomic uint64_t objects_read, objects_skipped, objects_bad;
@@ -339,7 +340,10 @@ static void *worker_main(void *arg)
 out:
 	if (wk->w_ready)
 		rw_stats(&wk->w, &wk->st);
-	atomic_fetch_add(&job->workers_done, 1);
+	pthread_mutex_lock(&job->mu);
+	job->workers_done++;
+	pthread_cond_broadcast(&job->done_cv);
+	pthread_mutex_unlock(&job->mu);
 	return NULL;
 }
 
@@ -573,6 +577,11 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 	struct sl_archive_plan plan;
 	sl_archive_plan_init(&plan, job.stream);
 	pthread_mutex_init(&job.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&job.done_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	int64_t started = sl_mono_ms();
 
 	struct sl_objstore_error oe = {0};
@@ -653,14 +662,19 @@ int cli_restore(const struct cli *cli, int argc, char **argv)
 			break;
 		}
 	}
-	int64_t last = sl_mono_ms();
-	while ((size_t)atomic_load(&job.workers_done) < started_wk) {
-		sleep_ms(50);
-		if (sl_mono_ms() - last >= 1000) {
-			last = sl_mono_ms();
-			progress(&job, started);
-		}
+	/* Woken by each worker as it ends (polling here cost up to a poll period per restore). */
+	pthread_mutex_lock(&job.mu);
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while ((size_t)job.workers_done < started_wk) {
+		next.tv_sec += 1;
+		while ((size_t)job.workers_done < started_wk &&
+		       pthread_cond_timedwait(&job.done_cv, &job.mu, &next) == 0)
+			;
+		if ((size_t)job.workers_done < started_wk)
+			progress(&job, started); /* once a second, under mu like workers' lines */
 	}
+	pthread_mutex_unlock(&job.mu);
 	struct rw_stats st = {0};
 	for (size_t i = 0; i < started_wk; i++) {
 		pthread_join(wks[i].thread, NULL);
@@ -710,6 +724,7 @@ out:
 	sluice_stream_info_free(info);
 	sluice_client_close(c);
 	sl_objstore_destroy(store);
+	pthread_cond_destroy(&job.done_cv);
 	pthread_mutex_destroy(&job.mu);
 	return ret;
 }
