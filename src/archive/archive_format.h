@@ -165,7 +165,9 @@ int sl_archive_read(const uint8_t *obj, size_t len, enum sl_archive_compression 
 
 /*
  * Decompress a whole object into out (appended), checking the frame as sl_archive_read() does; at
- * most max_bytes of output (SLUICE_ERR_CORRUPT past it). For raw objects, tools and tests.
+ * most max_bytes of output (SLUICE_ERR_CORRUPT past it); on failure out is left as it was. A
+ * well-formed zstd frame whose bound is under max_bytes is decoded in one call straight into out
+ * (no staging copy: `sluice restore` reuses out for every object). For restore, tools and tests.
  */
 int sl_archive_decompress(const uint8_t *obj, size_t len, enum sl_archive_compression compression,
 			  size_t max_bytes, struct sl_buf *out, char *err_msg, size_t err_msg_len);
