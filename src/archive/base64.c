@@ -95,6 +95,9 @@ __attribute__((target("avx2"))) static size_t encode_avx2(char *out, const uint8
 		__m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 		_mm256_storeu_si256((__m256i *)o, encode_chars_avx2(encode_indices_avx2(v)));
 	}
+	/* Clean the upper AVX state before the scalar tail: GCC 12 makes that call a tail jump
+	 * without a vzeroupper of its own, and dirty upper state slows the SSE code after it. */
+	_mm256_zeroupper();
 	return (size_t)(o - out) + encode_tail(o, in + i, n - i);
 }
 #endif
