@@ -735,67 +735,43 @@ int sl_archive_read(const uint8_t *obj, size_t len, enum sl_archive_compression 
 	return rd.records > INT32_MAX ? INT32_MAX : (int)rd.records;
 }
 
+/* zstd_streamed's sink: appends to out, up to max_bytes in all. */
+struct collect_sink {
+	size_t max_bytes;
+	size_t total;
+	struct sl_buf *out;
+	char *err_msg;
+	size_t err_msg_len;
+};
+
+static ssize_t collect_chunk(void *ctx, const uint8_t *p, size_t len)
+{
+	struct collect_sink *s = ctx;
+	if (len > s->max_bytes - s->total) {
+		set_err(s->err_msg, s->err_msg_len, "decompressed object over %zu bytes",
+			s->max_bytes);
+		return SLUICE_ERR_CORRUPT;
+	}
+	if (sl_buf_put(s->out, p, len) < 0)
+		return -ENOMEM;
+	s->total += len;
+	return (ssize_t)len;
+}
+
 /*
- * The streaming path (zstd_whole's fallback: truncated frames, bounds over max_bytes): straight
- * into out, with no staging buffer. The output window is capped at one byte past max_bytes, so an
- * oversized object is caught without writing more than that.
+ * zstd_whole's fallback (truncated or damaged frames, bounds over max_bytes): the reader's own
+ * streaming decoder (zstd_stream), which enforces the cap as it goes and says precisely what is
+ * wrong. Rare, so its extra copy does not matter. out is left as it was on failure.
  */
 static int zstd_streamed(const uint8_t *obj, size_t len, size_t max_bytes, struct sl_buf *out,
 			 char *err_msg, size_t err_msg_len)
 {
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	if (!dctx)
-		return -ENOMEM;
-	int r = 0;
-	ZSTD_inBuffer in = {obj, len, 0};
-	size_t start = out->len, step = ZSTD_DStreamOutSize();
-	unsigned long long hint = ZSTD_getFrameContentSize(obj, len);
-	if (hint != ZSTD_CONTENTSIZE_UNKNOWN && hint != ZSTD_CONTENTSIZE_ERROR && hint < max_bytes)
-		step = (size_t)hint + 1 > step ? (size_t)hint + 1 : step;
-	for (;;) {
-		size_t produced = out->len - start;
-		if (produced > max_bytes) {
-			set_err(err_msg, err_msg_len, "decompressed object over %zu bytes",
-				max_bytes);
-			r = SLUICE_ERR_CORRUPT;
-			break;
-		}
-		if (out->cap - out->len < ZSTD_DStreamOutSize() &&
-		    sl_buf_reserve(out, produced > step ? produced : step) < 0) {
-			r = -ENOMEM;
-			break;
-		}
-		size_t room = out->cap - out->len, allowed = max_bytes - produced;
-		allowed += allowed < SIZE_MAX; /* one byte past the cap, without wrapping */
-		ZSTD_outBuffer ob = {out->data + out->len, room < allowed ? room : allowed, 0};
-		size_t z = ZSTD_decompressStream(dctx, &ob, &in);
-		if (ZSTD_isError(z)) {
-			set_err(err_msg, err_msg_len, "zstd: %s", ZSTD_getErrorName(z));
-			r = SLUICE_ERR_CORRUPT;
-			break;
-		}
-		out->len += ob.pos;
-		if (z == 0) {
-			if (out->len - start > max_bytes) {
-				set_err(err_msg, err_msg_len, "decompressed object over %zu bytes",
-					max_bytes);
-				r = SLUICE_ERR_CORRUPT;
-			} else if (in.pos != in.size) {
-				set_err(err_msg, err_msg_len,
-					"%zu bytes after the end of the zstd frame",
-					in.size - in.pos);
-				r = SLUICE_ERR_CORRUPT;
-			}
-			break;
-		}
-		if (in.pos == in.size && ob.pos < ob.size) {
-			/* No more input, and the decoder could not fill its output: cut short. */
-			set_err(err_msg, err_msg_len, "truncated zstd frame (%zu bytes)", len);
-			r = SLUICE_ERR_CORRUPT;
-			break;
-		}
-	}
-	ZSTD_freeDCtx(dctx);
+	size_t start = out->len;
+	struct sl_buf pending;
+	sl_buf_init(&pending);
+	struct collect_sink s = {max_bytes, 0, out, err_msg, err_msg_len};
+	int r = zstd_stream(obj, len, &pending, collect_chunk, &s, err_msg, err_msg_len);
+	sl_buf_finish(&pending);
 	if (r < 0)
 		out->len = start;
 	return r;

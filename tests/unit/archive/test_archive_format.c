@@ -85,6 +85,18 @@ static void add(struct sl_archive_writer *w, uint64_t seq, int64_t ts, const cha
 	assert_int_equal(sl_archive_writer_add(w, &r), 0);
 }
 
+/* A zstd JSONL writer holding records 1..count ("record number N", key "key"). */
+static struct sl_archive_writer *numbered_records(uint64_t count)
+{
+	struct sl_archive_writer *w = writer(SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD);
+	for (uint64_t s = 1; s <= count; s++) {
+		char data[64];
+		int n = snprintf(data, sizeof(data), "record number %llu", (unsigned long long)s);
+		add(w, s, TS + (int64_t)s, "key", 3, data, (size_t)n);
+	}
+	return w;
+}
+
 static uint8_t binary[256];
 
 static const char utf8_key[] = "cl\xc3\xa9-\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-\xf0\x9f\x99\x82";
@@ -291,12 +303,7 @@ static int digest(const struct sl_archive_record *r, void *ctx)
 
 static void zstd_truncated(void **state)
 {
-	struct sl_archive_writer *w = writer(SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD);
-	for (uint64_t s = 1; s <= 200; s++) {
-		char data[64];
-		int n = snprintf(data, sizeof(data), "record number %llu", (unsigned long long)s);
-		add(w, s, TS + (int64_t)s, "key", 3, data, (size_t)n);
-	}
+	struct sl_archive_writer *w = numbered_records(200);
 	const uint8_t *obj;
 	size_t len;
 	assert_int_equal(sl_archive_writer_finish(w, &obj, &len), 0);
@@ -636,12 +643,7 @@ static void large_records(void **state)
 static void decompress_whole(void **state)
 {
 	(void)state;
-	struct sl_archive_writer *w = writer(SL_ARCHIVE_JSONL, SL_ARCHIVE_ZSTD);
-	for (uint64_t s = 1; s <= 300; s++) {
-		char data[64];
-		int n = snprintf(data, sizeof(data), "record number %llu", (unsigned long long)s);
-		add(w, s, TS + (int64_t)s, "key", 3, data, (size_t)n);
-	}
+	struct sl_archive_writer *w = numbered_records(300);
 	const uint8_t *obj;
 	size_t len;
 	assert_int_equal(sl_archive_writer_finish(w, &obj, &len), 0);

@@ -80,15 +80,7 @@ static void get_eq_bytes(struct sl_objstore *os, const char *key, const void *da
 
 static void get_eq(struct sl_objstore *os, const char *key, const char *text)
 {
-	struct sl_buf b;
-	sl_buf_init(&b);
-	struct sl_objstore_error err;
-	int r = sl_objstore_get(os, key, &b, &err);
-	if (r != 0)
-		fail_msg("get %s: %d %s", key, r, err.message);
-	assert_int_equal(b.len, strlen(text));
-	assert_memory_equal(b.data, text, b.len);
-	sl_buf_finish(&b);
+	get_eq_bytes(os, key, text, strlen(text));
 }
 
 struct listing {
