@@ -34,6 +34,11 @@
 #define SL_READ_RECORDS_MAX 65536u
 /* Default sync interval for SL_FSYNC_INTERVAL when the config gives 0. */
 #define SL_FSYNC_INTERVAL_MS_DEFAULT 1000
+/*
+ * Group commit keeps the active segment's file this far (at least half of it, at most twice)
+ * past the records, in written zeros: see preallocate() in shard_log.c.
+ */
+#define SL_PREALLOC_CHUNK_BYTES (1u << 20)
 
 struct sl_pending {
 	uint64_t first_seq;
@@ -68,6 +73,7 @@ struct sl_shard_log {
 	uint64_t sync_id;
 	int sync_fd; /* dup of the segment fd given in the ticket, closed at sync_end */
 	int64_t last_sync_ms;
+	bool prealloc_off; /* an extension failed (full disk): none until the next roll */
 
 	/* Reused across appends: no per-batch allocation in the steady state. */
 	struct sl_buf staging;

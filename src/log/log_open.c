@@ -147,6 +147,7 @@ static int load_segments(struct sl_shard_log *log, const struct name_list *names
 		if (i + 1 < n) {
 			/* Sealed: trusted as is; its .idx loads when first needed. */
 			seg->size_bytes = size;
+			seg->file_bytes = size;
 			log->total_bytes += size;
 			continue;
 		}

@@ -140,6 +140,7 @@ int sl_segment_create(struct sl_segment *seg, const char *dir, uint64_t first_se
 	if (r < 0)
 		goto fail;
 	seg->size_bytes = SL_SEGMENT_HEADER_BYTES;
+	seg->file_bytes = SL_SEGMENT_HEADER_BYTES;
 	seg->idx_loaded = true;
 	return 0;
 
@@ -463,6 +464,24 @@ static bool entry_valid(struct sl_segment *seg, const struct sl_index_entry *e, 
 	return rec.seq == e->seq && rec.ts_ms == e->ts_ms;
 }
 
+/*
+ * Whether the file from off on starts with a frame header's worth of zeros (or zeros up to its
+ * end): the unwritten part of a preallocated tail. A frame never starts with a zero length, so
+ * no record, whole or torn, begins there.
+ */
+static bool zero_tail(struct sl_segment *seg, uint64_t off, uint64_t file_bytes)
+{
+	uint8_t b[SL_RECORD_HEADER_BYTES];
+	size_t want = file_bytes - off < sizeof(b) ? (size_t)(file_bytes - off) : sizeof(b);
+	ssize_t n = sl_log_io_pread_full(seg->fd, b, want, off);
+	if (n != (ssize_t)want)
+		return false;
+	for (size_t i = 0; i < want; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
 static const char *stop_reason(int stop)
 {
 	return stop == -EAGAIN ? "torn frame" : "corrupt frame";
@@ -537,7 +556,12 @@ int sl_segment_recover(struct sl_segment *seg, const char *dir, uint64_t file_by
 	r = sl_segment_scan(seg, from, file_bytes, after, interval, scratch, &scan);
 	if (r < 0)
 		return r;
-	if (scan.end_offset < file_bytes) {
+	if (scan.end_offset < file_bytes && zero_tail(seg, scan.end_offset, file_bytes)) {
+		/* Preallocated, never written (group commit, see shard_log.c): nothing lost. */
+		r = io->ftruncate(seg->fd, (off_t)scan.end_offset);
+		if (r < 0)
+			return r;
+	} else if (scan.end_offset < file_bytes) {
 		SL_WARN("shard log %s: segment %020" PRIu64 ": %s at offset %" PRIu64
 			", truncating %" PRIu64 " bytes",
 			dir, seg->first_seq, stop_reason(scan.stop), scan.end_offset,
@@ -547,6 +571,7 @@ int sl_segment_recover(struct sl_segment *seg, const char *dir, uint64_t file_by
 			return r;
 	}
 	seg->size_bytes = scan.end_offset;
+	seg->file_bytes = scan.end_offset;
 
 	/* Rewrite the .idx: keep the prefix that matched, write the rest again. */
 	seg->idx_fd = io->open(idx_path, O_RDWR | O_CREAT, 0644);

@@ -66,6 +66,9 @@ struct sl_segment {
 	uint64_t last_seq;    /* valid when has_records */
 	int64_t last_ts_ms;   /* newest timestamp, valid when has_records */
 	uint64_t last_offset; /* offset of the last record, valid when has_records */
+	/* Bytes in the file: size_bytes plus, for the active segment of a group-commit log, a
+	 * tail of written zeros (preallocation, see shard_log.c). */
+	uint64_t file_bytes;
 };
 
 /* Result of scanning frames forward. */

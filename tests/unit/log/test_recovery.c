@@ -246,6 +246,80 @@ static void empty_or_torn_new_segment(void **state)
 	tmpdir_remove(dir);
 }
 
+/*
+ * Group commit keeps the active segment's file ahead of its records in written zeros: the roll
+ * cuts the tail off sealed segments, a close cuts it, and recovery after a crash (the files as
+ * they were while open) drops it without a warning.
+ */
+static void preallocated_tail(void **state)
+{
+	char *base = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(base, SL_FSYNC_GROUP);
+	struct sl_shard_log *log = open_log(&c);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+	assert_int_equal(sl_shard_log_sync(log, T0), 0);
+	long long logical = 32 + 20 * FRAME;
+	assert_true(file_bytes(seg_path(base, 1, "log")) >= logical + (512 << 10));
+
+	/* A crash: copy the files while the log is open. */
+	size_t log_len, idx_len;
+	uint8_t *log_bytes = slurp(seg_path(base, 1, "log"), &log_len);
+	uint8_t *idx_bytes = slurp(seg_path(base, 1, "idx"), &idx_len);
+	char *dir = tmpdir_make();
+	spit(seg_path(dir, 1, "log"), log_bytes, log_len);
+	spit(seg_path(dir, 1, "idx"), idx_bytes, idx_len);
+	free(log_bytes);
+	free(idx_bytes);
+	sl_shard_log_close(log);
+	assert_int_equal(file_bytes(seg_path(base, 1, "log")), logical);
+	tmpdir_remove(base);
+
+	c.dir = dir;
+	struct msg_capture mc;
+	msg_capture_install(&mc);
+	log = open_log(&c);
+	msg_capture_uninstall();
+	assert_int_equal(mc.warns, 0);
+	assert_int_equal(mc.errors, 0);
+	check_records(log, 20);
+	assert_int_equal(file_bytes(seg_path(dir, 1, "log")), logical);
+	uint64_t first;
+	assert_int_equal(append_n(log, 1, T0, NULL, &first), 0);
+	assert_true(first == 21);
+	assert_true(file_bytes(seg_path(dir, 1, "log")) > logical + FRAME);
+	sl_shard_log_close(log);
+	tmpdir_remove(dir);
+
+	/* Small segments: the tail never passes the roll size, sealed segments are cut. */
+	base = tmpdir_make();
+	c = cfg_make(base, SL_FSYNC_GROUP);
+	c.segment_bytes_max = 32 + 10 * FRAME;
+	log = open_log(&c);
+	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+	assert_int_equal(file_bytes(seg_path(base, 1, "log")), (long long)c.segment_bytes_max);
+	for (int i = 1; i < 25; i++)
+		assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+	assert_int_equal(file_bytes(seg_path(base, 1, "log")), 32 + 10 * FRAME);
+	assert_int_equal(file_bytes(seg_path(base, 11, "log")), 32 + 10 * FRAME);
+	assert_int_equal(file_bytes(seg_path(base, 21, "log")), (long long)c.segment_bytes_max);
+	sl_shard_log_close(log);
+	assert_int_equal(file_bytes(seg_path(base, 21, "log")), 32 + 5 * FRAME);
+	log = open_log(&c);
+	check_records(log, 25);
+	sl_shard_log_close(log);
+	tmpdir_remove(base);
+
+	/* Without group commit nothing is preallocated. */
+	base = tmpdir_make();
+	c = cfg_make(base, SL_FSYNC_NEVER);
+	log = open_log(&c);
+	assert_int_equal(append_n(log, 3, T0, NULL, NULL), 0);
+	assert_int_equal(file_bytes(seg_path(base, 1, "log")), 32 + 3 * FRAME);
+	sl_shard_log_close(log);
+	tmpdir_remove(base);
+}
+
 static void orphans_and_bad_headers(void **state)
 {
 	char *dir = tmpdir_make();
@@ -282,6 +356,7 @@ int main(void)
 	    cmocka_unit_test(bogus_index_entries_dropped),
 	    cmocka_unit_test(empty_or_torn_new_segment),
 	    cmocka_unit_test(orphans_and_bad_headers),
+	    cmocka_unit_test(preallocated_tail),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
