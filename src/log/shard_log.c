@@ -219,7 +219,8 @@ static void preallocate(struct sl_shard_log *log, struct sl_segment *seg, uint64
 	    seg->file_bytes >= end + SL_PREALLOC_CHUNK_BYTES / 2)
 		return;
 	static const uint8_t zeros[64u << 10];
-	uint64_t from = seg->file_bytes > seg->size_bytes ? seg->file_bytes : seg->size_bytes;
+	/* [size_bytes, end) is the batch's: zeros only past it (at most 2 chunks). */
+	uint64_t from = seg->file_bytes > end ? seg->file_bytes : end;
 	uint64_t to = (end + 2 * (uint64_t)SL_PREALLOC_CHUNK_BYTES - 1) &
 		      ~(uint64_t)(SL_PREALLOC_CHUNK_BYTES - 1);
 	uint64_t cap = log->cfg.segment_bytes_max > end ? log->cfg.segment_bytes_max : end;
@@ -228,6 +229,7 @@ static void preallocate(struct sl_shard_log *log, struct sl_segment *seg, uint64
 	if (to <= from)
 		return;
 	struct iovec iov[2 * SL_PREALLOC_CHUNK_BYTES / sizeof(zeros) + 1];
+	assert(to - from <= 2 * (uint64_t)SL_PREALLOC_CHUNK_BYTES);
 	int n = 0;
 	for (uint64_t left = to - from; left > 0; n++) {
 		size_t len = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);

@@ -310,6 +310,23 @@ static void preallocated_tail(void **state)
 	sl_shard_log_close(log);
 	tmpdir_remove(base);
 
+	/* A batch larger than the preallocated tail: zeros only past it. */
+	base = tmpdir_make();
+	c = cfg_make(base, SL_FSYNC_GROUP);
+	log = open_log(&c);
+	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+	assert_int_equal(append_n(log, 60000, T0, NULL, NULL), 0);
+	long long big = file_bytes(seg_path(base, 1, "log"));
+	assert_true(big >= 32 + 60001ll * FRAME + (512 << 10));
+	assert_true(big <= 32 + 60001ll * FRAME + (2 << 20));
+	sl_shard_log_close(log);
+	log = open_log(&c);
+	struct sl_shard_log_stats st;
+	sl_shard_log_stats(log, &st);
+	assert_true(st.next_seq == 60002);
+	sl_shard_log_close(log);
+	tmpdir_remove(base);
+
 	/* Without group commit nothing is preallocated. */
 	base = tmpdir_make();
 	c = cfg_make(base, SL_FSYNC_NEVER);
