@@ -5,6 +5,7 @@
 #include <sluice/errors.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@
 #define RBUF_EXACT_FRAME_BYTES RBUF_INITIAL_BYTES
 
 static atomic_uint live_conns;
+/* Every live connection, for sl_conn_free_all (create and free are rare: a mutex is enough). */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sl_conn *live_head;
 
 struct sl_conn {
 	struct sl_loop *loop;
@@ -53,7 +57,43 @@ struct sl_conn {
 	bool fd_closed;
 	bool shut_down;
 	bool dispatching;
+	struct sl_conn *live_prev, *live_next;
 };
+
+static void live_link(struct sl_conn *c)
+{
+	pthread_mutex_lock(&live_mu);
+	c->live_prev = NULL;
+	c->live_next = live_head;
+	if (live_head)
+		live_head->live_prev = c;
+	live_head = c;
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void live_unlink(struct sl_conn *c)
+{
+	pthread_mutex_lock(&live_mu);
+	if (c->live_prev)
+		c->live_prev->live_next = c->live_next;
+	else
+		live_head = c->live_next;
+	if (c->live_next)
+		c->live_next->live_prev = c->live_prev;
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void conn_free(struct sl_conn *c)
+{
+	sl_buf_finish(&c->rbuf);
+	sl_buf_finish(&c->spare);
+	sl_buf_finish(&c->out);
+	sl_buf_finish(&c->sending);
+	if (c->handler->on_free)
+		c->handler->on_free(c->userdata);
+	atomic_fetch_sub_explicit(&live_conns, 1, memory_order_relaxed);
+	free(c);
+}
 
 unsigned sl_conn_count(void)
 {
@@ -84,14 +124,23 @@ static void maybe_free(struct sl_conn *c)
 {
 	if (c->refs || c->recv_armed || c->send_armed || !c->fd_closed)
 		return;
-	sl_buf_finish(&c->rbuf);
-	sl_buf_finish(&c->spare);
-	sl_buf_finish(&c->out);
-	sl_buf_finish(&c->sending);
-	if (c->handler->on_free)
-		c->handler->on_free(c->userdata);
-	atomic_fetch_sub_explicit(&live_conns, 1, memory_order_relaxed);
-	free(c);
+	live_unlink(c);
+	conn_free(c);
+}
+
+void sl_conn_free_all(void)
+{
+	pthread_mutex_lock(&live_mu);
+	struct sl_conn *c = live_head;
+	live_head = NULL;
+	pthread_mutex_unlock(&live_mu);
+	while (c) {
+		struct sl_conn *next = c->live_next;
+		if (c->fd >= 0) /* else the ring's close was submitted, or the fd is closed */
+			close(c->fd);
+		conn_free(c);
+		c = next;
+	}
 }
 
 static void close_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
@@ -427,6 +476,7 @@ int sl_conn_create(struct sl_loop *loop, int fd, const struct sl_conn_handler *h
 		return -ENOMEM;
 	}
 	atomic_fetch_add_explicit(&live_conns, 1, memory_order_relaxed);
+	live_link(c);
 	arm_recv(c);
 	*ret = c;
 	return 0;

@@ -87,4 +87,11 @@ void sl_conn_close(struct sl_conn *c, bool flush_first);
 /* Number of live connections on all loops (for --max-connections and /metrics). */
 unsigned sl_conn_count(void);
 
+/*
+ * Close and free every connection still open (requests in flight are dropped). Only once every
+ * loop is stopped and destroyed (no completion can reach a connection any more): at shutdown,
+ * a client may keep its connection open, or close it after its loop's last round.
+ */
+void sl_conn_free_all(void);
+
 #endif

@@ -542,8 +542,7 @@ void sl_server_destroy_workers(struct sl_server *srv)
 		sl_stream_cache_finish(&w->cache);
 		sl_read_batch_finish(&w->read_batch);
 		free(w->scratch_counts);
-		/* Connections still open are dropped with the ring; their memory goes with the
-		 * process. */
 		sl_loop_destroy(w->loop);
 	}
+	sl_conn_free_all();
 }
