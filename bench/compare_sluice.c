@@ -40,8 +40,8 @@
  * With several connections the sending threads share one producer over that many connections
  * (as a Kafka producer is shared by an application's threads): their records coalesce into
  * fewer requests and one I/O thread serves all connections instead of one per thread. With 8
- * connections that halved p50 and cut p99 by 20-60% against a producer per thread (2 pairs of
- * each 8-connection row). Flat out it lost 5-25% on async (the threads take turns on the
+ * connections that cut p50 by 32-73% and p99 by 15-64% against a producer per thread (2 pairs
+ * of each 8-connection row). Flat out it lost 5-25% on async (the threads take turns on the
  * producer's lock), so the flat-out rows keep a producer per thread.
  */
 #ifndef SL_PACED_LINGER_US
