@@ -171,6 +171,9 @@ struct sluice_producer {
 	unsigned space_waiters;
 	uint64_t wake_events; /* bumped by every change the I/O thread must look at */
 	bool io_sleeping;
+	/* Set by schedule(): every connection is up with inflight_max requests out. The answer that
+	 * frees a slot runs schedule() again before the I/O thread sleeps. */
+	bool window_full;
 	bool stopping;
 	struct sluice_producer_stats stats;
 
@@ -275,6 +278,19 @@ static void wake_io(struct sluice_producer *p)
 	(void)n; /* EAGAIN: the counter is already non-zero, the thread will wake anyway */
 }
 
+/*
+ * A new open batch or a sealed one: the I/O thread must dispatch it or arm its linger, unless
+ * the window is full (then it can do neither, and the answer that frees a slot runs schedule(),
+ * which takes the batch). Skipping that wake saves a context switch per request when records
+ * arrive while every request slot is taken, as they do with one request in flight.
+ */
+static void wake_io_for_batch(struct sluice_producer *p)
+{
+	if (p->window_full && !p->flushers && !p->stopping)
+		return;
+	wake_io(p);
+}
+
 /* Insert into p->ready keeping seqno order (retries go back to their place). */
 static void ready_insert(struct sluice_producer *p, struct batch *b)
 {
@@ -292,7 +308,7 @@ static void seal(struct sluice_producer *p, size_t open_idx)
 	if (p->last_open == b)
 		p->last_open = NULL;
 	ready_insert(p, b);
-	wake_io(p);
+	wake_io_for_batch(p);
 }
 
 static void seal_all(struct sluice_producer *p)
@@ -376,8 +392,8 @@ int sluice_producer_send(struct sluice_producer *p, const char *stream, const vo
 		}
 		b->open_us = mono_us();
 		p->open[p->open_n++] = b;
-		wake_io(
-		    p); /* so that it sends it at once (idle pipeline) or arms the linger timer */
+		/* so that it sends it at once (idle pipeline) or arms the linger timer */
+		wake_io_for_batch(p);
 	}
 	size_t off = b->buf.len;
 	r = sl_proto_put_record_in(&b->buf, &v);
@@ -810,6 +826,10 @@ static int64_t schedule(struct sluice_producer *p, int64_t now_us, bool *ret_dis
 		p->stats.requests_sent++;
 		*ret_dispatched = true;
 	}
+	p->window_full = pick_conn(p) == NULL;
+	for (uint32_t i = 0; i < p->nconns && p->window_full; i++)
+		if (p->conns[i].fd < 0)
+			p->window_full = false; /* reconnecting: keep waking the I/O thread */
 	return next;
 }
 

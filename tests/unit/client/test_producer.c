@@ -526,6 +526,43 @@ static void linger_coalesces_behind_full_window(void **state)
 	sluice_producer_destroy(p);
 }
 
+/*
+ * Records that open a batch while every slot is taken do not wake the I/O thread (nothing it
+ * could do); the answer that frees the slot must still send them, with no flush to help, with
+ * and without a linger.
+ */
+static void batch_behind_full_window_goes_with_the_answer(void **state)
+{
+	(void)state;
+	srv.mode = MODE_DELAY;
+	srv.delay_ms = 200;
+	int64_t lingers[] = {-1, 1000};
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned i = 0; i < 6; i++)
+			atomic_store(&cb_calls[i], 0);
+		struct sluice_producer_options o = {.linger_us = lingers[k],
+						    .max_inflight_requests = 1};
+		struct sluice_producer *p;
+		assert_int_equal(sluice_producer_create(fake_server_addr(fs), &o, &p), 0);
+		send_n(p, 0, 1); /* idle: out at once */
+		int64_t t0 = sl_mono_ms();
+		struct sluice_producer_stats st;
+		do {
+			usleep(1000);
+			sluice_producer_stats(p, &st);
+		} while (st.requests_sent == 0 && sl_mono_ms() - t0 < 2000);
+		assert_int_equal(st.requests_sent, 1);
+		send_n(p, 1, 5); /* the one slot is taken */
+		while (atomic_load(&cb_calls[5]) == 0 && sl_mono_ms() - t0 < 3000)
+			usleep(1000);
+		for (unsigned i = 0; i < 6; i++)
+			assert_int_equal(atomic_load(&cb_calls[i]), 1);
+		sluice_producer_stats(p, &st);
+		assert_int_equal(st.requests_sent, 2);
+		sluice_producer_destroy(p);
+	}
+}
+
 static void linger_bounds_checked(void **state)
 {
 	(void)state;
@@ -561,6 +598,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(no_linger_coalesces_behind_full_window, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(linger_coalesces_behind_full_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(batch_behind_full_window_goes_with_the_answer, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(linger_bounds_checked, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
