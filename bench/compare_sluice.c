@@ -52,6 +52,9 @@
 #endif
 #define SL_STR_(x) #x
 #define SL_STR(x) SL_STR_(x)
+#define SL_PACED_SETTINGS                                                                          \
+	"linger_us " SL_STR(SL_PACED_LINGER_US) " (none), " SL_STR(                                \
+	    SL_PACED_INFLIGHT) " request(s) in flight per connection"
 #define CTX_THREAD_SHIFT 58
 #define CTX_NS_MASK ((1ull << CTX_THREAD_SHIFT) - 1)
 
@@ -105,26 +108,20 @@ static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
 		return cmp_fail(e, "sluiced did not start");
 	cmp_child_add(s->srv.pid);
 	snprintf(e->brief, sizeof(e->brief), "--fsync %s", fsync ? "group" : "never");
-	snprintf(
-	    e->settings, sizeof(e->settings),
-	    "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen off, other "
-	    "flags default; produce: one sending thread and connection per connection, each "
-	    "thread with a libsluice producer of its own, library defaults (500 records or 1 MiB "
-	    "per request, linger 5 ms, 8 requests in flight, 32 MiB buffer); paced rows "
-	    "(produce_latency, e2e): the threads share one producer over the connections, "
-	    "linger_us " SL_STR(SL_PACED_LINGER_US) " (none), " SL_STR(
-		SL_PACED_INFLIGHT) " "
-				   "request(s) in flight per connection; consume: shard readers "
-				   "from TRIM_HORIZON; e2e: "
-				   "one thread and connection per shard, a shard reader from "
-				   "LATEST with long-poll "
-				   "reads (wait_ms 100); consume_handler / e2e_handler: a consumer "
-				   "with the bench "
-				   "plugin, batch --batch; firehose: file://, zstd 3, 5 MiB "
-				   "buffers; replay: the sluice "
-				   "CLI, --keep-keys",
-	    fsync ? "group" : "never",
-	    fsync ? "group-committed fdatasync" : "the write to the page cache");
+	snprintf(e->settings, sizeof(e->settings),
+		 "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen off, other "
+		 "flags default; produce: one sending thread and connection per connection, each "
+		 "thread with a libsluice producer of its own, library defaults (500 records or 1 "
+		 "MiB per request, linger 5 ms, 8 requests in flight, 32 MiB buffer); paced rows "
+		 "(produce_latency, e2e): the threads share one producer over the "
+		 "connections, " SL_PACED_SETTINGS
+		 "; consume: shard readers from TRIM_HORIZON; e2e: one thread "
+		 "and connection per shard, a shard reader from LATEST with long-poll reads "
+		 "(wait_ms 100); consume_handler / e2e_handler: a consumer with the bench plugin, "
+		 "batch --batch; firehose: file://, zstd 3, 5 MiB buffers; replay: the sluice CLI, "
+		 "--keep-keys",
+		 fsync ? "group" : "never",
+		 fsync ? "group-committed fdatasync" : "the write to the page cache");
 	return 0;
 }
 

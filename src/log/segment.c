@@ -556,16 +556,13 @@ int sl_segment_recover(struct sl_segment *seg, const char *dir, uint64_t file_by
 	r = sl_segment_scan(seg, from, file_bytes, after, interval, scratch, &scan);
 	if (r < 0)
 		return r;
-	if (scan.end_offset < file_bytes && zero_tail(seg, scan.end_offset, file_bytes)) {
-		/* Preallocated, never written (group commit, see shard_log.c): nothing lost. */
-		r = io->ftruncate(seg->fd, (off_t)scan.end_offset);
-		if (r < 0)
-			return r;
-	} else if (scan.end_offset < file_bytes) {
-		SL_WARN("shard log %s: segment %020" PRIu64 ": %s at offset %" PRIu64
-			", truncating %" PRIu64 " bytes",
-			dir, seg->first_seq, stop_reason(scan.stop), scan.end_offset,
-			file_bytes - scan.end_offset);
+	if (scan.end_offset < file_bytes) {
+		/* An unwritten preallocated tail (group commit, shard_log.c) loses nothing. */
+		if (!zero_tail(seg, scan.end_offset, file_bytes))
+			SL_WARN("shard log %s: segment %020" PRIu64 ": %s at offset %" PRIu64
+				", truncating %" PRIu64 " bytes",
+				dir, seg->first_seq, stop_reason(scan.stop), scan.end_offset,
+				file_bytes - scan.end_offset);
 		r = io->ftruncate(seg->fd, (off_t)scan.end_offset);
 		if (r < 0)
 			return r;

@@ -172,6 +172,20 @@ static void send_n(struct sluice_producer *p, unsigned from, unsigned n)
 	}
 }
 
+/* Send record 0 to an idle producer and wait until its request is out; returns when sent. */
+static int64_t send_first_and_wait_sent(struct sluice_producer *p)
+{
+	send_n(p, 0, 1); /* idle: out at once */
+	int64_t t0 = sl_mono_ms();
+	struct sluice_producer_stats st;
+	do {
+		usleep(1000);
+		sluice_producer_stats(p, &st);
+	} while (st.requests_sent == 0 && sl_mono_ms() - t0 < 2000);
+	assert_int_equal(st.requests_sent, 1);
+	return t0;
+}
+
 static void assert_all_once(unsigned n, int status)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -456,14 +470,8 @@ static void lingers_while_in_flight(void **state)
 	struct sluice_producer_options o = {.linger_ms = 1, .linger_us = 2000000};
 	struct sluice_producer *p;
 	assert_int_equal(sluice_producer_create(fake_server_addr(fs), &o, &p), 0);
-	send_n(p, 0, 1); /* idle: out at once, answered after 400 ms */
-	int64_t t0 = sl_mono_ms();
+	int64_t t0 = send_first_and_wait_sent(p); /* answered after 400 ms */
 	struct sluice_producer_stats st;
-	do {
-		usleep(1000);
-		sluice_producer_stats(p, &st);
-	} while (st.requests_sent == 0 && sl_mono_ms() - t0 < 2000);
-	assert_int_equal(st.requests_sent, 1);
 	send_n(p, 1, 5); /* one request in flight: these wait (2 s linger, not 1 ms) */
 	usleep(150 * 1000);
 	sluice_producer_stats(p, &st);
@@ -544,19 +552,13 @@ static void batch_behind_full_window_goes_with_the_answer(void **state)
 						    .max_inflight_requests = 1};
 		struct sluice_producer *p;
 		assert_int_equal(sluice_producer_create(fake_server_addr(fs), &o, &p), 0);
-		send_n(p, 0, 1); /* idle: out at once */
-		int64_t t0 = sl_mono_ms();
-		struct sluice_producer_stats st;
-		do {
-			usleep(1000);
-			sluice_producer_stats(p, &st);
-		} while (st.requests_sent == 0 && sl_mono_ms() - t0 < 2000);
-		assert_int_equal(st.requests_sent, 1);
+		int64_t t0 = send_first_and_wait_sent(p);
 		send_n(p, 1, 5); /* the one slot is taken */
 		while (atomic_load(&cb_calls[5]) == 0 && sl_mono_ms() - t0 < 3000)
 			usleep(1000);
 		for (unsigned i = 0; i < 6; i++)
 			assert_int_equal(atomic_load(&cb_calls[i]), 1);
+		struct sluice_producer_stats st;
 		sluice_producer_stats(p, &st);
 		assert_int_equal(st.requests_sent, 2);
 		sluice_producer_destroy(p);

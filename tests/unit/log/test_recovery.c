@@ -247,9 +247,9 @@ static void empty_or_torn_new_segment(void **state)
 }
 
 /*
- * Group commit keeps the active segment's file ahead of its records in written zeros: the roll
- * cuts the tail off sealed segments, a close cuts it, and recovery after a crash (the files as
- * they were while open) drops it without a warning.
+ * Group commit keeps the active segment's file ahead of its records in written zeros: a close
+ * cuts the tail, and recovery after a crash (the files as they were while open) drops it
+ * without a warning.
  */
 static void preallocated_tail(void **state)
 {
@@ -290,12 +290,15 @@ static void preallocated_tail(void **state)
 	assert_true(file_bytes(seg_path(dir, 1, "log")) > logical + FRAME);
 	sl_shard_log_close(log);
 	tmpdir_remove(dir);
+}
 
-	/* Small segments: the tail never passes the roll size, sealed segments are cut. */
-	base = tmpdir_make();
-	c = cfg_make(base, SL_FSYNC_GROUP);
+/* Small segments: the tail never passes the roll size, and the roll cuts it off. */
+static void preallocated_tail_cut_at_roll(void **state)
+{
+	char *base = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(base, SL_FSYNC_GROUP);
 	c.segment_bytes_max = 32 + 10 * FRAME;
-	log = open_log(&c);
+	struct sl_shard_log *log = open_log(&c);
 	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
 	assert_int_equal(file_bytes(seg_path(base, 1, "log")), (long long)c.segment_bytes_max);
 	for (int i = 1; i < 25; i++)
@@ -309,11 +312,14 @@ static void preallocated_tail(void **state)
 	check_records(log, 25);
 	sl_shard_log_close(log);
 	tmpdir_remove(base);
+}
 
-	/* A batch larger than the preallocated tail: zeros only past it. */
-	base = tmpdir_make();
-	c = cfg_make(base, SL_FSYNC_GROUP);
-	log = open_log(&c);
+/* A batch larger than the preallocated tail: zeros only past it. */
+static void preallocated_tail_past_a_large_batch(void **state)
+{
+	char *base = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(base, SL_FSYNC_GROUP);
+	struct sl_shard_log *log = open_log(&c);
 	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
 	assert_int_equal(append_n(log, 60000, T0, NULL, NULL), 0);
 	long long big = file_bytes(seg_path(base, 1, "log"));
@@ -326,11 +332,13 @@ static void preallocated_tail(void **state)
 	assert_true(st.next_seq == 60002);
 	sl_shard_log_close(log);
 	tmpdir_remove(base);
+}
 
-	/* Without group commit nothing is preallocated. */
-	base = tmpdir_make();
-	c = cfg_make(base, SL_FSYNC_NEVER);
-	log = open_log(&c);
+static void no_preallocation_without_group_commit(void **state)
+{
+	char *base = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(base, SL_FSYNC_NEVER);
+	struct sl_shard_log *log = open_log(&c);
 	assert_int_equal(append_n(log, 3, T0, NULL, NULL), 0);
 	assert_int_equal(file_bytes(seg_path(base, 1, "log")), 32 + 3 * FRAME);
 	sl_shard_log_close(log);
@@ -374,6 +382,9 @@ int main(void)
 	    cmocka_unit_test(empty_or_torn_new_segment),
 	    cmocka_unit_test(orphans_and_bad_headers),
 	    cmocka_unit_test(preallocated_tail),
+	    cmocka_unit_test(preallocated_tail_cut_at_roll),
+	    cmocka_unit_test(preallocated_tail_past_a_large_batch),
+	    cmocka_unit_test(no_preallocation_without_group_commit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
