@@ -393,7 +393,10 @@ int sl_shard_log_append(struct sl_shard_log *log, const struct sl_record_in *rec
 	log->total_bytes += batch_bytes;
 	log->next_seq = end_seq;
 	log->last_ts_ms = last_ts;
-	pending_push(log, &(struct sl_pending){first_seq, end_seq, (uint32_t)n, done, ctx});
+	/* Without a callback and a sync to wait for, the batch is acknowledged now. Readers see it
+	 * once the batches before it completed (stats: durable_seq is next_seq without any). */
+	if (done || log->cfg.fsync_mode == SL_FSYNC_GROUP)
+		pending_push(log, &(struct sl_pending){first_seq, end_seq, (uint32_t)n, done, ctx});
 	if (ret_first_seq)
 		*ret_first_seq = first_seq;
 	return 0;

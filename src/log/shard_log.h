@@ -2,7 +2,8 @@
  * struct sl_shard_log: one shard's durable, checksummed, segmented append-only log.
  *
  * Ownership and threads: a log is owned by one thread (the event loop that owns the shard, or a
- * test/benchmark). No function here is thread-safe; the owner serialises every call.
+ * test/benchmark). No function here is thread-safe: calls must be serialised (sluiced holds the
+ * shard's mutex around each).
  *
  * Durability contract. sl_shard_log_append() writes a batch (one writev) and returns; the batch is
  * not acknowledged yet. Its done() callback runs exactly once, later, from inside
@@ -13,7 +14,10 @@
  *     is wanted every interval_ms. Risk: up to interval_ms of acknowledged records on power loss.
  *   - SL_FSYNC_NEVER: as soon as the write returned; syncs only at segment roll and close.
  * Because the only way to learn a batch's fate is done(), a caller cannot acknowledge a record
- * before its policy is met.
+ * before its policy is met. Under interval and never, a batch appended with done == NULL is
+ * acknowledged when the append returns 0 (readers see it once every earlier batch completed):
+ * a thread other than the owner can append that way without waiting for the owner (sluiced, see
+ * src/server/produce.c).
  *
  * The owner runs syncs how it likes: sl_shard_log_sync() blocks (tests, benchmarks, tools);
  * sluiced instead takes a ticket with sl_shard_log_sync_begin(), runs fdatasync(ticket.fd) on
@@ -89,8 +93,9 @@ void sl_shard_log_close(struct sl_shard_log *log);
  * Append n records (1..65536) with one writev. Sequence numbers are assigned consecutively
  * (unless given) and returned through *ret_first_seq; timestamps never go backwards within a
  * shard (a record's ts is max(now_ms, previous ts)). On success returns 0 and done() will be
- * called exactly once later. On failure (invalid record, ENOSPC, EIO, failed log) returns the
- * error, the log is as it was before the call, and done() is never called.
+ * called exactly once later (done == NULL: nothing is called; see the durability contract). On
+ * failure (invalid record, ENOSPC, EIO, failed log) returns the error, the log is as it was
+ * before the call, and done() is never called.
  */
 int sl_shard_log_append(struct sl_shard_log *log, const struct sl_record_in *recs, size_t n,
 			int64_t now_ms, sl_append_done_fn done, void *ctx, uint64_t *ret_first_seq);

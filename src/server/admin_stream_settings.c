@@ -24,8 +24,10 @@ static void retention_on_owner(struct sl_loop *loop, struct sl_op *op, int res, 
 {
 	struct retention_msg *m = (struct retention_msg *)op;
 	struct sl_stream *s = m->shard->stream;
+	sl_shard_lock(m->shard);
 	if (m->shard->log) /* NULL once the stream was deleted meanwhile */
 		sl_shard_log_set_retention(m->shard->log, m->retention_ms);
+	sl_shard_unlock(m->shard);
 	sl_stream_unref(s);
 	free(m);
 }

@@ -28,6 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * How long a fetch keeps its shard watched (sl_shard_watch): loops appending to the shard
+ * directly tell the owner meanwhile. An idle consumer fetches at every tick (100 ms at most).
+ */
+#define CONSUMER_WATCH_MS 1000
+
 static struct sl_worker *owner_worker(struct sl_cshard *s)
 {
 	return &s->c->owner->srv->workers[s->owner];
@@ -499,6 +505,7 @@ static void check_timeout(struct sl_worker *w, struct sl_cshard *s, struct sl_la
 	on_failure(w, s, l, l->dispatch_count, msg, now);
 }
 
+/* Under the shard's lock (fetch). */
 static void resolve_start(struct sl_cshard *s, int64_t now)
 {
 	uint64_t seq;
@@ -557,7 +564,9 @@ static uint64_t measure_lag(struct sl_cshard *s, const struct sl_shard_log_stats
 static void refresh_lag(struct sl_cshard *s, int64_t now)
 {
 	struct sl_shard_log_stats st;
+	sl_shard_lock(s->shard);
 	sl_shard_log_stats(s->shard->log, &st);
+	sl_shard_unlock(s->shard);
 	uint64_t bytes;
 	measure_lag(s, &st, &bytes);
 	atomic_store_explicit(&s->st.buffered_bytes, bytes, memory_order_relaxed);
@@ -566,8 +575,20 @@ static void refresh_lag(struct sl_cshard *s, int64_t now)
 			      memory_order_relaxed);
 }
 
+static bool fetch_locked(struct sl_cshard *s, int64_t now);
+
 /* Read the next window. Returns true when there is one. */
 static bool fetch(struct sl_cshard *s, int64_t now)
+{
+	sl_shard_lock(s->shard);
+	/* Renewed at every fetch (each tick at least): hear of appends by other loops. */
+	sl_shard_watch(s->shard, sl_mono_ms() + CONSUMER_WATCH_MS);
+	bool got = fetch_locked(s, now);
+	sl_shard_unlock(s->shard);
+	return got;
+}
+
+static bool fetch_locked(struct sl_cshard *s, int64_t now)
 {
 	struct sl_shard *sh = s->shard;
 	if (now < s->fetch_retry_at_ms)

@@ -482,9 +482,12 @@ static void reset_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint
 	struct sl_cshard *s = m->cs;
 	struct sl_consumer *c = s->c;
 	struct sl_shard *sh = s->shard;
-	if (sh->log && !atomic_load(&c->deleted)) {
-		uint64_t seq;
-		int r = sl_shard_log_seek(sh->log, &m->to, sl_wall_ms(), &seq);
+	sl_shard_lock(sh);
+	bool live = sh->log && !atomic_load(&c->deleted);
+	uint64_t seq = 0;
+	int r = live ? sl_shard_log_seek(sh->log, &m->to, sl_wall_ms(), &seq) : 0;
+	sl_shard_unlock(sh);
+	if (live) {
 		if (r < 0) {
 			/* The shard stays unfinished where it was: it finishes again from there. */
 			sl_cshard_set_error(s, "reset failed: %s", sluice_strerror(r));

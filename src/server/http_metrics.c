@@ -64,6 +64,8 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	    C(reshards_failed, "Reshards abandoned after their parents were sealed."),
 	    C(parts_parked, "Produce parts that waited on a shard being resharded."),
 	    C(parts_rerouted, "Produce parts routed again to the children of a closed shard."),
+	    C(parts_appended_here, "Produce parts appended by the loop that received them to a "
+				   "shard another loop owns."),
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {

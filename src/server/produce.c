@@ -14,6 +14,16 @@
  * again with the new view (they may now belong to several children) and sends them on. If the
  * reshard is abandoned the shard is unsealed and the parked parts are appended where they were.
  * Either way every record is appended exactly once and never after its shard's end_seq.
+ *
+ * Appending on the receiving loop. Under an fsync policy whose answer does not wait for the disk
+ * (never, interval), a part for a shard another loop owns is appended right here, under the
+ * shard's log_mu, when the lock is free, the shard is open and no earlier part is still on its
+ * way to the owner (parts_posted, which keeps a connection's parts in order). The answer then
+ * needs no round trip through the owner's loop: on a 2-core machine that hand-off and its answer
+ * were two of the four thread wake-ups of a request (docs/architecture.md has the figures). The
+ * owner hears of such an append (appended_op) only when a reader or consumer of its watches the
+ * shard or an interval sync is due. Group commit keeps the owner path: its answer waits for the
+ * owner's fdatasync anyway.
  */
 #include "server/server.h"
 
@@ -42,6 +52,7 @@ struct part {
 	int status;
 	uint64_t first_seq;
 	struct part *next_parked; /* owner only: the shard's list of parked parts */
+	bool posted;		  /* counted in the shard's parts_posted */
 };
 
 /* part.status of a part that must be routed again (its shard was closed by a reshard). */
@@ -194,17 +205,41 @@ static void part_durable(void *ctx, int status, uint64_t first_seq, uint32_t cou
 	part_finish(owner, part);
 }
 
+/* The owner is done with a part it was sent (appended, failed or turned back). */
+static void part_left_queue(struct part *part)
+{
+	if (!part->posted)
+		return;
+	part->posted = false;
+	atomic_fetch_sub_explicit(&part->shard->parts_posted, 1, memory_order_release);
+}
+
+static uint64_t part_bytes(const struct part *part)
+{
+	uint64_t bytes = 0;
+	for (uint32_t j = 0; j < part->count; j++)
+		bytes += part->req->recs[part->first + j].data_len;
+	return bytes;
+}
+
+/* On the owner loop. */
 static void part_append(struct sl_worker *w, struct part *part)
 {
 	struct sl_shard *sh = part->shard;
 	struct produce_req *req = part->req;
+	/* Unlocked before any part_finish: answering may drop the stream's last reference. */
+	sl_shard_lock(sh);
 	if (!sh->log || atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed)) {
+		sl_shard_unlock(sh);
+		part_left_queue(part);
 		part->status = SLUICE_ERR_STREAM_NOT_FOUND;
 		part_finish(w, part);
 		return;
 	}
 	if (sh->sealed) {
+		sl_shard_unlock(sh); /* only the owner writes sealed and parked */
 		if (atomic_load(&sh->closed)) {
+			part_left_queue(part);
 			part->status = PART_REROUTE; /* the children are published */
 			part_finish(w, part);
 			return;
@@ -221,17 +256,86 @@ static void part_append(struct sl_worker *w, struct part *part)
 	uint64_t first_seq;
 	int r = sl_shard_log_append(sh->log, &req->recs[part->first], part->count, sl_wall_ms(),
 				    part_durable, part, &first_seq);
+	uint64_t bytes = r == 0 ? part_bytes(part) : 0;
+	sl_counter_add(&sh->bytes_in, bytes); /* the shard's counters: under log_mu */
+	sl_shard_unlock(sh);
+	part_left_queue(part);
 	if (r < 0) {
 		part->status = r;
 		part_finish(w, part);
 		return;
 	}
-	uint64_t bytes = 0;
-	for (uint32_t j = 0; j < part->count; j++)
-		bytes += req->recs[part->first + j].data_len;
-	sl_counter_add(&sh->bytes_in, bytes);
 	sl_counter_add(&w->m.bytes_produced, bytes);
 	sl_worker_mark_dirty(w, sh);
+}
+
+static void appended_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
+{
+	struct sl_shard *sh =
+	    (struct sl_shard *)((char *)op - offsetof(struct sl_shard, appended_op));
+	struct sl_worker *w = sl_worker_of_loop(loop);
+	/* Cleared first: an append from now on posts again. */
+	atomic_store(&sh->appended_elsewhere, false);
+	sl_worker_mark_dirty(w, sh); /* takes its own stream reference */
+	sl_stream_unref(sh->stream);
+	atomic_fetch_sub(&w->srv->appends_untold, 1);
+}
+
+/* Have the owner service sh: wake its parked reads and consumers, start a sync that is due. */
+static void tell_owner(struct sl_worker *w, struct sl_shard *sh)
+{
+	if (atomic_exchange(&sh->appended_elsewhere, true))
+		return; /* a notice is on its way and not yet read */
+	atomic_fetch_add(&w->srv->appends_untold, 1);
+	sl_stream_ref(sh->stream);
+	sh->appended_op.complete = appended_on_owner;
+	sl_loop_post(w->loop, w->srv->workers[sh->owner].loop, &sh->appended_op);
+}
+
+/*
+ * On a loop that does not own the part's shard: append it here if the answer does not wait for
+ * the owner's fdatasync, nothing sent to the owner before is still queued there, and the lock
+ * is free (never wait: the owner may hold it through a read). Returns false when the owner
+ * must take the part (sealed or closed shard, a failed append: it has the answers for those).
+ */
+static bool append_here(struct sl_worker *w, struct part *part)
+{
+	struct sl_shard *sh = part->shard;
+	if (w->srv->cfg.fsync_mode == SL_FSYNC_GROUP ||
+	    atomic_load_explicit(&sh->parts_posted, memory_order_acquire) != 0 ||
+	    pthread_mutex_trylock(&sh->log_mu) != 0)
+		return false;
+	struct produce_req *req = part->req;
+	uint64_t first_seq;
+	int r = -1;
+	bool tell = false;
+	if (sh->log && !sh->sealed &&
+	    !atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed)) {
+		int64_t now = sl_wall_ms();
+		r = sl_shard_log_append(sh->log, &req->recs[part->first], part->count, now, NULL,
+					NULL, &first_seq);
+		if (r == 0) {
+			/* What the owner would publish at its next pass. */
+			atomic_store_explicit(&sh->next_seq, first_seq + part->count,
+					      memory_order_relaxed);
+			sl_counter_add(&sh->bytes_in, part_bytes(part));
+			sl_counter_add(&sh->records_in, part->count);
+			tell = sl_shard_log_sync_wanted(sh->log, now) ||
+			       sl_mono_ms() < atomic_load_explicit(&sh->watched_until_ms,
+								   memory_order_relaxed);
+		}
+	}
+	sl_shard_unlock(sh);
+	if (r < 0)
+		return false;
+	sl_counter_add(&w->m.bytes_produced, part_bytes(part));
+	sl_counter_add(&w->m.parts_appended_here, 1);
+	if (tell)
+		tell_owner(w, sh);
+	part->status = 0;
+	part->first_seq = first_seq;
+	part_complete(part);
+	return true;
 }
 
 static void part_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint32_t flags)
@@ -246,6 +350,7 @@ void sl_produce_unpark(struct sl_worker *w, struct sl_shard *sh, bool published)
 	while (p) {
 		struct part *next = p->next_parked;
 		if (published) {
+			part_left_queue(p);
 			p->status = PART_REROUTE;
 			part_finish(w, p);
 		} else {
@@ -514,7 +619,9 @@ static void send_part(struct sl_worker *w, struct part *p)
 	p->status = 0;
 	if (p->shard->owner == w->id) {
 		part_append(w, p);
-	} else {
+	} else if (!append_here(w, p)) {
+		p->posted = true;
+		atomic_fetch_add_explicit(&p->shard->parts_posted, 1, memory_order_relaxed);
 		p->op.complete = part_on_owner;
 		sl_loop_post(w->loop, w->srv->workers[p->shard->owner].loop, &p->op);
 	}

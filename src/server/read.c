@@ -83,8 +83,18 @@ static void encode_error(struct read_req *rr, int status, const char *msg)
 	sl_proto_encode_error(&rr->resp, rr->h.opcode, rr->h.request_id, status, msg);
 }
 
+static bool read_locked(struct sl_worker *w, struct read_req *rr);
+
 /* Returns true when the read was parked (nothing to answer yet), false when rr->resp is ready. */
 static bool do_read(struct sl_worker *w, struct read_req *rr)
+{
+	sl_shard_lock(rr->shard);
+	bool parked = read_locked(w, rr);
+	sl_shard_unlock(rr->shard);
+	return parked;
+}
+
+static bool read_locked(struct sl_worker *w, struct read_req *rr)
 {
 	struct sl_shard *sh = rr->shard;
 	if (!sh->log) {
@@ -94,6 +104,8 @@ static bool do_read(struct sl_worker *w, struct read_req *rr)
 	int64_t now = sl_wall_ms();
 	uint64_t seq;
 	struct sl_shard_log_stats st;
+	if (rr->q.wait_ms > 0) /* a long poll may park below: hear of direct appends */
+		sl_shard_watch(sh, sl_mono_ms() + rr->q.wait_ms);
 	sl_shard_log_stats(sh->log, &st);
 	int r = sl_shard_log_seek(sh->log, &rr->q.position, now, &seq);
 	if (r < 0) {
@@ -222,8 +234,11 @@ void sl_reads_parked_tick(struct sl_worker *w)
 			     atomic_load(&sh->closed); /* resharded while it waited */
 		if (!ready) {
 			struct sl_shard_log_stats st;
-			sl_shard_log_stats(sh->log, &st);
-			ready = st.durable_seq > rr->wait_seq;
+			sl_shard_lock(sh);
+			if (sh->log)
+				sl_shard_log_stats(sh->log, &st);
+			ready = !sh->log || st.durable_seq > rr->wait_seq;
+			sl_shard_unlock(sh);
 		}
 		if (!ready) {
 			rr->next_parked = keep;

@@ -88,6 +88,12 @@ static void view_free(struct sl_stream_view *v)
 	free(v);
 }
 
+static void shard_free(struct sl_shard *sh)
+{
+	pthread_mutex_destroy(&sh->log_mu);
+	free(sh);
+}
+
 static void stream_free(struct sl_stream *s)
 {
 	if (!s)
@@ -98,7 +104,7 @@ static void stream_free(struct sl_stream *s)
 		if (!v->shards[i])
 			continue;
 		sl_shard_log_close(v->shards[i]->log);
-		free(v->shards[i]);
+		shard_free(v->shards[i]);
 	}
 	view_free(v); /* views it replaced are freed by reclamation (they own no shard) */
 	free(s);
@@ -112,6 +118,15 @@ static int shard_create(struct sl_registry *reg, struct sl_stream *s,
 	struct sl_shard *sh = calloc(1, sizeof(*sh));
 	if (!sh)
 		return -ENOMEM;
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	int r = pthread_mutex_init(&sh->log_mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (r != 0) {
+		free(sh);
+		return -r;
+	}
 	sh->stream = s;
 	sh->id = m->shard_id;
 	sh->owner = (fnv1a(s->name, s->name_len) + m->shard_id) % reg->loops;
@@ -119,9 +134,9 @@ static int shard_create(struct sl_registry *reg, struct sl_stream *s,
 	atomic_init(&sh->end_seq, m->state == SL_SHARD_CLOSED ? m->end_seq : 0);
 	sh->sealed = m->state == SL_SHARD_CLOSED;
 	char dir[4096 + 512];
-	int r = sl_stream_shard_dir(reg->data_dir, s->name, m->shard_id, dir, sizeof(dir));
+	r = sl_stream_shard_dir(reg->data_dir, s->name, m->shard_id, dir, sizeof(dir));
 	if (r < 0) {
-		free(sh);
+		shard_free(sh);
 		return r;
 	}
 	/* A child's folder may be left from a reshard that crashed before its metadata was
@@ -136,7 +151,7 @@ static int shard_create(struct sl_registry *reg, struct sl_stream *s,
 	if (r < 0) {
 		SL_ERROR("stream %s shard %u: cannot open log in %s: %s", s->name, sh->id, dir,
 			 sluice_strerror(r));
-		free(sh);
+		shard_free(sh);
 		return r;
 	}
 	struct sl_shard_log_stats st;
@@ -352,7 +367,7 @@ fail:
 		char dir[4096 + 512];
 		if (sl_stream_shard_dir(reg->data_dir, s->name, sh->id, dir, sizeof(dir)) > 0)
 			remove_tree(dir);
-		free(sh);
+		shard_free(sh);
 	}
 	view_free(v);
 	return r;
@@ -811,11 +826,13 @@ uint32_t sl_view_route(const struct sl_stream_view *v, sl_u128 hash_key)
 
 void sl_shard_close_log(struct sl_shard *sh)
 {
-	if (!sh->log)
-		return;
-	sl_shard_log_close(sh->log);
+	sl_shard_lock(sh);
+	struct sl_shard_log *log = sh->log;
 	sh->log = NULL;
-	sl_stream_unref(sh->stream);
+	sl_shard_log_close(log); /* its callbacks see the shard closed */
+	sl_shard_unlock(sh);
+	if (log)
+		sl_stream_unref(sh->stream);
 }
 
 /* ---- per-loop cache ---- */

@@ -4,7 +4,10 @@
  * Threads. The registry itself (create, delete, list) is guarded by a mutex; it is touched only
  * by admin requests and by each loop when the registry's generation changes. The append path
  * never takes it: each loop keeps its own name -> stream table (struct sl_stream_cache), rebuilt
- * when the generation moves. A shard's log is used only by its owner loop.
+ * when the generation moves. A shard's log is managed by its owner loop (sync, retention,
+ * reads, close); under an fsync policy whose answer does not wait for the disk, another loop may
+ * append to it directly (produce.c). log_mu makes the two safe: the owner holds it around every
+ * log call, an appending loop only tries it.
  *
  * Resharding (reshard.c). A stream's shard set is a view (struct sl_stream_view): metadata,
  * routing map and shard pointers, immutable once published. A split or merge builds a new view
@@ -42,21 +45,33 @@ struct sl_shard {
 	struct sl_stream *stream;
 	uint32_t id;
 	unsigned owner;		  /* index of the owning loop */
-	struct sl_shard_log *log; /* owner only; NULL once closed */
+	struct sl_shard_log *log; /* under log_mu; NULL once closed */
+	/* Recursive: a log call's callbacks may call the log again (the owner's paths). */
+	pthread_mutex_t log_mu;
+	/* Parts sent to the owner and not yet appended or turned back there (produce.c): while
+	 * any are, no loop appends directly, so a connection's parts keep their order. */
+	_Atomic uint32_t parts_posted;
+	/* Until when (monotonic ms) someone on the owner waits for new records: a parked read, a
+	 * consumer. A loop appending directly tells the owner (appended_op) only while watched
+	 * or when a sync is due; otherwise the owner never hears of the append, and need not. */
+	_Atomic int64_t watched_until_ms;
+	atomic_bool appended_elsewhere; /* appended_op is on its way */
+	struct sl_op appended_op;
 	/* group commit state, owner only */
 	bool sync_inflight;
 	bool dirty;
 	struct sl_shard *next_dirty;
 	struct sl_sync_ticket ticket;
 	struct sl_op sync_op;
-	/* resharding, owner only: no append once sealed; parts that arrive meanwhile wait in
-	 * parked (produce.c) until the reshard is published (re-routed) or abandoned (appended) */
+	/* resharding: no append once sealed; parts that arrive meanwhile wait in parked
+	 * (produce.c) until the reshard is published (re-routed) or abandoned (appended). sealed is
+	 * written by the owner under log_mu; parked is the owner's only. */
 	bool sealed;
 	void *parked;
 	/* set right after the view that closes the shard is published; read by anyone */
 	atomic_bool closed;
 	_Atomic uint64_t end_seq; /* the last sequence number of a closed shard */
-	/* published by the owner for admin requests and /metrics */
+	/* published for admin requests and /metrics; written under log_mu (several loops append) */
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t first_seq;
 	_Atomic uint64_t records_in;
@@ -64,6 +79,25 @@ struct sl_shard {
 	_Atomic uint64_t records_out;
 	_Atomic bool failed;
 };
+
+/* The owner's side of log_mu: blocks (briefly: a foreign holder only appends). */
+static inline void sl_shard_lock(struct sl_shard *sh)
+{
+	pthread_mutex_lock(&sh->log_mu);
+}
+
+static inline void sl_shard_unlock(struct sl_shard *sh)
+{
+	pthread_mutex_unlock(&sh->log_mu);
+}
+
+/* The owner, under the lock, before it checks for new records: wake me for appends until
+ * mono_ms. */
+static inline void sl_shard_watch(struct sl_shard *sh, int64_t mono_ms)
+{
+	if (atomic_load_explicit(&sh->watched_until_ms, memory_order_relaxed) < mono_ms)
+		atomic_store_explicit(&sh->watched_until_ms, mono_ms, memory_order_relaxed);
+}
 
 struct sl_stream_view {
 	struct sl_stream_meta *meta; /* immutable */

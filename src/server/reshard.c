@@ -120,8 +120,11 @@ static void outcome_on_owner(struct sl_loop *loop, struct sl_op *op, int res, ui
 {
 	struct seal_msg *m = (struct seal_msg *)op;
 	struct sl_worker *owner = sl_worker_of_loop(loop);
-	if (!m->published)
+	if (!m->published) {
+		sl_shard_lock(m->shard);
 		m->shard->sealed = false;
+		sl_shard_unlock(m->shard);
+	}
 	sl_produce_unpark(owner, m->shard, m->published);
 	m->op.complete = outcome_back;
 	sl_loop_post(loop, m->job->w->loop, &m->op);
@@ -214,9 +217,12 @@ static bool seal_settled(struct sl_loop *loop, struct seal_msg *m)
 {
 	struct sl_shard *sh = m->shard;
 	struct sl_shard_log_stats st;
-	if (sh->log)
+	sl_shard_lock(sh);
+	bool open = sh->log != NULL;
+	if (open)
 		sl_shard_log_stats(sh->log, &st);
-	if (!sh->log || atomic_load(&sh->stream->deleted)) {
+	sl_shard_unlock(sh);
+	if (!open || atomic_load(&sh->stream->deleted)) {
 		m->status = SLUICE_ERR_STREAM_NOT_FOUND;
 	} else if (st.failed || atomic_load(&sh->failed)) {
 		m->status = SLUICE_ERR_UNAVAILABLE;
@@ -244,8 +250,11 @@ static void seal_on_owner(struct sl_loop *loop, struct sl_op *op, int res, uint3
 		sl_loop_post(loop, m->job->w->loop, &m->op);
 		return;
 	}
-	/* Every append to sh happens on this thread: from here on, none. */
+	/* From here on no append to sh: a loop appending directly checks sealed under the lock,
+	 * and seal_settled waits for what was appended before to be acknowledged. */
+	sl_shard_lock(sh);
 	sh->sealed = true;
+	sl_shard_unlock(sh);
 	if (seal_settled(loop, m))
 		return;
 	m->next_waiting = owner->seals_waiting;

@@ -101,7 +101,21 @@ static void durable(void *ctx, int status, uint64_t first_seq, uint32_t count)
 	finish_on_owner(owner, rq);
 }
 
+static void append_locked(struct sl_worker *w, struct restore_req *rq);
+
 static void append_on_owner(struct sl_worker *w, struct restore_req *rq)
+{
+	/* rq may be finished, and its stream reference dropped, before the call returns. */
+	struct sl_shard *sh = rq->shard;
+	struct sl_stream *s = sh->stream;
+	sl_stream_ref(s);
+	sl_shard_lock(sh);
+	append_locked(w, rq);
+	sl_shard_unlock(sh);
+	sl_stream_unref(s);
+}
+
+static void append_locked(struct sl_worker *w, struct restore_req *rq)
 {
 	struct sl_shard *sh = rq->shard;
 	if (!sh->log || atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed)) {

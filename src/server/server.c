@@ -366,7 +366,9 @@ static void sync_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 #ifdef SL_FAULT_INJECTION
 	res = sl_fault_sync_result(sh->ticket.fd, res);
 #endif
+	sl_shard_lock(sh);
 	if (!sh->log) {
+		sl_shard_unlock(sh);
 		sl_stream_unref(sh->stream); /* taken when the sync started */
 		return;
 	}
@@ -376,6 +378,7 @@ static void sync_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 		atomic_store(&sh->failed, true);
 	}
 	sl_shard_log_sync_end(sh->log, &sh->ticket, res, sl_wall_ms());
+	sl_shard_unlock(sh);
 	sl_counter_add(&w->m.syncs, 1);
 	sl_worker_mark_dirty(w, sh);
 	sl_stream_unref(sh->stream);
@@ -383,8 +386,11 @@ static void sync_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 
 static void service_shard(struct sl_worker *w, struct sl_shard *sh, int64_t now)
 {
-	if (!sh->log)
+	sl_shard_lock(sh);
+	if (!sh->log) {
+		sl_shard_unlock(sh);
 		return;
+	}
 	sl_shard_log_service(sh->log, now);
 	if (!sh->sync_inflight && sl_shard_log_sync_wanted(sh->log, now)) {
 		if (sl_shard_log_sync_begin(sh->log, &sh->ticket) == 0) {
@@ -401,6 +407,7 @@ static void service_shard(struct sl_worker *w, struct sl_shard *sh, int64_t now)
 	/* The log also fails itself (a sync at a segment roll, an undo that failed): show it. */
 	if (st.failed && !atomic_load_explicit(&sh->failed, memory_order_relaxed))
 		atomic_store(&sh->failed, true);
+	sl_shard_unlock(sh);
 }
 
 static void housekeeping(struct sl_worker *w, int64_t now)
@@ -409,19 +416,26 @@ static void housekeeping(struct sl_worker *w, int64_t now)
 		struct sl_stream_view *v = sl_stream_view(w->cache.all[i]);
 		for (uint32_t k = 0; k < v->nshards; k++) {
 			struct sl_shard *sh = v->shards[k];
-			if (sh->owner != w->id || !sh->log)
+			if (sh->owner != w->id)
 				continue;
-			sl_shard_log_enforce_retention(sh->log, now);
-			struct sl_shard_log_stats st;
-			sl_shard_log_stats(sh->log, &st);
-			atomic_store_explicit(&sh->first_seq, st.first_seq, memory_order_relaxed);
-			service_shard(w, sh, now);
+			sl_shard_lock(sh);
+			if (sh->log) {
+				sl_shard_log_enforce_retention(sh->log, now);
+				struct sl_shard_log_stats st;
+				sl_shard_log_stats(sh->log, &st);
+				atomic_store_explicit(&sh->first_seq, st.first_seq,
+						      memory_order_relaxed);
+				service_shard(w, sh, now);
+			}
+			sl_shard_unlock(sh);
 		}
 	}
 }
 
 static bool all_requests_done(const struct sl_server *srv)
 {
+	if (atomic_load(&srv->appends_untold))
+		return false;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		if (atomic_load_explicit(&srv->workers[i].requests_pending, memory_order_relaxed))
 			return false;

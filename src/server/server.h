@@ -37,6 +37,7 @@ struct sl_worker_metrics {
 	_Atomic uint64_t reshards_failed; /* abandoned after validation (origin worker) */
 	_Atomic uint64_t parts_parked;	  /* produce parts that waited on a sealed shard (owner) */
 	_Atomic uint64_t parts_rerouted;  /* produce parts routed again after a reshard (origin) */
+	_Atomic uint64_t parts_appended_here; /* for another loop's shard, by the receiving loop */
 };
 
 struct read_req; /* read.c */
@@ -80,6 +81,9 @@ struct sl_server {
 	struct sl_worker *workers;
 	unsigned nworkers;
 	atomic_bool draining;
+	/* Appends made on a loop that is not the shard's owner, not yet told to it (produce.c):
+	 * a draining server stops only once none is left. */
+	_Atomic uint32_t appends_untold;
 	char auth_token[512];
 	size_t auth_token_len;
 	int64_t started_ms;

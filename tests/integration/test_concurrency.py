@@ -137,6 +137,11 @@ def test_server_alive_and_stops_cleanly():
     c = srv.client()
     c.ping()
     c.close()
+    if os.environ.get("SLUICE_IT_FSYNC") == "never":
+        # The run above went through the receiving loops' direct appends (src/server/produce.c).
+        import fault_util as fu
+        m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+        assert m.get("sluice_parts_appended_here_total", 0) > 0, "no direct append happened"
     rc = srv.stop()
     assert rc == 0, "sluiced exited %s after SIGTERM" % rc
 

@@ -149,6 +149,59 @@ def test_deleted_stream_answers_parked():
     c.close()
 
 
+def test_appends_by_another_loop_wake_parked_reads():
+    """Under --fsync never the loop that receives a PRODUCE appends to shards the other loop
+    owns (src/server/produce.c); the owner, which holds the parked reads, must still answer them
+    with those records. 8 shards over 2 loops: whichever loop takes the producer, 4 shards are
+    the other's."""
+    import fault_util as fu
+    never = sp.Server(args=["--fsync", "never"]).start()
+    try:
+        shards = 8
+        c0 = never.client()
+        c0.create_stream("lpx", shards)
+        keys = {}
+        i = 0
+        while len(keys) < shards:
+            k = "key-%d" % i
+            keys.setdefault(sp.shard_of_key(k, shards), k)
+            i += 1
+        readers = []
+        for sh in range(shards):
+            c = never.client()
+            c.send(sp.OP_READ, c.read_body("lpx", sh, sp.POS_LATEST, wait_ms=20000))
+            readers.append(c)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        res = c0.produce("lpx", [(keys[sh].encode(), b"wake-%d" % sh) for sh in range(shards)])
+        assert [st for st, _, _ in res] == [0] * shards, res
+        for sh, c in enumerate(readers):
+            op, _, resp = c.recv_frame()
+            r = c.parse_read(c.check(resp))
+            assert [x["data"] for x in r["records"]] == [b"wake-%d" % sh], (sh, r)
+            c.close()
+        assert time.monotonic() - t0 < 5, "a parked read waited out its wait_ms"
+        # Many more, pipelined on one connection: every one stored once, in order per shard.
+        sent = {sh: [] for sh in range(shards)}
+        for b in range(50):
+            batch = [(keys[sh].encode(), b"%d-%d" % (b, sh)) for sh in range(shards)]
+            c0.send(sp.OP_PRODUCE, c0.produce_body("lpx", batch))
+            for sh in range(shards):
+                sent[sh].append(b"%d-%d" % (b, sh))
+        for _ in range(50):
+            op, _, resp = c0.recv_frame()
+            c0.check(resp)
+        for sh in range(shards):
+            got = [x["data"] for x in c0.read_all("lpx", sh)]
+            assert got == [b"wake-%d" % sh] + sent[sh], (sh, got[:5])
+        m = fu.parse_metrics(sp.http_get(never.http_port(), "/metrics")[1].decode())
+        assert m.get("sluice_parts_appended_here_total", 0) > 0, "no direct append happened"
+        c0.close()
+        assert never.stop() == 0
+    finally:
+        never.cleanup()
+
+
 def test_shutdown_not_held_by_parked_read():
     c = srv.client()
     c.send(sp.OP_READ, c.read_body("lp", 0, sp.POS_LATEST, wait_ms=WAIT_MAX_MS))

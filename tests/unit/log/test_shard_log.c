@@ -421,6 +421,51 @@ static void interval_and_never_modes(void **state)
 	}
 }
 
+/* done == NULL (sluiced: an append by a loop that does not own the shard): under never and
+ * interval the batch is acknowledged on return, visible once the batches before it completed;
+ * under group it still waits for a sync. */
+static void appends_without_callback(void **state)
+{
+	for (int m = 0; m < 3; m++) {
+		char *dir = tmpdir_make();
+		enum sl_fsync_mode mode = m == 0   ? SL_FSYNC_NEVER
+					  : m == 1 ? SL_FSYNC_INTERVAL
+						   : SL_FSYNC_GROUP;
+		struct sl_shard_log_config c = cfg_make(dir, mode);
+		struct sl_shard_log *log = open_log(&c);
+		struct done_rec d = {0};
+		struct sl_shard_log_stats st;
+		assert_int_equal(append_n(log, 2, T0, &d, NULL), 0);   /* seqs 1-2, a callback */
+		assert_int_equal(append_n(log, 3, T0, NULL, NULL), 0); /* 3-5, none */
+		sl_shard_log_stats(log, &st);
+		assert_true(st.next_seq == 6);
+		assert_true(st.durable_seq == 1); /* behind the batch still waiting */
+		if (mode == SL_FSYNC_GROUP) {
+			sl_shard_log_service(log, T0);
+			sl_shard_log_stats(log, &st);
+			assert_true(st.durable_seq == 1);
+			assert_int_equal(sl_shard_log_sync(log, T0), 0);
+		} else {
+			sl_shard_log_service(log, T0);
+		}
+		assert_int_equal(d.calls, 1);
+		sl_shard_log_stats(log, &st);
+		assert_true(st.durable_seq == 6);
+		/* Alone, it is visible at once, except under group. */
+		assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+		sl_shard_log_stats(log, &st);
+		assert_true(st.durable_seq == (mode == SL_FSYNC_GROUP ? 6 : 7));
+		if (mode == SL_FSYNC_INTERVAL)
+			assert_true(sl_shard_log_sync_wanted(log, T0 + c.fsync_interval_ms));
+		struct sl_read_batch b;
+		sl_read_batch_init(&b);
+		assert_int_equal(read_all(log, T0, &b), 6);
+		sl_read_batch_finish(&b);
+		sl_shard_log_close(log);
+		tmpdir_remove(dir);
+	}
+}
+
 static void restore_keeps_seq_and_ts(void **state)
 {
 	char *dir = tmpdir_make();
@@ -571,6 +616,7 @@ int main(void)
 	    cmocka_unit_test(group_commit),
 	    cmocka_unit_test(ticket_survives_roll),
 	    cmocka_unit_test(interval_and_never_modes),
+	    cmocka_unit_test(appends_without_callback),
 	    cmocka_unit_test(restore_keeps_seq_and_ts),
 	    cmocka_unit_test(retention_by_time),
 	    cmocka_unit_test(retention_by_bytes),
