@@ -306,7 +306,7 @@ static bool append_here(struct sl_worker *w, struct part *part)
 	    pthread_mutex_trylock(&sh->log_mu) != 0)
 		return false;
 	struct produce_req *req = part->req;
-	uint64_t first_seq;
+	uint64_t first_seq, bytes = part_bytes(part);
 	int r = -1;
 	bool tell = false;
 	if (sh->log && !sh->sealed &&
@@ -318,7 +318,7 @@ static bool append_here(struct sl_worker *w, struct part *part)
 			/* What the owner would publish at its next pass. */
 			atomic_store_explicit(&sh->next_seq, first_seq + part->count,
 					      memory_order_relaxed);
-			sl_counter_add(&sh->bytes_in, part_bytes(part));
+			sl_counter_add(&sh->bytes_in, bytes);
 			sl_counter_add(&sh->records_in, part->count);
 			tell = sl_shard_log_sync_wanted(sh->log, now) ||
 			       sl_mono_ms() < atomic_load_explicit(&sh->watched_until_ms,
@@ -328,7 +328,7 @@ static bool append_here(struct sl_worker *w, struct part *part)
 	sl_shard_unlock(sh);
 	if (r < 0)
 		return false;
-	sl_counter_add(&w->m.bytes_produced, part_bytes(part));
+	sl_counter_add(&w->m.bytes_produced, bytes);
 	sl_counter_add(&w->m.parts_appended_here, 1);
 	if (tell)
 		tell_owner(w, sh);
