@@ -306,7 +306,7 @@ static bool append_here(struct sl_worker *w, struct part *part)
 	    pthread_mutex_trylock(&sh->log_mu) != 0)
 		return false;
 	struct produce_req *req = part->req;
-	uint64_t first_seq, bytes = part_bytes(part);
+	uint64_t first_seq, bytes = 0;
 	int r = -1;
 	bool tell = false;
 	if (sh->log && !sh->sealed &&
@@ -318,6 +318,7 @@ static bool append_here(struct sl_worker *w, struct part *part)
 			/* What the owner would publish at its next pass. */
 			atomic_store_explicit(&sh->next_seq, first_seq + part->count,
 					      memory_order_relaxed);
+			bytes = part_bytes(part);
 			sl_counter_add(&sh->bytes_in, bytes);
 			sl_counter_add(&sh->records_in, part->count);
 			tell = sl_shard_log_sync_wanted(sh->log, now) ||

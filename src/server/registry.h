@@ -46,7 +46,8 @@ struct sl_shard {
 	uint32_t id;
 	unsigned owner;		  /* index of the owning loop */
 	struct sl_shard_log *log; /* under log_mu; NULL once closed */
-	/* Recursive: a log call's callbacks may call the log again (the owner's paths). */
+	/* Recursive: the owner's paths nest (housekeeping around service_shard; a log call's
+	 * callbacks may call the log again). */
 	pthread_mutex_t log_mu;
 	/* Parts sent to the owner and not yet appended or turned back there (produce.c): while
 	 * any are, no loop appends directly, so a connection's parts keep their order. */
