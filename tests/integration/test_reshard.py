@@ -150,7 +150,8 @@ def test_reshard_under_load():
     def parked():
         m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
         return m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"]
-    while parked() == 0 and extra < 40 and time.monotonic() < deadline - 2:
+    want_parked = os.environ.get("SLUICE_IT_FSYNC") != "never"  # see the end of the test
+    while want_parked and parked() == 0 and extra < 40 and time.monotonic() < deadline - 2:
         assert c.scale_stream(STREAM, 4 if extra % 2 == 0 else 3) == (4 if extra % 2 == 0 else 3)
         extra += 1
     if extra % 2:
@@ -182,7 +183,10 @@ def test_reshard_under_load():
     # Producers kept writing through the cut-overs: some parts reached a sealed parent.
     print("parts parked %d, rerouted %d" % (m["sluice_parts_parked_total"],
                                               m["sluice_parts_rerouted_total"]))
-    assert m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"] > 0, m
+    # Under --fsync never (SLUICE_IT_FSYNC) a seal settles at once (no fdatasync to wait for),
+    # so that window is too short to be hit reliably; the group run covers it.
+    if os.environ.get("SLUICE_IT_FSYNC") != "never":
+        assert m["sluice_parts_parked_total"] + m["sluice_parts_rerouted_total"] > 0, m
     # the views the reshards replaced are freed once no worker can hold them
     sp.wait_until(lambda: fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
                   ["sluice_stream_views_retired"] == 0, 10, "replaced views to be freed")
