@@ -64,6 +64,9 @@ static const char usage[] =
     "  --dir DIR             where the scratch folder goes (default: the current folder)\n"
     "  --seconds DURATION    time bound of each measurement (default 60s)\n"
     "  --latency-seconds D   length of each paced measurement (default 5s)\n"
+    "  --latency-slices N    run each paced measurement as N slices, the engines taking\n"
+    "                        turns slice by slice, so that the host's noise falls on every\n"
+    "                        engine alike; the slices' latencies are pooled (default 5)\n"
     "  --rate N              offered records/s of the paced measurements (default: 50% of the\n"
     "                        slowest engine's produce peak in the same configuration)\n"
     "  --batch N             consume: records per read / fetch (default 10000)\n"
@@ -86,6 +89,7 @@ struct cmp_opts {
 	const char *dir;
 	double seconds;
 	double latency_seconds;
+	uint32_t latency_slices;
 	double rate;
 	uint32_t batch;
 	uint32_t window;
@@ -490,6 +494,7 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o)
 	    .out = "bench-results",
 	    .seconds = 60,
 	    .latency_seconds = 5,
+	    .latency_slices = CMP_LATENCY_SLICES_DEFAULT,
 	    .batch = 10000,
 	    .window = 4000,
 	    .plots = true,
@@ -556,6 +561,9 @@ static int parse_opts(int argc, char **argv, struct cmp_opts *o)
 			r = parse_seconds(f, v, &o->seconds);
 		} else if (strcmp(f, "--latency-seconds") == 0) {
 			r = parse_seconds(f, v, &o->latency_seconds);
+		} else if (strcmp(f, "--latency-slices") == 0) {
+			r = parse_u32_list(f, v, 1, 100, one, &cnt);
+			o->latency_slices = one[0];
 		} else if (strcmp(f, "--rate") == 0) {
 			if (sl_parse_u64(v, &n) < 0 || n == 0 || n > 100000000)
 				return cmp_fail(NULL, "--rate: '%s' is not a number in 1..1e8", v);
@@ -684,15 +692,20 @@ static void progress_row(const struct cmp_row *w)
 }
 
 /* One measurement of one engine: create, run, drop. */
+/*
+ * One measurement into r; added to the report (and shown) unless rep is NULL. The stream is
+ * created first unless the workload reads a stored one or stream_exists (a paced slice after
+ * the first), and dropped after unless keep_stream.
+ */
 static int measure(struct cmp_engine *e, enum cmp_workload w, struct cmp_params *p,
 		   const struct cmp_result *produced, struct cmp_result *r, struct cmp_report *rep,
-		   const char *scratch, bool keep_stream)
+		   const char *scratch, bool keep_stream, bool stream_exists)
 {
 	memset(r, 0, sizeof(*r));
 	bench_hist_init(&r->lat);
 	bench_syncfs(scratch);
 	int ret = 0;
-	if (!cmp_workload_reads_stored(w))
+	if (!cmp_workload_reads_stored(w) && !stream_exists)
 		ret = e->create(e, p);
 	if (ret == 0) {
 		switch (w) {
@@ -729,12 +742,74 @@ static int measure(struct cmp_engine *e, enum cmp_workload w, struct cmp_params 
 		if (ret == 0)
 			ret = d;
 	}
-	if (ret < 0)
+	if (ret < 0 || !rep)
 		return ret;
 	struct cmp_row row;
 	make_row(&row, e, w, p, r);
 	progress_row(&row);
 	return cmp_report_add(rep, &row);
+}
+
+/* acc += r: a slice of a paced measurement. */
+static void result_add(struct cmp_result *acc, const struct cmp_result *r)
+{
+	acc->records += r->records;
+	acc->sent += r->sent;
+	acc->seconds += r->seconds;
+	acc->time_bound |= r->time_bound;
+	for (size_t s = 0; s < BENCH_SHARDS_MAX; s++)
+		acc->per_shard[s] += r->per_shard[s];
+	bench_hist_merge(&acc->lat, &r->lat);
+}
+
+/*
+ * A paced workload for every engine, in slices: slice s runs the engines in turn starting with
+ * engine s mod n, so every engine's latencies are spread over the same stretch of time and a
+ * noisy moment on the host lands on all of them alike, not on whichever engine it happened to
+ * meet. For produce_latency an engine's slices share one stream (created by the first, dropped
+ * after the last), so a slice starts warm, as the middle of one long measurement would. e2e
+ * readers expect a new stream (they read it from its start: NATS DeliverAll, Redis 0-0), so
+ * there each slice has a stream of its own. The rows pool the slices' latencies.
+ */
+static int measure_paced(struct cmp_engine *eng, size_t neng, enum cmp_workload w,
+			 const struct cmp_params *base, uint32_t slices, struct cmp_report *rep,
+			 const char *scratch)
+{
+	struct cmp_result *acc = calloc(neng, sizeof(*acc));
+	struct cmp_result *r = malloc(sizeof(*r));
+	if (!acc || !r) {
+		free(acc);
+		free(r);
+		return cmp_fail(NULL, "out of memory");
+	}
+	for (size_t i = 0; i < neng; i++)
+		bench_hist_init(&acc[i].lat);
+	int ret = 0;
+	uint64_t per_slice = base->records / slices;
+	for (uint32_t s = 0; s < slices && ret == 0; s++) {
+		for (size_t j = 0; j < neng && ret == 0; j++) {
+			size_t i = (j + s) % neng;
+			struct cmp_params p = *base;
+			/* The last slice takes the remainder. */
+			p.records = s + 1 < slices ? per_slice : base->records - per_slice * s;
+			bool shared = w == CMP_PRODUCE_LATENCY;
+			if (!shared)
+				snprintf(p.tag, sizeof(p.tag), "%.50s%u", base->tag, s);
+			ret = measure(&eng[i], w, &p, NULL, r, NULL, scratch,
+				      shared && s + 1 < slices, shared && s > 0);
+			if (ret == 0)
+				result_add(&acc[i], r);
+		}
+	}
+	for (size_t i = 0; i < neng && ret == 0; i++) {
+		struct cmp_row row;
+		make_row(&row, &eng[i], w, base, &acc[i]);
+		progress_row(&row);
+		ret = cmp_report_add(rep, &row);
+	}
+	free(acc);
+	free(r);
+	return ret;
 }
 
 static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts *o, bool fsync,
@@ -765,7 +840,7 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 		    .window = o->window,
 		};
 		snprintf(p.tag, sizeof(p.tag), "cmp-%s-%u-%u-p", dur, size, conns);
-		ret = measure(&eng[i], CMP_PRODUCE, &p, NULL, &prod[i], rep, scratch, true);
+		ret = measure(&eng[i], CMP_PRODUCE, &p, NULL, &prod[i], rep, scratch, true, false);
 		if (ret < 0)
 			break;
 		double peak = prod[i].seconds > 0 ? (double)prod[i].records / prod[i].seconds : 0;
@@ -779,7 +854,7 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 		size_t nstored = eng[i].sluice_only && o->sluice_only ? 4 : 1;
 		for (size_t k = 0; k < nstored && ret == 0; k++)
 			ret = measure(&eng[i], stored[k], &p, &prod[i], r, rep, scratch,
-				      k + 1 < nstored);
+				      k + 1 < nstored, false);
 	}
 	double rate = o->rate > 0 ? o->rate : 0.5 * min_peak;
 	if (ret == 0 && !(rate >= 1))
@@ -798,26 +873,32 @@ static int run_config(struct cmp_engine *eng, size_t neng, const struct cmp_opts
 	static const enum cmp_workload paced[] = {CMP_PRODUCE_LATENCY, CMP_E2E, CMP_E2E_HANDLER};
 	for (size_t k = 0; k < sizeof(paced) / sizeof(paced[0]) && ret == 0; k++) {
 		enum cmp_workload w = paced[k];
-		for (size_t i = 0; i < neng && ret == 0; i++) {
-			if (w == CMP_E2E_HANDLER && !(eng[i].sluice_only && o->sluice_only))
-				continue;
-			struct cmp_params p = {
-			    .size = size,
-			    .shards = o->shards,
-			    .connections = conns,
-			    .fsync = fsync,
-			    .records = lat_records,
-			    .seconds = o->seconds,
-			    .rate = rate,
-			    .batch = o->batch,
-			    .window = o->window,
-			};
-			snprintf(p.tag, sizeof(p.tag), "cmp-%s-%u-%u-%s", dur, size, conns,
-				 w == CMP_E2E		? "e"
-				 : w == CMP_E2E_HANDLER ? "h"
-							: "l");
-			ret = measure(&eng[i], w, &p, NULL, r, rep, scratch, false);
+		struct cmp_params p = {
+		    .size = size,
+		    .shards = o->shards,
+		    .connections = conns,
+		    .fsync = fsync,
+		    .records = lat_records,
+		    .seconds = o->seconds,
+		    .rate = rate,
+		    .batch = o->batch,
+		    .window = o->window,
+		};
+		snprintf(p.tag, sizeof(p.tag), "cmp-%s-%u-%u-%s", dur, size, conns,
+			 w == CMP_E2E		? "e"
+			 : w == CMP_E2E_HANDLER ? "h"
+						: "l");
+		if (w != CMP_E2E_HANDLER) {
+			uint32_t slices = o->latency_slices;
+			if (slices > lat_records / 20)
+				slices = lat_records / 20 ? (uint32_t)(lat_records / 20) : 1;
+			ret = measure_paced(eng, neng, w, &p, slices, rep, scratch);
+			continue;
 		}
+		/* sluice alone: nothing to take turns with. */
+		for (size_t i = 0; i < neng && ret == 0; i++)
+			if (eng[i].sluice_only && o->sluice_only)
+				ret = measure(&eng[i], w, &p, NULL, r, rep, scratch, false, false);
 	}
 	free(r);
 	free(prod);
@@ -887,10 +968,11 @@ int bench_compare_main(int argc, char **argv)
 	strftime(rep.date, sizeof(rep.date), "%Y-%m-%d %H:%M UTC", &tm);
 	append(rep.settings, sizeof(rep.settings),
 	       "%u shards; %u-byte partition keys; records per produce/consume measurement: %llu; "
-	       "paced measurements: %.0f s (at most that many records); consume batch %u; peers' "
+	       "paced measurements: %.0f s (at most that many records) in %u slices, the engines "
+	       "taking turns slice by slice, latencies pooled; consume batch %u; peers' "
 	       "in-flight window %u per connection; time bound %.0f s per measurement",
-	       o.shards, CMP_KEY_BYTES, (unsigned long long)o.records, o.latency_seconds, o.batch,
-	       o.window, o.seconds);
+	       o.shards, CMP_KEY_BYTES, (unsigned long long)o.records, o.latency_seconds,
+	       o.latency_slices, o.batch, o.window, o.seconds);
 	cmp_progress("scratch %s; %s", g_scratch, rep.machine);
 	if (bench_fs_is_memory(g_scratch))
 		cmp_progress("warning: %s is in memory: the figures say nothing about a disk",

@@ -16,6 +16,8 @@
 #include <sys/types.h>
 
 #define CMP_ENGINES_MAX 3
+/* Slices of a paced measurement, the engines taking turns (compare.c, measure_paced). */
+#define CMP_LATENCY_SLICES_DEFAULT 5u
 /* Partition keys: as `produce` does, 16 bytes, distinct per record. */
 #define CMP_KEY_BYTES 16
 /* Each record's data starts with the CLOCK_MONOTONIC ns it was due to be sent (latency). */
@@ -66,10 +68,10 @@ struct cmp_result {
 struct cmp_engine {
 	const char *name; /* "sluice", "redis", "nats" */
 	void *priv;
-	char version[128];  /* filled by start */
+	char version[128];   /* filled by start */
 	char settings[1024]; /* the exact server and client settings, filled by start */
-	char note[512];	    /* a caveat to print with every figure of this engine ("" if none) */
-	char brief[160];    /* the durability settings in a few words, for the plots */
+	char note[512];	     /* a caveat to print with every figure of this engine ("" if none) */
+	char brief[160];     /* the durability settings in a few words, for the plots */
 	/* Start the server for one durability class, its data in a new folder of scratch. */
 	int (*start)(struct cmp_engine *e, const char *scratch, bool fsync);
 	/* Stop the server (by PID) and forget it; safe when not started. 0: exited cleanly. */

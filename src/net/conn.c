@@ -52,7 +52,8 @@ struct sl_conn {
 	struct sl_op close_op;
 	uint64_t inflight_bytes;
 	unsigned refs;
-	bool closed; /* socket shut; no more reads */
+	bool closed;	  /* socket shut; no more reads */
+	atomic_bool gone; /* closed, for other threads (sl_conn_gone) */
 	bool close_after_flush;
 	bool fd_closed;
 	bool shut_down;
@@ -115,6 +116,11 @@ bool sl_conn_is_closed(const struct sl_conn *c)
 	return c->closed;
 }
 
+bool sl_conn_gone(const struct sl_conn *c)
+{
+	return atomic_load_explicit(&c->gone, memory_order_acquire);
+}
+
 struct sl_buf *sl_conn_out(struct sl_conn *c)
 {
 	return &c->out;
@@ -155,6 +161,7 @@ static void mark_closed(struct sl_conn *c)
 	if (c->closed)
 		return;
 	c->closed = true;
+	atomic_store_explicit(&c->gone, true, memory_order_release);
 	if (c->handler->on_close)
 		c->handler->on_close(c);
 }

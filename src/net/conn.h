@@ -45,6 +45,8 @@ int sl_conn_create(struct sl_loop *loop, int fd, const struct sl_conn_handler *h
 void *sl_conn_userdata(const struct sl_conn *c);
 struct sl_loop *sl_conn_loop(const struct sl_conn *c);
 bool sl_conn_is_closed(const struct sl_conn *c);
+/* The same from any thread, while the caller holds a reference (sl_conn_hold). */
+bool sl_conn_gone(const struct sl_conn *c);
 
 /* The output buffer: encode a response into it, then call sl_conn_flush(). */
 struct sl_buf *sl_conn_out(struct sl_conn *c);

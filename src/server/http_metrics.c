@@ -77,6 +77,14 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	    "# HELP sluice_connections Open connections.\n# TYPE sluice_connections gauge\n"
 	    "sluice_connections %u\n",
 	    sl_conn_count());
+	unsigned parked = 0;
+	for (unsigned i = 0; i < srv->nworkers; i++)
+		parked +=
+		    atomic_load_explicit(&srv->workers[i].reads_parked_n, memory_order_relaxed);
+	put(b,
+	    "# HELP sluice_reads_parked READs waiting for records (long poll, wait_ms).\n"
+	    "# TYPE sluice_reads_parked gauge\nsluice_reads_parked %u\n",
+	    parked);
 	put(b,
 	    "# HELP sluice_uptime_seconds Seconds since start.\n# TYPE sluice_uptime_seconds "
 	    "gauge\nsluice_uptime_seconds %lld\n",

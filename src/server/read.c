@@ -18,7 +18,8 @@
  * the sequence number it would have continued at, so a LATEST read sees what arrives while it
  * waits) and answered from the owner's tick, which runs after every round of completions: as
  * soon as the shard's acknowledged tip passes that number, or when the wait expires (the loop is
- * told to wake by then), or the server drains. At most READS_PARKED_MAX per worker; beyond that a
+ * told to wake by then), when its connection closed (checked at every tick, at least every
+ * 50 ms), or the server drains. At most READS_PARKED_MAX per worker; beyond that a
  * read that finds nothing answers at once, as without wait_ms.
  */
 #include "server/server.h"
@@ -229,9 +230,12 @@ void sl_reads_parked_tick(struct sl_worker *w)
 		struct read_req *rr = list;
 		list = rr->next_parked;
 		struct sl_shard *sh = rr->shard;
+		/* The client left (its loop closed the connection): nobody wants the answer, and
+		 * the read should not hold a parked slot and the connection until wait_ms. */
 		bool ready = draining || now >= rr->wait_deadline_ms || !sh->log ||
 			     atomic_load_explicit(&sh->stream->deleted, memory_order_relaxed) ||
-			     atomic_load(&sh->closed); /* resharded while it waited */
+			     atomic_load(&sh->closed) || /* resharded while it waited */
+			     sl_conn_gone(rr->conn);
 		if (!ready) {
 			struct sl_shard_log_stats st;
 			sl_shard_lock(sh);

@@ -56,8 +56,8 @@ struct sl_worker {
 	void *seals_waiting; /* reshard.c: owned shards sealed, waiting for durability */
 	/* READs waiting for records on shards this worker owns (read.c), newest first */
 	struct read_req *reads_parked;
-	unsigned reads_parked_n;
-	uint32_t *scratch_counts; /* per-shard counters for routing a produce request */
+	_Atomic unsigned reads_parked_n; /* read by /metrics */
+	uint32_t *scratch_counts;	 /* per-shard counters for routing a produce request */
 	size_t scratch_cap;
 	int64_t last_housekeeping_ms;
 	_Atomic uint64_t requests_pending; /* requests received here and not yet answered */

@@ -3,8 +3,9 @@
 record is acknowledged (LATEST is pinned to the tip it found), times out with an empty answer,
 answers at once when records are already there, is answered when its stream is deleted, is
 bounded (wait_ms over the limit is rejected), stays in order with pipelined requests on the same
-connection, and does not hold up a clean shutdown."""
+connection, is let go when its client disconnects, and does not hold up a clean shutdown."""
 import os
+import re
 import struct
 import sys
 import threading
@@ -200,6 +201,35 @@ def test_appends_by_another_loop_wake_parked_reads():
         assert never.stop() == 0
     finally:
         never.cleanup()
+
+
+def parked_reads():
+    body = sp.http_get(srv.http_port(), "/metrics")[1].decode()
+    m = re.search(r"^sluice_reads_parked (\d+)$", body, re.M)
+    assert m, "no sluice_reads_parked on /metrics"
+    return int(m.group(1))
+
+
+def test_closed_connection_releases_parked_reads():
+    # Reads parked for 30 s by clients that then go away are let go at once: they must not
+    # hold their parked slots (and the connections) until wait_ms runs out.
+    n = 20
+    clients = [srv.client() for _ in range(n)]
+    for c in clients:
+        c.send(sp.OP_READ, c.read_body("lp", 0, sp.POS_LATEST, wait_ms=WAIT_MAX_MS))
+    deadline = time.monotonic() + 5
+    while parked_reads() < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert parked_reads() == n, parked_reads()
+    for c in clients:
+        c.close()
+    t0 = time.monotonic()
+    while parked_reads() > 0 and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert parked_reads() == 0, ("parked reads of closed connections", parked_reads())
+    assert time.monotonic() - t0 < 5, "released only after %.1f s" % (time.monotonic() - t0)
+    # The server still answers parked reads of live clients as before.
+    assert cli.read("lp", 0, sp.POS_LATEST, wait_ms=0)["records"] == []
 
 
 def test_shutdown_not_held_by_parked_read():
