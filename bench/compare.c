@@ -691,7 +691,6 @@ static void progress_row(const struct cmp_row *w)
 			     w->mb_per_sec, w->time_bound ? " (time bound)" : "");
 }
 
-/* One measurement of one engine: create, run, drop. */
 /*
  * One measurement into r; added to the report (and shown) unless rep is NULL. The stream is
  * created first unless the workload reads a stored one or stream_exists (a paced slice after
