@@ -801,6 +801,15 @@ static int measure_paced(struct cmp_engine *eng, size_t neng, enum cmp_workload 
 		}
 	}
 	for (size_t i = 0; i < neng && ret == 0; i++) {
+		/* Every slice checked its own records; the pooled row must hold them all (unless a
+		 * slice stopped at the time bound, which the row reports). */
+		if (w == CMP_PRODUCE_LATENCY && !acc[i].time_bound &&
+		    acc[i].sent != base->records) {
+			ret = cmp_fail(&eng[i], "%s: the slices sent %llu of %llu records",
+				       cmp_workload_name(w), (unsigned long long)acc[i].sent,
+				       (unsigned long long)base->records);
+			break;
+		}
 		struct cmp_row row;
 		make_row(&row, &eng[i], w, base, &acc[i]);
 		progress_row(&row);
