@@ -251,7 +251,9 @@ void sl_reads_parked_tick(struct sl_worker *w)
 			continue;
 		}
 		w->reads_parked_n--;
-		do_read(w, rr); /* wait_ms is 0 now: it answers */
+		/* wait_ms is 0 now: it answers. No answer for a client that left: skip the read. */
+		if (!sl_conn_gone(rr->conn))
+			do_read(w, rr);
 		answer(w, rr);
 	}
 	/* Put the still-waiting ones back behind any parked meanwhile. */
