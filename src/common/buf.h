@@ -24,6 +24,8 @@ void sl_buf_finish(struct sl_buf *b);
 int sl_buf_reserve(struct sl_buf *b, size_t n);
 /* Append n bytes; returns 0 or -ENOMEM. */
 int sl_buf_put(struct sl_buf *b, const void *p, size_t n);
+/* Append printf-formatted text (no terminating NUL); returns 0, -ENOMEM or -EINVAL. */
+int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sl_buf_put_u8(struct sl_buf *b, uint8_t v);
 int sl_buf_put_u16(struct sl_buf *b, uint16_t v);
 int sl_buf_put_u32(struct sl_buf *b, uint32_t v);

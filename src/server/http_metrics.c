@@ -11,23 +11,10 @@
 #include "common/clock.h"
 #include "common/logging.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void put(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct sl_buf *b, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sl_buf_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
 
 static uint64_t sum(struct sl_server *srv, size_t field_offset)
 {
@@ -69,11 +56,22 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 #undef C
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		put(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
-		    counters[i].help, counters[i].name, counters[i].name,
-		    (unsigned long long)sum(srv, counters[i].off));
+		(void)sl_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
+				    counters[i].name, counters[i].help, counters[i].name,
+				    counters[i].name,
+				    (unsigned long long)sum(srv, counters[i].off));
 	}
-	put(b,
+	sl_latency_hist_render(b, "sluice_fsync_duration_seconds",
+			       "Group commit fdatasync calls, from start to completion.",
+			       srv->workers, srv->nworkers, sizeof(srv->workers[0]),
+			       offsetof(struct sl_worker, m.fsync_duration));
+	sl_latency_hist_render(b, "sluice_produce_duration_seconds",
+			       "PRODUCE requests on the native protocol, from arrival (whole frame "
+			       "received) to answer (queued to send).",
+			       srv->workers, srv->nworkers, sizeof(srv->workers[0]),
+			       offsetof(struct sl_worker, m.produce_duration));
+	(void)sl_buf_printf(
+	    b,
 	    "# HELP sluice_connections Open connections.\n# TYPE sluice_connections gauge\n"
 	    "sluice_connections %u\n",
 	    sl_conn_count());
@@ -81,11 +79,13 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		parked +=
 		    atomic_load_explicit(&srv->workers[i].reads_parked_n, memory_order_relaxed);
-	put(b,
+	(void)sl_buf_printf(
+	    b,
 	    "# HELP sluice_reads_parked READs waiting for records (long poll, wait_ms).\n"
 	    "# TYPE sluice_reads_parked gauge\nsluice_reads_parked %u\n",
 	    parked);
-	put(b,
+	(void)sl_buf_printf(
+	    b,
 	    "# HELP sluice_uptime_seconds Seconds since start.\n# TYPE sluice_uptime_seconds "
 	    "gauge\nsluice_uptime_seconds %lld\n",
 	    (long long)((sl_wall_ms() - srv->started_ms) / 1000));
@@ -97,11 +97,13 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	/* Stream views are read from here to the release: see registry.h, reclamation. */
 	unsigned reader = sl_registry_reader_other(srv->registry);
 	sl_registry_online(srv->registry, reader);
-	put(b,
+	(void)sl_buf_printf(
+	    b,
 	    "# HELP sluice_stream_views_retired Shard maps replaced by a reshard, not freed yet.\n"
 	    "# TYPE sluice_stream_views_retired gauge\nsluice_stream_views_retired %zu\n",
 	    sl_registry_views_retired(srv->registry));
-	put(b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n",
+	(void)sl_buf_printf(
+	    b, "# HELP sluice_streams Streams.\n# TYPE sluice_streams gauge\nsluice_streams %zu\n",
 	    n);
 	static const struct {
 		const char *name, *help, *type;
@@ -115,28 +117,31 @@ static void render_metrics(struct sl_server *srv, struct sl_buf *b)
 	     offsetof(struct sl_shard, next_seq)},
 	};
 	for (size_t j = 0; j < sizeof(per_shard) / sizeof(per_shard[0]); j++) {
-		put(b, "# HELP %s %s\n# TYPE %s %s\n", per_shard[j].name, per_shard[j].help,
-		    per_shard[j].name, per_shard[j].type);
+		(void)sl_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", per_shard[j].name,
+				    per_shard[j].help, per_shard[j].name, per_shard[j].type);
 		for (size_t i = 0; i < n; i++) {
 			/* Every shard of the current view, closed ones included. */
 			const struct sl_stream_view *v = sl_stream_view(list[i]);
 			for (uint32_t k = 0; k < v->nshards; k++) {
 				_Atomic uint64_t *x =
 				    (_Atomic uint64_t *)((char *)v->shards[k] + per_shard[j].off);
-				put(b, "%s{stream=\"%s\",shard=\"%u\"} %llu\n", per_shard[j].name,
-				    list[i]->name, v->shards[k]->id,
-				    (unsigned long long)atomic_load(x));
+				(void)sl_buf_printf(b, "%s{stream=\"%s\",shard=\"%u\"} %llu\n",
+						    per_shard[j].name, list[i]->name,
+						    v->shards[k]->id,
+						    (unsigned long long)atomic_load(x));
 			}
 		}
 	}
-	put(b, "# HELP sluice_shard_failed 1 when the shard refuses writes after an I/O failure.\n"
+	(void)sl_buf_printf(
+	    b, "# HELP sluice_shard_failed 1 when the shard refuses writes after an I/O failure.\n"
 	       "# TYPE sluice_shard_failed gauge\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct sl_stream_view *v = sl_stream_view(list[i]);
 		for (uint32_t k = 0; k < v->nshards; k++)
-			put(b, "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n",
-			    list[i]->name, v->shards[k]->id,
-			    atomic_load(&v->shards[k]->failed) ? 1 : 0);
+			(void)sl_buf_printf(b,
+					    "sluice_shard_failed{stream=\"%s\",shard=\"%u\"} %d\n",
+					    list[i]->name, v->shards[k]->id,
+					    atomic_load(&v->shards[k]->failed) ? 1 : 0);
 	}
 	sl_registry_offline(srv->registry, reader);
 	sl_registry_release_list(list, n);

@@ -88,6 +88,7 @@ struct produce_req {
 	struct part *parts;
 	struct extra_parts *extra;
 	uint8_t *body;
+	int64_t arrived_ns; /* sl_mono_ns() when it was decoded, for produce_duration */
 };
 
 #define NO_SHARD UINT32_MAX
@@ -122,6 +123,7 @@ static void respond(struct produce_req *req)
 		free_req(req);
 		return;
 	}
+	sl_latency_hist_record(&w->m.produce_duration, (uint64_t)(sl_mono_ns() - req->arrived_ns));
 	if (!sl_conn_is_closed(c)) {
 		struct sl_buf *out = sl_conn_out(c);
 		size_t start;
@@ -511,6 +513,7 @@ void sl_handle_produce(struct sl_worker *w, struct sl_conn *c, const struct sl_f
 	}
 	struct produce_req *req = (struct produce_req *)block;
 	memset(req, 0, sizeof(*req));
+	req->arrived_ns = sl_mono_ns();
 	req->results = (struct record_result *)(block + off_results);
 	req->recs = (struct sl_record_in *)(block + off_recs);
 	req->index = (uint32_t *)(block + off_index);

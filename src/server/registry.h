@@ -60,6 +60,7 @@ struct sl_shard {
 	struct sl_op appended_op;
 	/* group commit state, owner only */
 	bool sync_inflight;
+	int64_t sync_started_ns; /* sl_mono_ns() when the sync in flight began */
 	bool dirty;
 	struct sl_shard *next_dirty;
 	struct sl_sync_ticket ticket;

@@ -363,6 +363,8 @@ static void sync_done(struct sl_loop *loop, struct sl_op *op, int res, uint32_t 
 	struct sl_shard *sh = (struct sl_shard *)((char *)op - offsetof(struct sl_shard, sync_op));
 	struct sl_worker *w = sl_worker_of_loop(loop);
 	sh->sync_inflight = false;
+	sl_latency_hist_record(&w->m.fsync_duration,
+			       (uint64_t)(sl_mono_ns() - sh->sync_started_ns));
 #ifdef SL_FAULT_INJECTION
 	res = sl_fault_sync_result(sh->ticket.fd, res);
 #endif
@@ -398,6 +400,7 @@ static void service_shard(struct sl_worker *w, struct sl_shard *sh, int64_t now)
 			struct io_uring_sqe *sqe = sl_loop_sqe(w->loop, &sh->sync_op);
 			io_uring_prep_fsync(sqe, sh->ticket.fd, IORING_FSYNC_DATASYNC);
 			sh->sync_inflight = true;
+			sh->sync_started_ns = sl_mono_ns();
 			sl_stream_ref(sh->stream);
 		}
 	}

@@ -6,6 +6,7 @@
 #define SL_SERVER_SERVER_H
 
 #include "common/buf_pool.h"
+#include "common/latency_hist.h"
 #include "log/shard_log.h"
 #include "net/conn.h"
 #include "net/loop.h"
@@ -38,6 +39,10 @@ struct sl_worker_metrics {
 	_Atomic uint64_t parts_parked;	  /* produce parts that waited on a sealed shard (owner) */
 	_Atomic uint64_t parts_rerouted;  /* produce parts routed again after a reshard (origin) */
 	_Atomic uint64_t parts_appended_here; /* for another loop's shard, by the receiving loop */
+	/* Group commit: an fdatasync from its start to its completion (owner). */
+	struct sl_latency_hist fsync_duration;
+	/* A native PRODUCE from its arrival to its answer (origin). */
+	struct sl_latency_hist produce_duration;
 };
 
 struct read_req; /* read.c */

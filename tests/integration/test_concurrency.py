@@ -132,6 +132,44 @@ def test_concurrent_producers():
     c.close()
 
 
+def histogram(m, name):
+    """The cumulative buckets [(le, count)] of a Prometheus histogram, its _sum and _count."""
+    buckets = []
+    for k, v in m.items():
+        if k.startswith(name + "_bucket{le=\""):
+            le = k[len(name) + len("_bucket{le=\""):-2]
+            buckets.append((float("inf") if le == "+Inf" else float(le), v))
+    buckets.sort()
+    return buckets, m.get(name + "_sum"), m.get(name + "_count")
+
+
+def test_latency_histograms():
+    """/metrics: one produce_duration sample per PRODUCE answered (the producers above sent
+    PRODUCERS * BATCHES, all acknowledged), one fsync_duration sample per group commit sync,
+    cumulative buckets that end at _count, and durations that add up to a plausible _sum."""
+    import fault_util as fu
+    m = fu.parse_metrics(sp.http_get(srv.http_port(), "/metrics")[1].decode())
+    never = os.environ.get("SLUICE_IT_FSYNC") == "never"
+    for name, want in (("sluice_produce_duration_seconds", PRODUCERS * BATCHES),
+                       ("sluice_fsync_duration_seconds", m["sluice_syncs_total"])):
+        buckets, total, count = histogram(m, name)
+        assert len(buckets) == 18 and buckets[-1][0] == float("inf"), (name, buckets)
+        counts = [c for _, c in buckets]
+        assert counts == sorted(counts), (name, "buckets not cumulative", buckets)
+        assert counts[-1] == count == want, (name, count, want)
+        # The sum must fit the buckets: each sample lies between its bucket's edges (seconds).
+        edges = [0.0] + [le for le, _ in buckets]
+        per = [c - p for c, p in zip(counts, [0] + counts)]
+        low = sum(n * edges[i] for i, n in enumerate(per))
+        high = sum(n * edges[i + 1] for i, n in enumerate(per) if n)
+        assert total is not None and low <= total * (1 + 1e-6) and total <= high, (
+            name, low, total, high)
+    if never:
+        assert m["sluice_syncs_total"] == 0
+    else:
+        assert m["sluice_syncs_total"] > 0
+
+
 def test_server_alive_and_stops_cleanly():
     assert srv.alive()
     c = srv.client()

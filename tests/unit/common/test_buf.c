@@ -3,6 +3,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "common/buf.h"
 
 static void put_and_read_back(void **state)
@@ -66,12 +68,35 @@ static void consume_moves_rest(void **state)
 	sl_buf_finish(&b); /* finish of a finished buffer is safe */
 }
 
+/* Formatted text appends without a NUL and grows the buffer past any fixed line size. */
+static void printf_appends(void **state)
+{
+	(void)state;
+	struct sl_buf b;
+	sl_buf_init(&b);
+	assert_int_equal(sl_buf_put(&b, "ab", 2), 0);
+	assert_int_equal(sl_buf_printf(&b, "%s=%d;", "x", 42), 0);
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(b.data, "abx=42;", 7);
+	char big[5000];
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	assert_int_equal(sl_buf_printf(&b, "[%s]", big), 0);
+	assert_int_equal(b.len, 7 + 2 + sizeof(big) - 1);
+	assert_int_equal(b.data[7], '[');
+	assert_int_equal(b.data[8 + sizeof(big) - 1], ']');
+	assert_int_equal(sl_buf_printf(&b, "%s", ""), 0);
+	assert_int_equal(b.len, 7 + 2 + sizeof(big) - 1);
+	sl_buf_finish(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(put_and_read_back),
 	    cmocka_unit_test(reader_never_overreads),
 	    cmocka_unit_test(consume_moves_rest),
+	    cmocka_unit_test(printf_appends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
