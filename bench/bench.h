@@ -98,6 +98,8 @@ struct bench_server {
 	char addr[80]; /* "127.0.0.1:PORT" */
 	char data_dir[4096];
 	char log_path[4096]; /* sluiced's stderr */
+	char http_addr[80]; /* "127.0.0.1:PORT" of /metrics when started with --http-listen, else ""
+			     */
 };
 
 /* out = the folder of this executable + "/" + rel (e.g. "../tools/cli/sluice"): 0 when that
@@ -112,6 +114,12 @@ int bench_server_start_args(const char *scratch, enum bench_fsync mode, const ch
 /* SIGTERM, wait (then SIGKILL after a grace period). Accepts a never-started server. Returns
  * 0 when sluiced exited with status 0. */
 int bench_server_stop(struct bench_server *s);
+/*
+ * One latency histogram of the server's /metrics (sluice_fsync_duration_seconds, ...): the
+ * samples per bucket (not cumulative), SL_LATENCY_BOUNDS + 1 of them, the last +Inf. 0, or -1
+ * with a message on stderr (no http_addr, the scrape failed, the histogram is not there).
+ */
+int bench_server_histogram(const struct bench_server *s, const char *name, uint64_t *counts);
 
 /* ---- producer driver (bench_produce.c) ---- */
 

@@ -689,6 +689,11 @@ static void progress_row(const struct cmp_row *w)
 		cmp_progress("  %-6s %-15s %8llu rec  %10s rec/s %8.1f MB/s%s", w->engine,
 			     cmp_workload_name(w->workload), (unsigned long long)w->records, rs,
 			     w->mb_per_sec, w->time_bound ? " (time bound)" : "");
+	if (w->has_fsyncs) {
+		char sum[160];
+		cmp_fsyncs_summary(w, sum, sizeof(sum));
+		cmp_progress("  %-6s %s", w->engine, sum);
+	}
 }
 
 /*
@@ -776,9 +781,12 @@ static int measure_paced(struct cmp_engine *eng, size_t neng, enum cmp_workload 
 {
 	struct cmp_result *acc = calloc(neng, sizeof(*acc));
 	struct cmp_result *r = malloc(sizeof(*r));
-	if (!acc || !r) {
+	/* Per engine: the fdatasyncs of its slices (engines that report them, fsync rows). */
+	uint64_t(*syncs)[CMP_FSYNC_BUCKETS] = calloc(neng, sizeof(*syncs));
+	if (!acc || !r || !syncs) {
 		free(acc);
 		free(r);
+		free(syncs);
 		return cmp_fail(NULL, "out of memory");
 	}
 	for (size_t i = 0; i < neng; i++)
@@ -794,8 +802,18 @@ static int measure_paced(struct cmp_engine *eng, size_t neng, enum cmp_workload 
 			bool shared = w == CMP_PRODUCE_LATENCY;
 			if (!shared)
 				snprintf(p.tag, sizeof(p.tag), "%.50s%u", base->tag, s);
-			ret = measure(&eng[i], w, &p, NULL, r, NULL, scratch,
-				      shared && s + 1 < slices, shared && s > 0);
+			bool count_syncs = base->fsync && eng[i].fsync_histogram;
+			uint64_t before[CMP_FSYNC_BUCKETS], after[CMP_FSYNC_BUCKETS];
+			if (count_syncs)
+				ret = eng[i].fsync_histogram(&eng[i], before);
+			if (ret == 0)
+				ret = measure(&eng[i], w, &p, NULL, r, NULL, scratch,
+					      shared && s + 1 < slices, shared && s > 0);
+			if (ret == 0 && count_syncs)
+				ret = eng[i].fsync_histogram(&eng[i], after);
+			if (ret == 0 && count_syncs)
+				for (size_t b = 0; b < CMP_FSYNC_BUCKETS; b++)
+					syncs[i][b] += after[b] - before[b];
 			if (ret == 0)
 				result_add(&acc[i], r);
 		}
@@ -812,11 +830,16 @@ static int measure_paced(struct cmp_engine *eng, size_t neng, enum cmp_workload 
 		}
 		struct cmp_row row;
 		make_row(&row, &eng[i], w, base, &acc[i]);
+		if (base->fsync && eng[i].fsync_histogram) {
+			row.has_fsyncs = true;
+			memcpy(row.fsyncs, syncs[i], sizeof(row.fsyncs));
+		}
 		progress_row(&row);
 		ret = cmp_report_add(rep, &row);
 	}
 	free(acc);
 	free(r);
+	free(syncs);
 	return ret;
 }
 

@@ -10,6 +10,8 @@
 
 #include "bench.h"
 
+#include "common/latency_hist.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +21,8 @@
 /* Slices of a paced measurement, the engines taking turns (compare.c, measure_paced). */
 #define CMP_LATENCY_SLICES_DEFAULT 5u
 /* Partition keys: as `produce` does, 16 bytes, distinct per record. */
+/* Buckets of sluiced's latency histograms on /metrics: the finite ones and +Inf. */
+#define CMP_FSYNC_BUCKETS (SL_LATENCY_BOUNDS + 1)
 #define CMP_KEY_BYTES 16
 /* Each record's data starts with the CLOCK_MONOTONIC ns it was due to be sent (latency). */
 #define CMP_STAMP_BYTES 8
@@ -91,6 +95,10 @@ struct cmp_engine {
 	 * ones that read what was stored, `produced` is CMP_PRODUCE's result. */
 	int (*sluice_only)(struct cmp_engine *e, enum cmp_workload w, const struct cmp_params *p,
 			   const struct cmp_result *produced, struct cmp_result *r);
+	/* sluice: the server's group commit fdatasyncs so far (its /metrics histogram
+	 * sluice_fsync_duration_seconds, CMP_FSYNC_BUCKETS samples per bucket); NULL for the
+	 * peers, which do not say. The paced rows report the difference over their slices. */
+	int (*fsync_histogram)(struct cmp_engine *e, uint64_t *counts);
 };
 
 /* The engines; a peer whose client library was not found at build time is not there. */
@@ -173,6 +181,9 @@ struct cmp_row {
 	bool has_lat;
 	double p50_us, p90_us, p99_us, p999_us, p9999_us, max_us;
 	bool time_bound;
+	/* sluice's fdatasyncs during the row's slices (fsync_histogram), when it has them. */
+	bool has_fsyncs;
+	uint64_t fsyncs[CMP_FSYNC_BUCKETS];
 };
 
 struct cmp_report {
@@ -190,6 +201,8 @@ struct cmp_report {
 int cmp_report_add(struct cmp_report *rep, const struct cmp_row *row);
 /* The markdown table (and the ratios) to f. */
 void cmp_report_markdown(const struct cmp_report *rep, FILE *f);
+/* "N fdatasyncs: X% <= 1 ms, Y% > 2.5 ms, Z% > 10 ms, slowest <= B" of a row's fsyncs. */
+void cmp_fsyncs_summary(const struct cmp_row *w, char *out, size_t len);
 /* DIR/results.md, DIR/results.json, and plots (DIR/NAME.svg, NAME.png) when gnuplot is there. */
 int cmp_report_write(const struct cmp_report *rep, const char *dir);
 

@@ -115,6 +115,92 @@ static void header(const struct cmp_report *rep, FILE *f, const char *prefix)
 	}
 }
 
+/* Samples in buckets [from, to) of a row's fdatasync histogram. */
+static uint64_t fsyncs_in(const struct cmp_row *w, size_t from, size_t to)
+{
+	uint64_t n = 0;
+	for (size_t b = from; b < to; b++)
+		n += w->fsyncs[b];
+	return n;
+}
+
+/* The bucket whose upper bound is ns (the first bound at or above it). */
+static size_t bucket_of(uint64_t ns)
+{
+	size_t b = 0;
+	while (b < SL_LATENCY_BOUNDS && sl_latency_bounds_ns[b] < ns)
+		b++;
+	return b;
+}
+#define B_1MS bucket_of(1000000)
+#define B_2_5MS bucket_of(2500000)
+#define B_10MS bucket_of(10000000)
+
+static void fsyncs_slowest(const struct cmp_row *w, char *out, size_t len)
+{
+	size_t top = CMP_FSYNC_BUCKETS;
+	while (top > 0 && !w->fsyncs[top - 1])
+		top--;
+	if (top == 0)
+		snprintf(out, len, "—");
+	else if (top == CMP_FSYNC_BUCKETS)
+		snprintf(out, len, "> %g s",
+			 (double)sl_latency_bounds_ns[SL_LATENCY_BOUNDS - 1] / 1e9);
+	else
+		snprintf(out, len, "≤ %g ms", (double)sl_latency_bounds_ns[top - 1] / 1e6);
+}
+
+static double pct(uint64_t part, uint64_t all)
+{
+	return all ? 100.0 * (double)part / (double)all : 0;
+}
+
+void cmp_fsyncs_summary(const struct cmp_row *w, char *out, size_t len)
+{
+	uint64_t n = fsyncs_in(w, 0, CMP_FSYNC_BUCKETS);
+	char slowest[32];
+	fsyncs_slowest(w, slowest, sizeof(slowest));
+	snprintf(out, len,
+		 "%llu fdatasyncs: %.1f%% ≤ 1 ms, %.2f%% > 2.5 ms, %.3f%% > 10 ms, slowest %s",
+		 (unsigned long long)n, pct(fsyncs_in(w, 0, B_1MS + 1), n),
+		 pct(fsyncs_in(w, B_2_5MS + 1, CMP_FSYNC_BUCKETS), n),
+		 pct(fsyncs_in(w, B_10MS + 1, CMP_FSYNC_BUCKETS), n), slowest);
+}
+
+/* sluice's own fdatasyncs in its paced fsync rows: what the tail of those rows waited for. */
+static void fsyncs_table(const struct cmp_report *rep, FILE *f)
+{
+	bool any = false;
+	for (size_t i = 0; i < rep->nrows && !any; i++)
+		any = rep->rows[i].has_fsyncs;
+	if (!any)
+		return;
+	fprintf(f,
+		"### sluice's fdatasyncs in the paced fsync rows\n\n"
+		"Read from sluiced's `/metrics` (`sluice_fsync_duration_seconds`) before and "
+		"after each of its slices. Under `--fsync group` a request is answered after the "
+		"fdatasync of every shard it wrote to, so slow ones set the tail of these rows. "
+		"The peers do not report theirs.\n\n");
+	fprintf(f, "| workload | record B | conns | fdatasyncs | ≤ 1 ms | > 2.5 ms | > 10 ms | "
+		   "slowest | sluice p99 |\n");
+	fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (size_t i = 0; i < rep->nrows; i++) {
+		const struct cmp_row *w = &rep->rows[i];
+		if (!w->has_fsyncs)
+			continue;
+		uint64_t n = fsyncs_in(w, 0, CMP_FSYNC_BUCKETS);
+		char slowest[32], p99[32];
+		fsyncs_slowest(w, slowest, sizeof(slowest));
+		fmt_us(w->p99_us, p99, sizeof(p99));
+		fprintf(f, "| %s | %u | %u | %llu | %.1f%% | %.2f%% | %.3f%% | %s | %s |\n",
+			cmp_workload_name(w->workload), w->size, w->connections,
+			(unsigned long long)n, pct(fsyncs_in(w, 0, B_1MS + 1), n),
+			pct(fsyncs_in(w, B_2_5MS + 1, CMP_FSYNC_BUCKETS), n),
+			pct(fsyncs_in(w, B_10MS + 1, CMP_FSYNC_BUCKETS), n), slowest, p99);
+	}
+	fputc('\n', f);
+}
+
 void cmp_report_markdown(const struct cmp_report *rep, FILE *f)
 {
 	fprintf(f, "## sluice-bench compare\n\n");
@@ -161,7 +247,9 @@ void cmp_report_markdown(const struct cmp_report *rep, FILE *f)
 		else
 			fprintf(f, " %.2fx |\n", lat ? best / sl : sl / best);
 	}
-	fprintf(f, "\n### All measurements\n\n"
+	fputc('\n', f);
+	fsyncs_table(rep, f);
+	fprintf(f, "### All measurements\n\n"
 		   "produce rows' latencies are at saturation (flat-out producers: mostly queueing "
 		   "in the client); rate = offered records/s of paced rows.\n\n");
 	fprintf(f, "| workload | durability | record B | conns | shards | engine | records | "

@@ -104,13 +104,17 @@ static int sl_start(struct cmp_engine *e, const char *scratch, bool fsync)
 	/* The bench plugin (the handler rows) finds its counter and latency files there. */
 	setenv(BENCH_COUNTER_DIR_ENV, scratch, 1);
 	sluiced_version(e->version, sizeof(e->version));
-	if (bench_server_start(scratch, fsync ? BENCH_FSYNC_GROUP : BENCH_FSYNC_NEVER, &s->srv) < 0)
+	/* The HTTP port for /metrics: the paced rows report the server's fdatasyncs. */
+	static const char *const http[] = {"--http-listen", "127.0.0.1:0", NULL};
+	if (bench_server_start_args(scratch, fsync ? BENCH_FSYNC_GROUP : BENCH_FSYNC_NEVER, http,
+				    &s->srv) < 0)
 		return cmp_fail(e, "sluiced did not start");
 	cmp_child_add(s->srv.pid);
 	snprintf(e->brief, sizeof(e->brief), "--fsync %s", fsync ? "group" : "never");
 	snprintf(e->settings, sizeof(e->settings),
-		 "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen off, other "
-		 "flags default; produce: one sending thread and connection per connection, each "
+		 "sluiced --fsync %s (ack after %s) --listen 127.0.0.1:0 --http-listen "
+		 "127.0.0.1:0 (/metrics, read between paced slices), other flags default; produce: "
+		 "one sending thread and connection per connection, each "
 		 "thread with a libsluice producer of its own, library defaults (500 records or 1 "
 		 "MiB per request, linger 5 ms, 8 requests in flight, 32 MiB buffer); paced rows "
 		 "(produce_latency, e2e): the threads share one producer over the "
@@ -684,6 +688,14 @@ static int sl_e2e(struct cmp_engine *e, const struct cmp_params *p, struct cmp_r
 	return ret;
 }
 
+static int sl_fsync_histogram(struct cmp_engine *e, uint64_t *counts)
+{
+	struct sl_priv *s = e->priv;
+	if (bench_server_histogram(&s->srv, "sluice_fsync_duration_seconds", counts) < 0)
+		return cmp_fail(e, "cannot read sluiced's fdatasync histogram from /metrics");
+	return 0;
+}
+
 void cmp_sluice_init(struct cmp_engine *e)
 {
 	static struct sl_priv priv;
@@ -698,5 +710,6 @@ void cmp_sluice_init(struct cmp_engine *e)
 	    .consume = sl_consume,
 	    .e2e = sl_e2e,
 	    .sluice_only = cmp_sluice_only,
+	    .fsync_histogram = sl_fsync_histogram,
 	};
 }

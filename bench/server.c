@@ -5,6 +5,10 @@
  */
 #include "bench.h"
 
+#include "common/latency_hist.h"
+
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -64,6 +68,22 @@ static void last_line(const char *path, char *out, size_t out_len)
 			memcpy(out, line, n);
 			out[n] = 0;
 		}
+	}
+	fclose(f);
+}
+
+/* sluiced logs "http (/healthz, /metrics) on HOST:PORT" before its `listening` line. */
+static void find_http_addr(struct bench_server *s)
+{
+	static const char tag[] = "http (/healthz, /metrics) on ";
+	FILE *f = fopen(s->log_path, "r");
+	if (!f)
+		return;
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, tag);
+		if (at && sscanf(at + strlen(tag), "%79[0-9.:]", s->http_addr) != 1)
+			s->http_addr[0] = 0;
 	}
 	fclose(f);
 }
@@ -182,6 +202,8 @@ int bench_server_start_args(const char *scratch, enum bench_fsync mode, const ch
 		len += (size_t)n;
 	}
 	close(pfd[0]);
+	if (ret == 0)
+		find_http_addr(s);
 	if (ret < 0) {
 		char why[256];
 		last_line(s->log_path, why, sizeof(why));
@@ -214,4 +236,85 @@ int bench_server_stop(struct bench_server *s)
 	bench_child_pid = 0;
 	s->pid = 0;
 	return status == 0 ? 0 : -1;
+}
+
+/* ---- /metrics ---- */
+
+/* The page, bounded: /metrics of a benchmark's sluiced is a few KiB per stream. */
+#define METRICS_BYTES_MAX (8u << 20)
+
+struct page {
+	char *data;
+	size_t len;
+};
+
+static size_t page_write(char *p, size_t size, size_t n, void *ctx)
+{
+	struct page *pg = ctx;
+	size_t add = size * n;
+	if (pg->len + add > METRICS_BYTES_MAX)
+		return 0;
+	char *d = realloc(pg->data, pg->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + pg->len, p, add);
+	pg->data = d;
+	pg->len += add;
+	d[pg->len] = 0;
+	return add;
+}
+
+int bench_server_histogram(const struct bench_server *s, const char *name, uint64_t *counts)
+{
+	if (!s->http_addr[0]) {
+		fprintf(stderr, "sluiced has no HTTP port to scrape %s from\n", name);
+		return -1;
+	}
+	char url[128];
+	snprintf(url, sizeof(url), "http://%s/metrics", s->http_addr);
+	CURL *c = curl_easy_init();
+	if (!c) {
+		fprintf(stderr, "curl_easy_init failed\n");
+		return -1;
+	}
+	struct page pg = {0};
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, page_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &pg);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	CURLcode rc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK || status != 200 || !pg.data) {
+		fprintf(stderr, "GET %s: %s (HTTP %ld)\n", url,
+			rc != CURLE_OK ? curl_easy_strerror(rc) : "no page", status);
+		free(pg.data);
+		return -1;
+	}
+	/* The _bucket lines come in le order: SL_LATENCY_BOUNDS finite ones, then +Inf. */
+	char prefix[160];
+	snprintf(prefix, sizeof(prefix), "%s_bucket{le=\"", name);
+	size_t found = 0;
+	uint64_t prev = 0;
+	for (char *line = pg.data; line && *line && found <= SL_LATENCY_BOUNDS;) {
+		char *nl = strchr(line, '\n');
+		if (strncmp(line, prefix, strlen(prefix)) == 0) {
+			const char *v = strstr(line, "} ");
+			unsigned long long cum;
+			if (!v || sscanf(v + 2, "%llu", &cum) != 1 || cum < prev)
+				break;
+			counts[found++] = cum - prev;
+			prev = cum;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(pg.data);
+	if (found != SL_LATENCY_BOUNDS + 1) {
+		fprintf(stderr, "GET %s: histogram %s has %zu of %d buckets\n", url, name, found,
+			SL_LATENCY_BOUNDS + 1);
+		return -1;
+	}
+	return 0;
 }
