@@ -35,10 +35,12 @@
 /* Default sync interval for SL_FSYNC_INTERVAL when the config gives 0. */
 #define SL_FSYNC_INTERVAL_MS_DEFAULT 1000
 /*
- * Group commit keeps the active segment's file this far (at least half of it, at most twice)
- * past the records, in written zeros: see preallocate() in shard_log.c.
+ * Group commit keeps the active segment's file ahead of its records in written zeros, by as
+ * much as the segment holds already, from SL_PREALLOC_MIN_BYTES up to SL_PREALLOC_MAX_BYTES,
+ * extending when less than a quarter of that is left: see preallocate() in shard_log.c.
  */
-#define SL_PREALLOC_CHUNK_BYTES (1u << 20)
+#define SL_PREALLOC_MIN_BYTES (128u << 10)
+#define SL_PREALLOC_MAX_BYTES (2u << 20)
 
 struct sl_pending {
 	uint64_t first_seq;

@@ -260,7 +260,7 @@ static void preallocated_tail(void **state)
 		assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
 	assert_int_equal(sl_shard_log_sync(log, T0), 0);
 	long long logical = 32 + 20 * FRAME;
-	assert_true(file_bytes(seg_path(base, 1, "log")) >= logical + (512 << 10));
+	assert_true(file_bytes(seg_path(base, 1, "log")) >= logical + (128 << 10));
 
 	/* A crash: copy the files while the log is open. */
 	size_t log_len, idx_len;
@@ -314,6 +314,48 @@ static void preallocated_tail_cut_at_roll(void **state)
 	tmpdir_remove(base);
 }
 
+/*
+ * The tail in front of the records grows with the segment: a new segment starts 128 KiB ahead
+ * (not megabytes, which its first syncs would wait for), then as far ahead as the segment
+ * holds, up to 2 MiB; it is extended when less than a quarter of that is left.
+ */
+static void preallocation_grows_with_the_segment(void **state)
+{
+	char *base = tmpdir_make();
+	struct sl_shard_log_config c = cfg_make(base, SL_FSYNC_GROUP);
+	struct sl_shard_log *log = open_log(&c);
+	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
+	long long logical = 32 + FRAME;
+	long long f = file_bytes(seg_path(base, 1, "log"));
+	assert_true(f >= logical + (128 << 10) && f <= logical + (192 << 10));
+	long long most = 0;
+	int extensions = 0;
+	while (logical < (6 << 20)) {
+		assert_int_equal(append_n(log, 1000, T0, NULL, NULL), 0);
+		struct sl_shard_log_stats st;
+		sl_shard_log_stats(log, &st);
+		logical = (long long)st.bytes;
+		long long g = file_bytes(seg_path(base, 1, "log"));
+		extensions += g != f;
+		f = g;
+		long long want = logical < (128 << 10) ? (128 << 10)
+				 : logical > (2 << 20) ? (2 << 20)
+						       : logical;
+		if (f < logical + want / 4 || f > logical + want + (64 << 10))
+			fail_msg("records end at %lld: file %lld, want %lld..%lld", logical, f,
+				 logical + want / 4, logical + want + (64 << 10));
+		if (f - logical > most)
+			most = f - logical;
+	}
+	assert_true(most > (3 << 19)); /* it did reach the 2 MiB regime */
+	/* 6 MiB of records: a few growing steps, then one per 1.5 MiB or so. */
+	assert_true(extensions >= 5 && extensions <= 12);
+	assert_int_equal(sl_shard_log_sync(log, T0), 0);
+	sl_shard_log_close(log);
+	assert_int_equal(file_bytes(seg_path(base, 1, "log")), logical);
+	tmpdir_remove(base);
+}
+
 /* A batch larger than the preallocated tail: zeros only past it. */
 static void preallocated_tail_past_a_large_batch(void **state)
 {
@@ -322,9 +364,13 @@ static void preallocated_tail_past_a_large_batch(void **state)
 	struct sl_shard_log *log = open_log(&c);
 	assert_int_equal(append_n(log, 1, T0, NULL, NULL), 0);
 	assert_int_equal(append_n(log, 60000, T0, NULL, NULL), 0);
+	struct sl_shard_log_stats before;
+	sl_shard_log_stats(log, &before);
+	long long logical = (long long)before.bytes; /* "v0".."v59999": frames of 45-49 bytes */
+	assert_true(logical > 32 + 60001ll * FRAME);
 	long long big = file_bytes(seg_path(base, 1, "log"));
-	assert_true(big >= 32 + 60001ll * FRAME + (512 << 10));
-	assert_true(big <= 32 + 60001ll * FRAME + (2 << 20));
+	assert_true(big >= logical + (512 << 10));
+	assert_true(big <= logical + (2 << 20) + (64 << 10));
 	sl_shard_log_close(log);
 	log = open_log(&c);
 	struct sl_shard_log_stats st;
@@ -384,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(preallocated_tail),
 	    cmocka_unit_test(preallocated_tail_cut_at_roll),
 	    cmocka_unit_test(preallocated_tail_past_a_large_batch),
+	    cmocka_unit_test(preallocation_grows_with_the_segment),
 	    cmocka_unit_test(no_preallocation_without_group_commit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
