@@ -155,16 +155,29 @@ static double pct(uint64_t part, uint64_t all)
 	return all ? 100.0 * (double)part / (double)all : 0;
 }
 
+/* What the summary and the table say of a row's fdatasyncs. */
+struct fsync_shares {
+	uint64_t n;
+	double le_1ms, gt_2_5ms, gt_10ms; /* percent of n */
+	char slowest[32];
+};
+
+static void fsync_shares(const struct cmp_row *w, struct fsync_shares *out)
+{
+	out->n = fsyncs_in(w, 0, CMP_FSYNC_BUCKETS);
+	out->le_1ms = pct(fsyncs_in(w, 0, B_1MS + 1), out->n);
+	out->gt_2_5ms = pct(fsyncs_in(w, B_2_5MS + 1, CMP_FSYNC_BUCKETS), out->n);
+	out->gt_10ms = pct(fsyncs_in(w, B_10MS + 1, CMP_FSYNC_BUCKETS), out->n);
+	fsyncs_slowest(w, out->slowest, sizeof(out->slowest));
+}
+
 void cmp_fsyncs_summary(const struct cmp_row *w, char *out, size_t len)
 {
-	uint64_t n = fsyncs_in(w, 0, CMP_FSYNC_BUCKETS);
-	char slowest[32];
-	fsyncs_slowest(w, slowest, sizeof(slowest));
+	struct fsync_shares fs;
+	fsync_shares(w, &fs);
 	snprintf(out, len,
 		 "%llu fdatasyncs: %.1f%% ≤ 1 ms, %.2f%% > 2.5 ms, %.3f%% > 10 ms, slowest %s",
-		 (unsigned long long)n, pct(fsyncs_in(w, 0, B_1MS + 1), n),
-		 pct(fsyncs_in(w, B_2_5MS + 1, CMP_FSYNC_BUCKETS), n),
-		 pct(fsyncs_in(w, B_10MS + 1, CMP_FSYNC_BUCKETS), n), slowest);
+		 (unsigned long long)fs.n, fs.le_1ms, fs.gt_2_5ms, fs.gt_10ms, fs.slowest);
 }
 
 /* sluice's own fdatasyncs in its paced fsync rows: what the tail of those rows waited for. */
@@ -188,15 +201,14 @@ static void fsyncs_table(const struct cmp_report *rep, FILE *f)
 		const struct cmp_row *w = &rep->rows[i];
 		if (!w->has_fsyncs)
 			continue;
-		uint64_t n = fsyncs_in(w, 0, CMP_FSYNC_BUCKETS);
-		char slowest[32], p99[32];
-		fsyncs_slowest(w, slowest, sizeof(slowest));
+		struct fsync_shares fs;
+		fsync_shares(w, &fs);
+		char p99[32];
 		fmt_us(w->p99_us, p99, sizeof(p99));
 		fprintf(f, "| %s | %u | %u | %llu | %.1f%% | %.2f%% | %.3f%% | %s | %s |\n",
 			cmp_workload_name(w->workload), w->size, w->connections,
-			(unsigned long long)n, pct(fsyncs_in(w, 0, B_1MS + 1), n),
-			pct(fsyncs_in(w, B_2_5MS + 1, CMP_FSYNC_BUCKETS), n),
-			pct(fsyncs_in(w, B_10MS + 1, CMP_FSYNC_BUCKETS), n), slowest, p99);
+			(unsigned long long)fs.n, fs.le_1ms, fs.gt_2_5ms, fs.gt_10ms, fs.slowest,
+			p99);
 	}
 	fputc('\n', f);
 }
