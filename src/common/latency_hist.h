@@ -1,9 +1,9 @@
 /*
  * struct sl_latency_hist: a Prometheus histogram of durations, for /metrics.
  *
- * Fixed buckets from 50 us to 10 s (sl_latency_bounds_ns, about 2.5x apart), as Prometheus'
- * own client libraries use: enough to tell a 200 us fdatasync from a 5 ms device stall, and few
- * enough to render on every scrape. One writer per histogram (a worker's loop: a relaxed load
+ * Fixed buckets from 50 us to 10 s (sl_latency_bounds_ns) in the 1-2.5-5 steps of Prometheus'
+ * default buckets, extended down to 50 us: enough to tell a 200 us fdatasync from a 5 ms device
+ * stall, and few enough to render on every scrape. One writer per histogram (a worker's loop: a relaxed load
  * and store per field, no locked add), any number of readers (the /metrics thread), which may
  * see a sample in its bucket before it is in the sum: Prometheus tolerates that.
  */
