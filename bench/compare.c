@@ -999,8 +999,9 @@ int bench_compare_main(int argc, char **argv)
 	strftime(rep.date, sizeof(rep.date), "%Y-%m-%d %H:%M UTC", &tm);
 	append(rep.settings, sizeof(rep.settings),
 	       "%u shards; %u-byte partition keys; records per produce/consume measurement: %llu; "
-	       "paced measurements: %.0f s (at most that many records) in %u slices, the engines "
-	       "taking turns slice by slice, latencies pooled; consume batch %u; peers' "
+	       "paced measurements: %.0f s (at most that many records) in %u slices (fewer when "
+	       "a slice would get under 20 records), the engines taking turns slice by slice, "
+	       "latencies pooled; consume batch %u; peers' "
 	       "in-flight window %u per connection; time bound %.0f s per measurement",
 	       o.shards, CMP_KEY_BYTES, (unsigned long long)o.records, o.latency_seconds,
 	       o.latency_slices, o.batch, o.window, o.seconds);
